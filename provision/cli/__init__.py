@@ -1,0 +1,1 @@
+"""Click command-line interface; the only layer that prints and exits."""
