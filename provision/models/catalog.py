@@ -1,0 +1,109 @@
+"""Hardware catalog types: node, switch, cable and transceiver SKUs (data in provision/catalog/)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from provision.models.base import StrictModel
+
+LinkSpeed = Literal["EDR", "HDR", "NDR", "XDR"]
+"""InfiniBand generations by per-port signalling name."""
+
+SPEED_GBPS: dict[str, int] = {"EDR": 100, "HDR": 200, "NDR": 400, "XDR": 800}
+"""Line rate of a 4x port per generation, Gb/s."""
+
+GpuGeneration = Literal["ampere", "hopper", "blackwell"]
+
+
+class Hca(StrictModel):
+    """One compute-fabric host channel adapter port on a node."""
+
+    device: str = Field(description="RDMA device name as the OS sees it, e.g. mlx5_0.")
+    speed: LinkSpeed = Field(description="Highest InfiniBand generation the port runs at.")
+    pcie_gen: int = Field(default=5, ge=3, le=6, description="PCIe generation of the HCA slot.")
+
+
+class NodeType(StrictModel):
+    """A server SKU: GPUs, compute HCAs, other NICs, power and size."""
+
+    name: str = Field(description="Catalog key, e.g. dgx-h100; referenced by node groups.")
+    vendor: str = Field(description="Manufacturer, e.g. NVIDIA or Supermicro.")
+    model: str = Field(description="Marketing model name, e.g. DGX H100.")
+    gpu_model: str = Field(description="GPU product name as nvidia-smi prints it.")
+    gpu_generation: GpuGeneration = Field(description="GPU architecture generation.")
+    gpus: int = Field(ge=0, le=72, description="GPUs per node (per rack for NVL72 racks).")
+    gpu_memory_gib: int = Field(ge=0, description="Memory per GPU in GiB.")
+    nvswitch: bool = Field(description="GPUs are joined by NVSwitch (needs Fabric Manager or IMEX).")
+    form_factor: Literal["sxm", "pcie", "nvl-rack"] = Field(description="GPU form factor.")
+    compute_hcas: list[Hca] = Field(description="Compute-fabric HCA ports, rail order.")
+    storage_nics: int = Field(ge=0, description="Ports facing the storage fabric.")
+    storage_nic_gbps: int = Field(ge=0, description="Speed of each storage port, Gb/s.")
+    inband_nics: int = Field(ge=0, description="Ports facing the in-band management network.")
+    inband_nic_gbps: int = Field(ge=0, description="Speed of each in-band port, Gb/s.")
+    bmc: bool = Field(default=True, description="Has a Redfish-capable BMC on the OOB network.")
+    max_power_kw: PositiveFloat = Field(description="Nameplate maximum power draw, kW.")
+    typical_power_kw: PositiveFloat = Field(description="Expected draw under training load, kW.")
+    rack_units: PositiveInt = Field(description="Height in rack units (U).")
+    liquid_cooled: bool = Field(default=False, description="Requires direct liquid cooling.")
+
+
+class SwitchType(StrictModel):
+    """A switch SKU."""
+
+    name: str = Field(description="Catalog key, e.g. qm9700.")
+    vendor: str = Field(description="Manufacturer.")
+    model: str = Field(description="Model name.")
+    technology: Literal["infiniband", "ethernet"] = Field(description="Fabric technology.")
+    ports: PositiveInt = Field(description="Logical ports at the nominal speed (the radix).")
+    cages: PositiveInt = Field(description="Physical cages on the front panel.")
+    ports_per_cage: PositiveInt = Field(description="Logical ports carried by one cage.")
+    speed_gbps: PositiveInt = Field(description="Nominal speed of one logical port, Gb/s.")
+    ib_speed: LinkSpeed | None = Field(default=None, description="IB generation, IB switches only.")
+    max_power_kw: PositiveFloat = Field(description="Maximum power draw, kW.")
+    typical_power_kw: PositiveFloat = Field(description="Typical power draw, kW.")
+    rack_units: PositiveInt = Field(description="Height in rack units (U).")
+
+
+class CableType(StrictModel):
+    """A cable or optic+fiber option for a given speed and reach."""
+
+    name: str = Field(description="Catalog key / SKU, e.g. dac-ndr-osfp.")
+    medium: Literal["dac", "acc", "aoc", "fiber-mm", "fiber-sm", "copper-rj45"] = Field(
+        description="Physical medium: passive copper, active copper, active optical, fiber, RJ45."
+    )
+    speed_gbps: PositiveInt = Field(description="Speed the cable carries, Gb/s.")
+    technology: Literal["infiniband", "ethernet"] = Field(description="Fabric technology.")
+    max_length_m: PositiveFloat = Field(description="Longest supported length, meters.")
+    lengths_m: list[PositiveFloat] = Field(description="Purchasable lengths, meters, ascending.")
+    transceiver: str | None = Field(
+        default=None,
+        description="Switch-side transceiver SKU when the medium is fiber (twin-port optics "
+        "carry two links per module).",
+    )
+    host_transceiver: str | None = Field(
+        default=None, description="Host (NIC) side transceiver SKU when the medium is fiber."
+    )
+
+
+class TransceiverType(StrictModel):
+    """An optical transceiver SKU."""
+
+    name: str = Field(description="Catalog key / SKU, e.g. osfp-2x400g-sr8.")
+    form_factor: str = Field(description="OSFP, QSFP56, QSFP112, ...")
+    ports: PositiveInt = Field(description="Logical ports it carries (2 for twin-port OSFP).")
+    speed_gbps: PositiveInt = Field(description="Speed per logical port, Gb/s.")
+    reach_m: PositiveFloat = Field(description="Maximum reach, meters.")
+    fiber: Literal["mm", "sm"] = Field(description="Multimode or single-mode fiber.")
+
+
+class Catalog(StrictModel):
+    """All hardware SKUs known to a site: built-ins plus the site's own catalog files."""
+
+    nodes: dict[str, NodeType] = Field(default_factory=dict, description="Node SKUs by name.")
+    switches: dict[str, SwitchType] = Field(default_factory=dict, description="Switch SKUs.")
+    cables: dict[str, CableType] = Field(default_factory=dict, description="Cable SKUs.")
+    transceivers: dict[str, TransceiverType] = Field(
+        default_factory=dict, description="Transceiver SKUs."
+    )

@@ -1,0 +1,285 @@
+"""The declarative site model: what the user writes in inventory/sites/<site>/site.yaml."""
+
+from __future__ import annotations
+
+import string
+from typing import Annotated, Literal
+
+import netaddr
+from pydantic import (
+    AfterValidator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from provision.models.base import StrictModel
+
+Name = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=40),
+]
+"""A DNS-label-like name: lower case letters, digits and inner dashes."""
+
+
+def _network(value: str) -> str:
+    try:
+        net = netaddr.IPNetwork(value)
+    except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
+        raise ValueError(f"not an IP network: {value!r}") from exc
+    if net.version != 4:
+        raise ValueError(f"only IPv4 pools are supported, got {value!r}")
+    if net.ip != net.network:
+        raise ValueError(f"{value!r} has host bits set; did you mean {net.cidr}?")
+    return str(net.cidr)
+
+
+Cidr = Annotated[str, AfterValidator(_network)]
+"""An IPv4 network in CIDR notation, validated with netaddr."""
+
+HOSTNAME_FIELDS = frozenset({"group", "index", "rack", "slot", "hall", "row"})
+
+
+def _hostname_pattern(value: str) -> str:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"hostname pattern {value!r} is not a format string: {exc}") from exc
+    unknown = sorted({f.split(".")[0].split("[")[0] for f in fields} - HOSTNAME_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"hostname pattern {value!r} uses unknown field(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(HOSTNAME_FIELDS))}"
+        )
+    if "index" not in fields and not {"rack", "slot"} <= set(fields):
+        raise ValueError(
+            f"hostname pattern {value!r} must contain {{index}} or both {{rack}} and {{slot}} "
+            "so every node gets a distinct name"
+        )
+    return value
+
+
+class SiteInfo(StrictModel):
+    """Facility-level facts."""
+
+    name: Name = Field(description="Site name; also the directory name under inventory/sites/.")
+    location: str = Field(description="Where the site is, e.g. 'Ulanqab, Inner Mongolia'.")
+    climate: Literal["cold", "temperate", "hot"] = Field(
+        description="Climate class; drives the realistic PUE range and free-cooling hours."
+    )
+    power_capacity_mw: PositiveFloat = Field(description="Utility power available to IT + facility, MW.")
+    pue_target: float = Field(ge=1.0, le=3.0, description="Design PUE (facility / IT energy).")
+    electricity_price_per_kwh: NonNegativeFloat = Field(description="Energy price per kWh.")
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")
+    domain: str = Field(
+        default="cluster.internal",
+        pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+        description="DNS domain the site's hosts live in.",
+    )
+
+
+class RackSpec(StrictModel):
+    """What every rack of a row looks like."""
+
+    size_u: int = Field(default=48, ge=1, le=60, description="Usable height in rack units.")
+    power_kw: PositiveFloat = Field(description="Power budget per rack, kW.")
+    cooling: Literal["air", "liquid", "hybrid"] = Field(description="How the rack is cooled.")
+    pdus: int = Field(default=2, ge=0, le=8, description="PDUs per rack (for the BOM).")
+
+
+class Row(StrictModel):
+    """A row of identical racks on the hall floor."""
+
+    name: Name = Field(description="Row name, unique within its hall, e.g. 'a'.")
+    racks: PositiveInt = Field(description="Number of racks in the row.")
+    rack: RackSpec = Field(description="The spec shared by every rack of the row.")
+    y_m: float = Field(description="Floor position of the row along the hall's depth, meters.")
+    x_m: float = Field(default=0.0, description="Floor position of the row's first rack, meters.")
+    rack_pitch_m: PositiveFloat = Field(default=0.6, description="Rack width incl. gaps, meters.")
+    rack_names: str = Field(
+        default="{row}{index:02d}",
+        description="Rack name pattern; fields {hall}, {row}, {index} (1-based).",
+    )
+
+
+class Hall(StrictModel):
+    """A data hall: rows of racks sharing power and cooling plant."""
+
+    name: Name = Field(description="Hall name, unique in the site.")
+    power_capacity_kw: PositiveFloat = Field(description="IT power the hall's plant can deliver, kW.")
+    x_m: float = Field(default=0.0, description="Hall origin on the campus plan, meters.")
+    y_m: float = Field(default=0.0, description="Hall origin on the campus plan, meters.")
+    rows: list[Row] = Field(min_length=1, description="Rows of racks in this hall.")
+
+
+class Placement(StrictModel):
+    """Where a node group's nodes go."""
+
+    hall: Name = Field(description="Hall the nodes go in.")
+    rows: list[Name] = Field(min_length=1, description="Rows filled in this order, rack by rack.")
+    nodes_per_rack: PositiveInt = Field(description="Nodes placed in each rack.")
+    u_positions: list[PositiveInt] = Field(
+        description="Lowest rack unit of each node slot, one per node in a rack."
+    )
+    first_rack: PositiveInt = Field(
+        default=1, description="1-based index of the first rack used in the first row."
+    )
+
+    @model_validator(mode="after")
+    def _slots_match(self) -> Placement:
+        if len(self.u_positions) != self.nodes_per_rack:
+            raise ValueError(
+                f"u_positions lists {len(self.u_positions)} slots but nodes_per_rack is "
+                f"{self.nodes_per_rack}"
+            )
+        if len(set(self.u_positions)) != len(self.u_positions):
+            raise ValueError("u_positions has duplicate rack units")
+        return self
+
+
+class NodeGroup(StrictModel):
+    """A set of identical nodes with one role."""
+
+    name: Name = Field(description="Group name, also an Ansible group.")
+    type: str = Field(description="Catalog node type, e.g. dgx-h100.")
+    role: Literal["gpu", "storage", "mgmt", "head"] = Field(default="gpu", description="Role.")
+    count: PositiveInt = Field(description="Number of nodes.")
+    placement: Placement = Field(description="Where the nodes go.")
+    hostname: Annotated[str, AfterValidator(_hostname_pattern)] = Field(
+        default="{group}-{index:04d}",
+        description="Hostname pattern; fields {group} {index} {rack} {slot} {hall} {row}.",
+    )
+    bmc_interface: str = Field(default="bmc", description="Name of the BMC port (OOB network).")
+    boot_interface: str = Field(
+        default="eno1", description="In-band interface that PXE boots and carries management."
+    )
+    boot_mode: Literal["pxe", "virtual-media"] = Field(
+        default="pxe", description="How the image phase boots the installer."
+    )
+
+
+class ComputeFabric(StrictModel):
+    """The InfiniBand compute (east-west GPU) fabric."""
+
+    topology: Literal["rail-optimized", "multi-plane", "fat-tree"] = Field(
+        description="rail-optimized (SuperPOD SUs), multi-plane (one plane per NIC), fat-tree."
+    )
+    switch: str = Field(description="Catalog switch type for every tier, e.g. qm9700.")
+    speed: Literal["EDR", "HDR", "NDR", "XDR"] = Field(description="Link speed of the fabric.")
+    node_groups: list[Name] = Field(min_length=1, description="Node groups attached, in order.")
+    tiers: Literal["auto", 2, 3] = Field(
+        default="auto", description="Switch tiers; auto picks the fewest that fit."
+    )
+    su_size: PositiveInt = Field(
+        default=32, description="rail-optimized: node slots per scalable unit."
+    )
+    ufm_ports: int = Field(
+        default=4, ge=0, description="rail-optimized: leaf ports reserved for the UFM appliance."
+    )
+    planes: PositiveInt = Field(
+        default=1, description="multi-plane: independent planes (one NIC of each node per plane)."
+    )
+    oversubscription: float = Field(
+        default=1.0, ge=1.0, le=16.0,
+        description="Leaf downlink:uplink bandwidth ratio (1.0 = non-blocking; 3.0 means 3:1).",
+    )
+    network_racks: list[str] = Field(
+        default_factory=list,
+        description="Racks that hold this fabric's switches, filled in order (leaves, spines, cores).",
+    )
+    ipoib_pkey: str = Field(default="0x7fff", pattern=r"^0x[0-9a-fA-F]{1,4}$",
+                            description="Partition key for IPoIB.")
+
+
+class EthernetFabric(StrictModel):
+    """An Ethernet network: storage, in-band management or out-of-band management."""
+
+    switch: str = Field(description="Catalog switch type used as the per-rack (ToR) switch.")
+    per_rack: int = Field(default=1, ge=0, le=4, description="ToR switches per rack.")
+    spine_switch: str | None = Field(
+        default=None, description="Catalog switch type aggregating the ToRs; none for one rack."
+    )
+    network_racks: list[str] = Field(
+        default_factory=list, description="Racks for the aggregation switches."
+    )
+
+
+class Fabrics(StrictModel):
+    """The four networks of a GPU site."""
+
+    compute: ComputeFabric | None = Field(default=None, description="InfiniBand compute fabric.")
+    storage: EthernetFabric | None = Field(default=None, description="Storage network.")
+    inband: EthernetFabric | None = Field(default=None, description="In-band management network.")
+    oob: EthernetFabric | None = Field(default=None, description="Out-of-band (BMC) network.")
+
+
+class Addressing(StrictModel):
+    """Address pools; per-rack / per-SU subnets are carved from these."""
+
+    oob: Cidr = Field(description="BMC / out-of-band pool.")
+    inband: Cidr = Field(description="In-band management pool (host boot interfaces).")
+    storage: Cidr | None = Field(default=None, description="Storage network pool.")
+    ipoib: list[Cidr] = Field(
+        default_factory=list, description="IPoIB pools, one per rail or plane (or one shared)."
+    )
+    switch_mgmt: Cidr = Field(description="Switch management ports.")
+    pod_cidr: Cidr = Field(description="Kubernetes pod network.")
+    service_cidr: Cidr = Field(description="Kubernetes service network.")
+    headroom: float = Field(
+        default=0.25, ge=0.0, le=4.0,
+        description="Extra fraction of addresses to leave free in each carved subnet.",
+    )
+
+
+class Software(StrictModel):
+    """Software stack versions the playbooks install and lint checks."""
+
+    os: Literal["ubuntu-22.04", "ubuntu-24.04"] = Field(description="Host operating system.")
+    driver_branch: int = Field(ge=400, le=999, description="NVIDIA driver branch, e.g. 580.")
+    driver_version: str = Field(pattern=r"^\d{3}\.\d+(\.\d+)?$", description="Exact driver version.")
+    kernel_modules: Literal["auto", "open", "proprietary"] = Field(
+        default="auto", description="Open or proprietary kernel modules; auto picks per GPU."
+    )
+    cuda: str = Field(pattern=r"^\d+\.\d+$", description="CUDA toolkit version, e.g. 13.0.")
+    nccl: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="NCCL version, e.g. 2.28.3.")
+    fabric_manager: str | None = Field(
+        default=None, description="Fabric Manager version; defaults to the driver version."
+    )
+    doca_ofed: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="DOCA-OFED version.")
+    doca_profile: Literal["doca-ofed", "doca-roce", "doca-all"] = Field(
+        default="doca-ofed", description="DOCA host profile."
+    )
+    dcgm: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="DCGM version.")
+    kubernetes: str | None = Field(
+        default=None, pattern=r"^\d+\.\d+(\.\d+)?$", description="Kubernetes version, if any."
+    )
+
+
+class Burnin(StrictModel):
+    """Acceptance-test settings."""
+
+    profile: str = Field(description="Threshold profile name, e.g. h100-ndr.")
+    overrides: dict[str, float] = Field(
+        default_factory=dict, description="Per-site threshold overrides, metric -> value."
+    )
+
+
+class Site(StrictModel):
+    """A whole GPU data-center site."""
+
+    site: SiteInfo = Field(description="Facility-level facts.")
+    catalogs: list[str] = Field(
+        default_factory=list, description="Extra catalog files, relative to the site directory."
+    )
+    includes: list[str] = Field(
+        default_factory=list,
+        description="Files merged into this one (their top-level lists are appended).",
+    )
+    halls: list[Hall] = Field(min_length=1, description="Data halls.")
+    node_groups: list[NodeGroup] = Field(min_length=1, description="Groups of identical nodes.")
+    fabrics: Fabrics = Field(description="Compute, storage, in-band and OOB networks.")
+    addressing: Addressing = Field(description="Address pools.")
+    software: Software = Field(description="Software stack versions.")
+    burnin: Burnin = Field(description="Burn-in settings.")
