@@ -22,6 +22,7 @@ _MISSING = {
     "[requested functionality has been deprecated]",
     "none",
     "unknown",
+    "unknown error",
 }
 
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z%/]+)?\s*$")
@@ -45,8 +46,14 @@ def check_text(kind: str, text: str) -> None:
 
 
 def missing(value: str | None) -> bool:
-    """True when ``value`` is one of the tools' spellings of "no value"."""
-    return value is None or value.strip().lower() in _MISSING
+    """True when ``value`` is one of the tools' spellings of "no value".
+
+    nvidia-smi's CSV form brackets every such note (``[N/A]``, ``[Unknown Error]``).
+    """
+    if value is None:
+        return True
+    cleaned = value.strip()
+    return cleaned.lower() in _MISSING or (cleaned.startswith("[") and cleaned.endswith("]"))
 
 
 def text_or_none(value: str | None) -> str | None:

@@ -128,7 +128,9 @@ def _gpu(index: int, bus: str, gpu: _Node) -> GpuInfo:
         pending=yes_no(
             KIND,
             "pending_page_blacklist",
-            gpu.get("retired_pages/pending_page_blacklist", "retired_pages/pending_page_retirement"),
+            gpu.get(
+                "retired_pages/pending_page_blacklist", "retired_pages/pending_page_retirement"
+            ),
         ),
     )
     remapped = RemappedRows(
@@ -146,10 +148,16 @@ def _gpu(index: int, bus: str, gpu: _Node) -> GpuInfo:
         max_sm_mhz=_int(gpu, "max_clocks/sm"),
     )
     readings = ("gpu_power_readings", "power_readings")
-    draw = [f"{r}/{k}" for r in readings
-            for k in ("power_draw", "average_power_draw", "instantaneous_power_draw")]
-    limit = [f"{r}/{k}" for r in readings
-             for k in ("current_power_limit", "power_limit", "enforced_power_limit")]
+    draw = [
+        f"{r}/{k}"
+        for r in readings
+        for k in ("power_draw", "average_power_draw", "instantaneous_power_draw")
+    ]
+    limit = [
+        f"{r}/{k}"
+        for r in readings
+        for k in ("current_power_limit", "power_limit", "enforced_power_limit")
+    ]
     return GpuInfo(
         index=index,
         name=gpu.get("product_name"),
@@ -193,7 +201,7 @@ def parse(text: str) -> NvidiaSmiReport:
     check_text(KIND, text)
     if BANNER not in text:
         raise ParseError(f"{KIND}: no NVSMI LOG banner, output starts with {snippet(text)!r}")
-    body = text[text.index(BANNER):].splitlines()
+    body = text[text.index(BANNER) :].splitlines()
     root, errors = _tree([(n, line.rstrip()) for n, line in enumerate(body, start=1)])
     attached = int_or_none(KIND, "Attached GPUs", root.get("attached_gpus"))
     if attached is None:

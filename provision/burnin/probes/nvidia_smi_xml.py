@@ -75,8 +75,12 @@ def _gpu(index: int, el: ET.Element) -> GpuInfo:
     remapped = RemappedRows(
         correctable=_int(el, "remapped_rows/remapped_row_corr"),
         uncorrectable=_int(el, "remapped_rows/remapped_row_unc"),
-        pending=yes_no(KIND, "remapped_row_pending", _find(el, "remapped_rows/remapped_row_pending")),
-        failure=yes_no(KIND, "remapped_row_failure", _find(el, "remapped_rows/remapped_row_failure")),
+        pending=yes_no(
+            KIND, "remapped_row_pending", _find(el, "remapped_rows/remapped_row_pending")
+        ),
+        failure=yes_no(
+            KIND, "remapped_row_failure", _find(el, "remapped_rows/remapped_row_failure")
+        ),
     )
     clocks = Clocks(
         graphics_mhz=_int(el, "clocks/graphics_clock"),
@@ -84,10 +88,16 @@ def _gpu(index: int, el: ET.Element) -> GpuInfo:
         memory_mhz=_int(el, "clocks/mem_clock"),
         max_sm_mhz=_int(el, "max_clocks/sm_clock"),
     )
-    power = [f"{section}/{key}" for section in ("gpu_power_readings", "power_readings")
-             for key in ("power_draw", "average_power_draw", "instant_power_draw")]
-    limit = [f"{section}/{key}" for section in ("gpu_power_readings", "power_readings")
-             for key in ("current_power_limit", "power_limit", "enforced_power_limit")]
+    power = [
+        f"{section}/{key}"
+        for section in ("gpu_power_readings", "power_readings")
+        for key in ("power_draw", "average_power_draw", "instant_power_draw")
+    ]
+    limit = [
+        f"{section}/{key}"
+        for section in ("gpu_power_readings", "power_readings")
+        for key in ("current_power_limit", "power_limit", "enforced_power_limit")
+    ]
     return GpuInfo(
         index=index,
         name=_find(el, "product_name"),
@@ -115,7 +125,9 @@ def parse(text: str) -> NvidiaSmiReport:
     """Parse the XML report; ParseError when it is not (complete) nvidia-smi XML."""
     check_text(KIND, text)
     if "<!ENTITY" in text:
-        raise ParseError(f"{KIND}: refusing XML with <!ENTITY declarations (nvidia-smi writes none)")
+        raise ParseError(
+            f"{KIND}: refusing XML with <!ENTITY declarations (nvidia-smi writes none)"
+        )
     stripped = text.lstrip()
     if not (stripped.startswith("<?xml") or stripped.startswith("<nvidia_smi_log")):
         raise ParseError(f"{KIND}: not nvidia-smi XML, output starts with {snippet(text)!r}")
