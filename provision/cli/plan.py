@@ -1,0 +1,104 @@
+"""``gpuctl plan``: compute the plan of a site and write its artifacts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from provision.cli.common import SITE_ARG, load_and_plan
+from provision.errors import UsageError
+from provision.plan.build import summary
+from provision.render.files import diff_tree, write_tree
+from provision.render.plan_files import render_plan_files
+
+
+def render_all(plan: object) -> dict[str, str]:
+    """Planning artifacts plus every config renderer that exists."""
+    from provision.plan.build import Plan
+
+    assert isinstance(plan, Plan)
+    files = render_plan_files(plan)
+    try:
+        from provision.render.artifacts import render_artifacts
+    except ModuleNotFoundError as exc:
+        if exc.name != "provision.render.artifacts":
+            raise
+        return files
+    files.update(render_artifacts(plan))
+    return files
+
+
+@click.command("plan")
+@SITE_ARG
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Directory to write (default: inventory/sites/<site>/generated).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Summary as a table or as JSON.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 if the directory differs from what would be written.")
+def plan(site: Path, output: Path | None, fmt: str, check: bool) -> None:
+    """Compute fabric, cabling, addresses, power and BOM for SITE and write the artifacts.
+
+    \b
+    Writes plan.json, cabling.csv, addresses.csv, bom.csv, power.csv, fabric.svg,
+    racks.svg and the configs real systems load (Ansible inventory, Kea, DNS zones,
+    OpenSM, ibsim, Slurm, Kubernetes, NetBox, cloud-init). Output is deterministic:
+    commit it and gate CI with --check.
+    \b
+    Examples:
+      gpuctl plan inventory/sites/lab -o out/lab
+      gpuctl plan inventory/sites/lab --check      # CI drift gate
+    """
+    loaded, p = load_and_plan(site)
+    out = output if output is not None else loaded.path.parent / "generated"
+    files = render_all(p)
+    if check:
+        drift = diff_tree(out, files)
+        if drift:
+            for line in drift:
+                click.echo(line)
+            click.echo(f"gpuctl: {len(drift)} generated file(s) in {out} differ from the plan; "
+                       f"run gpuctl plan {site} -o {out}", err=True)
+            sys.exit(1)
+        click.echo(f"ok: {out} matches the plan ({len(files)} files)", err=True)
+        return
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: output path exists and is not a directory")
+    write_tree(out, files)
+    s = summary(p)
+    if fmt == "json":
+        click.echo(json.dumps(s, indent=2, sort_keys=True))
+        return
+    _print_summary(s, out, len(files))
+
+
+def _print_summary(s: dict[str, object], out: Path, nfiles: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"plan of {s['site']}", show_header=True)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("nodes / GPUs", f"{s['nodes']} / {s['gpus']}")
+    cf = s["compute_fabric"]
+    if isinstance(cf, dict):
+        t.add_row("compute fabric", f"{cf['topology']}, {cf['tiers']} tiers, "
+                  f"{cf['endpoints']}/{cf['max_endpoints']} endpoints")
+    for fab, tiers in dict(s["switches"]).items():  # type: ignore[call-overload]
+        total = sum(tiers.values())
+        t.add_row(f"switches {fab}", f"{total} ({', '.join(f'{k} {v}' for k, v in tiers.items()) if len(tiers) < 6 else 'by tier/plane in plan.json'})")
+    for k, v in dict(s["cables"]).items():  # type: ignore[call-overload]
+        t.add_row(f"cables {k}", str(v))
+    for k, v in dict(s["optics"]).items():  # type: ignore[call-overload]
+        t.add_row(f"optics {k}", str(v))
+    for k, v in dict(s["addresses"]).items():  # type: ignore[call-overload]
+        t.add_row(f"addresses {k}", str(v))
+    pw = dict(s["power_kw"])  # type: ignore[call-overload]
+    t.add_row("IT load kW (nameplate / expected)", f"{pw['it_nameplate']:g} / {pw['it_expected']:g}")
+    t.add_row("facility kW at PUE", f"{pw['facility']:g}")
+    t.add_row("energy per year", f"{s['annual_mwh']:,.0f} MWh, {s['annual_cost']:,.0f} {s['currency']}")
+    Console(width=110).print(t)
+    click.echo(f"wrote {nfiles} files to {out}")

@@ -1,0 +1,181 @@
+"""Assemble the whole Plan of a site from the pure planners."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from provision.errors import PlanError
+from provision.models.catalog import Catalog
+from provision.models.site import Site
+from provision.plan.addressing import Address, Subnet, plan_addresses
+from provision.plan.bom import BomLine, plan_bom
+from provision.plan.cabling import (
+    Cable,
+    End,
+    cage_of,
+    candidates,
+    link_speed_gbps,
+    make_cable,
+)
+from provision.plan.ethernet import build_ethernet
+from provision.plan.fabric import FabricPlan, Link, Switch, build_compute
+from provision.plan.layout import Node, Rack, layout_racks, place_nodes
+from provision.plan.power import PowerPlan, plan_power
+from provision.plan.racking import RackSpace, place_switches, resolve_racks
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Plan:
+    """Everything computed from a site: the single source every renderer reads."""
+
+    site: Site
+    catalog: Catalog
+    racks: list[Rack]
+    nodes: list[Node]
+    fabrics: dict[str, FabricPlan]
+    switches: list[Switch]
+    cables: list[Cable]
+    subnets: list[Subnet]
+    addresses: list[Address]
+    power: PowerPlan
+    bom: list[BomLine]
+    ufm_rack: str = ""
+    rails: int = 0
+    schema_version: int = SCHEMA_VERSION
+    _by_device: dict[str, list[Address]] = field(default_factory=dict, repr=False)
+
+    def addresses_of(self, device: str) -> list[Address]:
+        """Addresses of one device (node or switch), in plan order."""
+        if not self._by_device:
+            for a in self.addresses:
+                self._by_device.setdefault(a.device, []).append(a)
+        return self._by_device.get(device, [])
+
+    def node_fabric_links(self) -> list[Link]:
+        return [lk for lk in self.fabrics["compute"].links if lk.kind == "node-leaf"] \
+            if "compute" in self.fabrics else []
+
+
+def _ends(plan_nodes: dict[str, Node], switches: dict[str, Switch], catalog: Catalog,
+          ufm_rack: str, ufm_u: int, name: str) -> tuple[str, int, bool, int]:
+    if name in plan_nodes:
+        n = plan_nodes[name]
+        return n.rack, n.u, True, 1
+    if name == "ufm":
+        return ufm_rack, ufm_u, True, 1
+    sw = switches[name]
+    return sw.rack, sw.u, False, catalog.switches[sw.model].ports_per_cage
+
+
+def build_plan(site: Site, catalog: Catalog) -> Plan:
+    """Compute the Plan; raises PlanError when the site cannot be built as written."""
+    racks = layout_racks(site)
+    rack_by_name = {r.name: r for r in racks}
+    nodes = place_nodes(site, catalog, racks)
+    space = RackSpace(racks, nodes, catalog)
+    boot = {g.name: g.boot_interface for g in site.node_groups}
+    fabrics: dict[str, FabricPlan] = {}
+    ufm_rack, ufm_u, rails = "", 0, 0
+    fabric_nodes: list[Node] = []
+    cf = site.fabrics.compute
+    if cf is not None:
+        groups = set(cf.node_groups)
+        fabric_nodes = [n for n in nodes if n.group in groups]
+        fab = build_compute(cf, fabric_nodes, catalog)
+        rails = len(catalog.nodes[fabric_nodes[0].type].compute_hcas) if fabric_nodes else 0
+        anchors: dict[str, str] = {}
+        node_rack = {n.name: n.rack for n in fabric_nodes}
+        for lk in fab.links:
+            if lk.kind == "node-leaf" and lk.b not in anchors:
+                anchors[lk.b] = node_rack[lk.a]
+        net_racks = resolve_racks(cf.network_racks, racks)
+        place_switches(space, fab.switches, net_racks, catalog, anchors, "compute")
+        if any(lk.kind == "ufm-leaf" for lk in fab.links):
+            for r in net_racks:
+                u = space.take(r, 1)
+                if u is not None:
+                    ufm_rack, ufm_u = r, u
+                    break
+            else:
+                raise PlanError("compute fabric: no rack space left for the UFM appliance")
+        fabrics["compute"] = fab
+    for name in ("storage", "inband", "oob"):
+        ef = getattr(site.fabrics, name)
+        if ef is None:
+            continue
+        fab = build_ethernet(name, ef, nodes, catalog, boot)
+        place_switches(space, fab.switches, resolve_racks(ef.network_racks, racks), catalog,
+                       {}, name)
+        fabrics[name] = fab
+    switches = [s for f in fabrics.values() for s in f.switches]
+    sw_by_name = {s.name: s for s in switches}
+    node_by_name = {n.name: n for n in nodes}
+    cables: list[Cable] = []
+    for fname, fab in fabrics.items():
+        opts_cache: dict[int, Any] = {}
+        tech = "infiniband" if fname == "compute" else "ethernet"
+        ib_speed = cf.speed if (fname == "compute" and cf) else None
+        for lk in fab.links:
+            ra, ua, ha, _ = _ends(node_by_name, sw_by_name, catalog, ufm_rack, ufm_u, lk.a)
+            rb, ub, hb, ppc = _ends(node_by_name, sw_by_name, catalog, ufm_rack, ufm_u, lk.b)
+            nic = 0
+            if lk.kind == "node-tor":
+                t = catalog.nodes[node_by_name[lk.a].type]
+                nic = {"oob": 1, "inband": t.inband_nic_gbps, "storage": t.storage_nic_gbps}[fname]
+            sw_gbps = catalog.switches[sw_by_name[lk.b].model].speed_gbps
+            if lk.a in sw_by_name:
+                sw_gbps = min(sw_gbps, catalog.switches[sw_by_name[lk.a].model].speed_gbps)
+            gbps = link_speed_gbps(fname, lk.kind, ib_speed, nic, sw_gbps)
+            if gbps not in opts_cache:
+                opts_cache[gbps] = candidates(catalog, tech, gbps)
+            cables.append(make_cable(lk, End(ra, ua, ha), End(rb, ub, hb, ppc),
+                                     rack_by_name[ra], rack_by_name[rb], opts_cache[gbps],
+                                     cage_of(lk.b_port, ppc)))
+    subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, switches,
+                                        boot)
+    power = plan_power(site, catalog, racks, nodes, switches)
+    ufm = 1 if ufm_rack else 0
+    bom = plan_bom(catalog, racks, nodes, switches, cables, ufm)
+    return Plan(site, catalog, racks, nodes, fabrics, switches, cables, subnets, addresses,
+                power, bom, ufm_rack=ufm_rack, rails=rails)
+
+
+def summary(plan: Plan) -> dict[str, Any]:
+    """Counts for humans and machines (``gpuctl plan --format json``)."""
+    gpus = sum(plan.catalog.nodes[n.type].gpus for n in plan.nodes)
+    sw: dict[str, dict[str, int]] = {}
+    for f in plan.fabrics.values():
+        c = Counter(
+            f"{s.tier}" + (f"/plane{s.plane}" if s.plane is not None else "") for s in f.switches)
+        sw[f.name] = dict(sorted(c.items()))
+    links = {f.name: dict(sorted(Counter(lk.kind for lk in f.links).items()))
+             for f in plan.fabrics.values()}
+    cables = dict(sorted(Counter(f"{c.fabric}/{c.medium}" for c in plan.cables).items()))
+    optics = {b.sku: b.quantity for b in plan.bom if b.category == "transceiver"}
+    addrs = dict(sorted(Counter(a.pool for a in plan.addresses).items()))
+    compute = plan.fabrics.get("compute")
+    return {
+        "schema_version": plan.schema_version,
+        "site": plan.site.site.name,
+        "nodes": len(plan.nodes),
+        "gpus": gpus,
+        "racks_used": len({n.rack for n in plan.nodes} | {s.rack for s in plan.switches}),
+        "compute_fabric": None if compute is None else {
+            "topology": compute.topology, "tiers": compute.tiers,
+            "endpoints": compute.endpoints, "max_endpoints": compute.max_endpoints},
+        "switches": sw,
+        "links": links,
+        "cables": cables,
+        "optics": optics,
+        "addresses": addrs,
+        "power_kw": {"it_nameplate": plan.power.it_nameplate_kw,
+                     "it_expected": plan.power.it_expected_kw,
+                     "facility": plan.power.facility_kw},
+        "annual_mwh": plan.power.annual_mwh,
+        "annual_cost": plan.power.annual_cost,
+        "currency": plan.power.currency,
+    }

@@ -1,0 +1,74 @@
+"""Ethernet fabrics: storage, in-band and out-of-band, one or more ToRs per rack."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from provision.errors import PlanError
+from provision.models.catalog import Catalog
+from provision.models.site import EthernetFabric
+from provision.plan.fabric import FabricPlan, Link, Switch, connect
+from provision.plan.layout import Node
+
+TOR_UPLINKS = 2
+"""Uplinks from each ToR to the aggregation layer (one per aggregation switch pair)."""
+
+PREFIX = {"storage": "st", "inband": "inb", "oob": "oob"}
+
+
+def node_ports(fabric: str, node: Node, catalog: Catalog, boot_interface: str) -> list[str]:
+    """Names of a node's ports on an Ethernet fabric (``boot_interface`` is in-band port 0)."""
+    ntype = catalog.nodes[node.type]
+    if fabric == "oob":
+        return ["bmc"] if ntype.bmc else []
+    if fabric == "inband":
+        return [boot_interface] + [f"inb{i}" for i in range(1, ntype.inband_nics)]
+    return [f"stor{i}" for i in range(ntype.storage_nics)]
+
+
+def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalog: Catalog,
+                   boot_interfaces: dict[str, str]) -> FabricPlan:
+    """ToRs in every rack that holds nodes; optional aggregation switches above them."""
+    tor_model = catalog.switches.get(cfg.switch)
+    if tor_model is None:
+        raise PlanError(f"{name} fabric references unknown switch type {cfg.switch!r}")
+    fab = FabricPlan(name, "leaf-spine" if cfg.spine_switch else "tor", 1)
+    prefix = PREFIX[name]
+    by_rack: dict[str, list[Node]] = {}
+    for n in nodes:
+        by_rack.setdefault(n.rack, []).append(n)
+    tors: list[Switch] = []
+    up = TOR_UPLINKS if cfg.spine_switch else 0
+    for rack, rack_nodes in by_rack.items():
+        rack_tors = [Switch(f"{prefix}-{rack}-{i + 1}", tor_model.name, name, "tor", rack=rack)
+                     for i in range(cfg.per_rack)]
+        if not rack_tors:
+            continue
+        tors.extend(rack_tors)
+        next_port = [1] * len(rack_tors)
+        for n in rack_nodes:
+            for j, port in enumerate(node_ports(name, n, catalog, boot_interfaces[n.group])):
+                t = j % len(rack_tors)
+                fab.links.append(Link(name, "node-tor", n.name, port, rack_tors[t].name,
+                                      str(next_port[t])))
+                next_port[t] += 1
+                fab.endpoints += 1
+        if max(next_port) - 1 > tor_model.ports - up:
+            raise PlanError(f"{name} fabric: rack {rack} needs {max(next_port) - 1} ToR ports, "
+                            f"{tor_model.name} has {tor_model.ports - up} for hosts")
+    fab.switches.extend(tors)
+    if cfg.spine_switch and tors:
+        agg_model = catalog.switches.get(cfg.spine_switch)
+        if agg_model is None:
+            raise PlanError(f"{name} fabric references unknown switch type {cfg.spine_switch!r}")
+        # Each block of `ports` ToRs gets its own set of `up` aggregation switches; blocks
+        # are joined by the site's border/core routers, which are out of scope here.
+        fab.tiers = 2
+        for g in range(0, len(tors), agg_model.ports):
+            block = g // agg_model.ports + 1
+            aggs = [Switch(f"{prefix}-agg{block:02d}-{j + 1}", agg_model.name, name, "agg")
+                    for j in range(up)]
+            fab.switches.extend(aggs)
+            connect(fab, "tor-agg", tors[g:g + agg_model.ports], tor_model.ports - up + 1, up,
+                    aggs)
+    return fab

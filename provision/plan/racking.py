@@ -1,0 +1,90 @@
+"""Put switches (and the UFM appliance) into rack units."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from provision.errors import PlanError
+from provision.models.catalog import Catalog
+from provision.plan.fabric import Switch
+from provision.plan.layout import Node, Rack, distance_m
+
+UFM_UNITS = 1
+
+
+class RackSpace:
+    """Free rack units per rack; allocates from the top of a rack downwards."""
+
+    def __init__(self, racks: Sequence[Rack], nodes: Iterable[Node], catalog: Catalog) -> None:
+        self.racks = {r.name: r for r in racks}
+        self.used: dict[str, set[int]] = {r.name: set() for r in racks}
+        self.kw = {r.name: r.power_kw for r in racks}
+        for n in nodes:
+            self.used[n.rack].update(range(n.u, n.u + n.rack_units))
+            self.kw[n.rack] -= catalog.nodes[n.type].max_power_kw
+        self.free = {r.name: r.size_u - len(self.used[r.name]) for r in racks}
+
+    def take(self, rack: str, units: int, kw: float = 0.0, strict_power: bool = True) -> int | None:
+        """Lowest U of a free block of ``units`` nearest the top of ``rack``, or None.
+
+        With ``strict_power`` a rack whose remaining power budget cannot carry ``kw`` is full.
+        """
+        if strict_power and kw > self.kw[rack] + 1e-9:
+            return None
+        size = self.racks[rack].size_u
+        used = self.used[rack]
+        for top in range(size, units - 1, -1):
+            block = range(top - units + 1, top + 1)
+            if not any(u in used for u in block):
+                used.update(block)
+                self.free[rack] -= units
+                self.kw[rack] -= kw
+                return block.start
+        return None
+
+
+def resolve_racks(refs: Sequence[str], racks: Sequence[Rack]) -> list[str]:
+    """Rack names from ``refs``: rack names, or ``hall/row`` for every rack of a row."""
+    names = {r.name for r in racks}
+    out: list[str] = []
+    for ref in refs:
+        if "/" in ref:
+            hall, row = ref.split("/", 1)
+            found = [r.name for r in racks if r.hall == hall and r.row == row]
+            if not found:
+                raise PlanError(f"network_racks entry {ref!r} names no row (use hall/row)")
+            out.extend(found)
+        elif ref in names:
+            out.append(ref)
+        else:
+            raise PlanError(f"network_racks entry {ref!r} is not a rack of this site")
+    return out
+
+
+def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: Sequence[str],
+                   catalog: Catalog, anchors: dict[str, str], fabric: str) -> None:
+    """Leaves go to the network rack nearest the rack of their first host (``anchors``);
+    other tiers fill ``network_racks`` in order; ToRs stay in their own rack."""
+    for sw in switches:
+        units = catalog.switches[sw.model].rack_units
+        kw = catalog.switches[sw.model].max_power_kw
+        if sw.tier == "tor":
+            candidates = [sw.rack]
+        elif not network_racks:
+            raise PlanError(f"{fabric} fabric has no network_racks to hold switch {sw.name}")
+        elif sw.tier == "leaf" and sw.name in anchors:
+            anchor = space.racks[anchors[sw.name]]
+            candidates = sorted(network_racks,
+                                key=lambda r: (distance_m(space.racks[r], anchor), r))
+        else:
+            candidates = list(network_racks)
+        for rack in candidates:
+            # A ToR belongs in its rack even when that overdraws it: lint reports the budget.
+            u = space.take(rack, units, kw, strict_power=sw.tier != "tor")
+            if u is not None:
+                sw.rack, sw.u = rack, u
+                break
+        else:
+            raise PlanError(f"{fabric} fabric: no rack space left for switch {sw.name} "
+                            f"({units}U, {kw:g} kW) in {', '.join(candidates[:4])}"
+                            f"{' ...' if len(candidates) > 4 else ''}")

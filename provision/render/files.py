@@ -1,0 +1,46 @@
+"""Writing a rendered tree and comparing it with what is on disk (the only I/O in render/)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+GENERATED_MARK = ".gpuctl-generated"
+
+
+def write_tree(out: Path, files: dict[str, str]) -> None:
+    """Write ``files`` under ``out``; remove files a previous plan wrote that are gone now."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = set()
+    mark = out / GENERATED_MARK
+    if mark.exists():
+        old = set(mark.read_text(encoding="utf-8").split())
+    for rel, text in sorted(files.items()):
+        p = out / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.exists() or p.read_text(encoding="utf-8") != text:
+            p.write_text(text, encoding="utf-8")
+    for rel in sorted(old - set(files)):
+        (out / rel).unlink(missing_ok=True)
+    mark.write_text("\n".join(sorted(files)) + "\n", encoding="utf-8")
+
+
+def diff_tree(out: Path, files: dict[str, str], max_lines: int = 40) -> list[str]:
+    """Human-readable drift between ``out`` and ``files`` (empty when identical)."""
+    drift: list[str] = []
+    for rel, text in sorted(files.items()):
+        p = out / rel
+        if not p.exists():
+            drift.append(f"missing: {p}")
+            continue
+        have = p.read_text(encoding="utf-8")
+        if have != text:
+            diff = list(difflib.unified_diff(have.splitlines(), text.splitlines(), str(p),
+                                             f"{p} (planned)", lineterm="", n=0))
+            drift.append(f"differs: {p}")
+            drift.extend(diff[:max_lines])
+    mark = out / GENERATED_MARK
+    if mark.exists():
+        for rel in sorted(set(mark.read_text(encoding="utf-8").split()) - set(files)):
+            drift.append(f"stale: {out / rel}")
+    return drift

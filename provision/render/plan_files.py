@@ -1,0 +1,100 @@
+"""Plan -> the planning artifacts: plan.json, CSVs for delivery crews, SVG pictures.
+
+Pure: returns ``{relative path: text}``; the CLI writes them. Output is deterministic (no
+timestamps, stable order) so ``gpuctl plan --check`` and code review of generated files work.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from provision.plan.build import Plan, summary
+
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _records(items: Iterable[Any]) -> str:
+    """A JSON array with one record per line: compact and diff-friendly."""
+    lines = [json.dumps(dataclasses.asdict(x), sort_keys=True, separators=(",", ":"))
+             for x in items]
+    return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+
+
+def plan_json(plan: Plan) -> str:
+    """The whole plan as versioned JSON (schema_version bumps on incompatible changes)."""
+    parts = [
+        f'"schema_version": {plan.schema_version}',
+        f'"site": {json.dumps(plan.site.model_dump(mode="json"), sort_keys=True)}',
+        f'"summary": {json.dumps(summary(plan), sort_keys=True)}',
+        f'"racks": {_records(plan.racks)}',
+        f'"nodes": {_records(plan.nodes)}',
+        f'"switches": {_records(sorted(plan.switches, key=lambda s: (s.fabric, s.name)))}',
+        f'"links": {_records(lk for f in plan.fabrics.values() for lk in f.links)}',
+        f'"cables": {_records(plan.cables)}',
+        f'"subnets": {_records(plan.subnets)}',
+        f'"addresses": {_records(plan.addresses)}',
+        f'"power": {json.dumps(dataclasses.asdict(plan.power), sort_keys=True)}',
+        f'"bom": {_records(plan.bom)}',
+    ]
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def cabling_csv(plan: Plan) -> str:
+    rows = sorted(plan.cables, key=lambda c: (c.fabric, c.a_rack, c.id))
+    return _csv(["cable_id", "fabric", "kind", "a_device", "a_port", "a_rack", "b_device",
+                 "b_port", "b_cage", "b_rack", "medium", "sku", "length_m", "run_m",
+                 "a_optic", "b_optic"],
+                ((c.id, c.fabric, c.kind, c.a, c.a_port, c.a_rack, c.b, c.b_port, c.b_cage,
+                  c.b_rack, c.medium, c.sku, f"{c.length_m:g}", f"{c.run_m:.2f}", c.a_optic,
+                  c.b_optic) for c in rows))
+
+
+def addresses_csv(plan: Plan) -> str:
+    return _csv(["pool", "device", "interface", "address", "prefix", "subnet", "gateway"],
+                ((a.pool, a.device, a.interface, a.address, a.prefix, a.subnet, a.gateway)
+                 for a in plan.addresses))
+
+
+def bom_csv(plan: Plan) -> str:
+    return _csv(["category", "sku", "description", "quantity"],
+                ((b.category, b.sku, b.description, b.quantity) for b in plan.bom))
+
+
+def power_csv(plan: Plan) -> str:
+    p = plan.power
+    rows: list[Sequence[Any]] = [
+        ("rack", r.rack, r.budget_kw, r.nameplate_kw, r.expected_kw, r.headroom_kw, r.cooling,
+         r.cooling_limit_kw) for r in p.racks if r.nodes or r.switches]
+    rows += [(u.level, u.name, u.capacity_kw, u.nameplate_kw, u.expected_kw,
+              round(u.capacity_kw - u.nameplate_kw, 3), "", "") for u in p.rollups]
+    rows.append(("facility", plan.site.site.name, plan.site.site.power_capacity_mw * 1000,
+                 p.facility_kw, round(p.it_expected_kw * p.pue, 3), "", f"pue={p.pue:g}",
+                 f"annual_mwh={p.annual_mwh:g};annual_cost={p.annual_cost:g} {p.currency}"))
+    return _csv(["level", "name", "capacity_kw", "nameplate_kw", "expected_kw", "headroom_kw",
+                 "cooling", "cooling_limit_kw"], rows)
+
+
+def render_plan_files(plan: Plan) -> dict[str, str]:
+    """Every planning artifact of the site, by relative path."""
+    from provision.render.svg import fabric_svg, racks_svg
+
+    return {
+        "plan.json": plan_json(plan),
+        "cabling.csv": cabling_csv(plan),
+        "addresses.csv": addresses_csv(plan),
+        "bom.csv": bom_csv(plan),
+        "power.csv": power_csv(plan),
+        "fabric.svg": fabric_svg(plan),
+        "racks.svg": racks_svg(plan),
+    }
