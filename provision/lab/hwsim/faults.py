@@ -139,7 +139,7 @@ def _store(sim_dir: Path, host: str, faults: list[Fault]) -> None:
 
 def xid_line(gpu: int, code: int) -> str:
     """The kernel message the NVIDIA driver logs for Xid ``code`` on GPU ``gpu``."""
-    pci = gpu_bus_id(gpu)[4:-2]  # 0000:18:00
+    pci = gpu_bus_id(gpu)[4:-2].lower()  # 0000:18:00
     text = XID_TEXT.get(code, "Unspecified error (simulated)")
     return f"NVRM: Xid (PCI:{pci}): {code}, pid='<unknown>', name=<unknown>, {text}"
 

@@ -57,7 +57,7 @@ class GpuView:
     @property
     def bus_short(self) -> str:
         """``0000:18:00`` as nccl-tests and the kernel log print it."""
-        return self.bus_id[4:-2]
+        return self.bus_id[4:-2].lower()
 
 
 def gpu_views(state: HostState) -> list[GpuView]:

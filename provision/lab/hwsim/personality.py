@@ -188,8 +188,8 @@ def rng(*parts: object) -> random.Random:
 
 def gpu_bus_id(index: int) -> str:
     """PCI bus id of GPU ``index``, as nvidia-smi prints it (``00000000:18:00.0``)."""
-    bus = _GPU_BUSES[index] if index < len(_GPU_BUSES) else f"{0xe0 + index:02x}"
-    return f"00000000:{bus}:00.0"
+    bus = _GPU_BUSES[index] if index < len(_GPU_BUSES) else f"{(0xe0 + index) % 256:02x}"
+    return f"00000000:{bus.upper()}:00.0"
 
 
 def gpu_uuid(host: str, index: int) -> str:
