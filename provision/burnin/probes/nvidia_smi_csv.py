@@ -71,6 +71,10 @@ FIELDS: tuple[str, ...] = (
 )
 """The fields :func:`command` queries, in order."""
 
+_FAILURE = re.compile(
+    r"^(Field \".*\" is not a valid field|NVIDIA-SMI has failed|No devices were found"
+    r"|Failed to initialize NVML|Unable to determine)"
+)
 _HEADER_CELL = re.compile(r"^[a-z][A-Za-z0-9_.]*(?: \[[^\]]*\])?$")
 
 
@@ -164,6 +168,9 @@ def parse(text: str, fields: Sequence[str] | None = None) -> NvidiaSmiReport:
     """Parse the CSV answer; ``fields`` names the columns of a header-less answer."""
     check_text(KIND, text)
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    for _, line in lines:
+        if _FAILURE.match(line.strip()):
+            raise ParseError(f"{KIND}: nvidia-smi reported an error: {snippet(line, 100)!r}")
     first = _cells(lines[0][1])
     if all(_HEADER_CELL.match(cell) for cell in first):
         names = [cell.split(" [")[0] for cell in first]

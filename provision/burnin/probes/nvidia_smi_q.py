@@ -93,6 +93,8 @@ def _tree(lines: list[tuple[int, str]]) -> tuple[_Node, list[str]]:
             continue
         indent = len(raw) - len(raw.lstrip(" "))
         content = raw.strip()
+        if indent % 4:
+            raise ParseError(f"{KIND}: line {number} is not indented by fours: {snippet(raw)!r}")
         leaf = _LEAF.match(content)
         if indent == 0 and leaf is None and _GPU.match(content) is None:
             if _ERROR_LINE.search(content):
@@ -201,8 +203,9 @@ def parse(text: str) -> NvidiaSmiReport:
     check_text(KIND, text)
     if BANNER not in text:
         raise ParseError(f"{KIND}: no NVSMI LOG banner, output starts with {snippet(text)!r}")
+    first = text[: text.index(BANNER)].count("\n") + 1
     body = text[text.index(BANNER) :].splitlines()
-    root, errors = _tree([(n, line.rstrip()) for n, line in enumerate(body, start=1)])
+    root, errors = _tree([(n, line.rstrip()) for n, line in enumerate(body, start=first)])
     attached = int_or_none(KIND, "Attached GPUs", root.get("attached_gpus"))
     if attached is None:
         raise ParseError(f"{KIND}: no 'Attached GPUs' line")
