@@ -1,0 +1,216 @@
+"""Plan -> the InfiniBand compute fabric as ibsim sees it: node GUIDs and an ibsim net file.
+
+The net file is the ibnetdiscover topology format that Debian's ``ibsim`` (ibsim-utils 0.10)
+loads: one record per node, a header line ``Switch <ports> "<node id>"`` or
+``Hca <ports> "<node id>"``, then one line per cabled port
+``[<port>] "<peer node id>"[<peer port>] # lid 0 4xHDR``. ibsim takes the link width and
+speed from that comment and, like ibnetdiscover, the node GUID from a ``switchguid=`` /
+``caguid=`` line before the header (each such line sets the GUID of the next node).
+
+Names, as the planned fabric and the real one use them:
+
+* an HCA is ``"<hostname> mlx5_N"``: node id and node description both, as rdma-core sets the
+  node description of a host's HCA; the UFM appliance is the CA ``"ufm"``, its ports
+  ``ib0..ibN`` are CA ports 1..N+1;
+* a switch's node id and description are its plan name.
+
+Where the subnet manager runs: ibsim attaches a client that names no node (``SIM_HOST``
+unset) at the *first port of the first record*, so the first record is the SM's node. When
+the plan has a UFM appliance (rail-optimized SuperPODs) the SM runs there, as NVIDIA's
+reference architecture puts it; otherwise it runs on the first switch of the top tier (a
+managed switch's embedded SM; its port 0). Multi-plane fabrics are independent subnets, one
+SM each: the whole file starts with plane 0's SM, and :func:`sm_node` names the SM node of
+every plane (give it to OpenSM as ``SIM_HOST``).
+
+GUIDs: :func:`synthetic_guids` derives stable node GUIDs from device names (a hash with the
+locally-administered bit set and the low 4 bits clear, so ``node GUID + port`` never meets
+another node's GUID). ibsim gives a CA port GUID ``node GUID + port number`` and a switch
+port the node GUID; :func:`port_guid` applies that rule unless the GUID map carries the port
+GUID itself under ``"<node id>[<port>]"`` (how discovered GUIDs of real HCAs, where port 1's
+GUID usually equals the node GUID, are recorded).
+
+ibsim 0.10 knows link speeds up to HDR; faster planned links are written as HDR (the header
+says so), because ibsim would bring an unknown speed up as SDR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from provision.errors import PlanError
+from provision.plan.build import Plan
+from provision.plan.fabric import FabricPlan
+
+IBSIM_SPEEDS = ("SDR", "DDR", "QDR", "FDR", "EDR", "HDR")
+"""Link speeds Debian's ibsim 0.10 understands in a port comment (slowest first)."""
+
+UFM = "ufm"
+_TIER_RANK = {"core": 3, "spine": 2, "leaf": 1}
+
+
+@dataclass(eq=False)
+class IbNode:
+    """One node of the InfiniBand fabric as ibsim and ibnetdiscover see it."""
+
+    name: str
+    kind: str  # "Switch" or "Hca"
+    ports: int
+    links: dict[int, tuple[str, int]] = field(default_factory=dict)
+    plane: int | None = None
+    tier: str = ""
+
+
+@dataclass
+class IbFabric:
+    """The compute fabric as an IB graph: nodes in net-file order, the SM node first."""
+
+    nodes: list[IbNode]
+    speed: str
+    planned_speed: str
+
+    def links(self) -> set[tuple[str, int, str, int]]:
+        """Each cable once, as ``(node, port, peer, peer port)`` with ``node < peer``."""
+        out: set[tuple[str, int, str, int]] = set()
+        for n in self.nodes:
+            for port, (peer, pport) in n.links.items():
+                out.add((n.name, port, peer, pport) if (n.name, port) < (peer, pport)
+                        else (peer, pport, n.name, port))
+        return out
+
+
+def hca_id(host: str, device: str) -> str:
+    """Node id / description of a host's HCA: ``"<host> mlx5_N"``."""
+    return f"{host} {device}"
+
+
+def _int_port(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise PlanError(f"compute fabric: {what} port {text!r} is not a port number") from exc
+
+
+def ib_fabric(plan: Plan, plane: int | None = None) -> IbFabric:
+    """The compute fabric of ``plan`` (one plane of a multi-plane fabric when ``plane`` is set).
+
+    Raises PlanError when the plan has no compute fabric.
+    """
+    fab: FabricPlan | None = plan.fabrics.get("compute")
+    cf = plan.site.fabrics.compute
+    if fab is None or cf is None:
+        raise PlanError(f"site {plan.site.site.name} has no compute fabric to render")
+    speed = cf.speed if cf.speed in IBSIM_SPEEDS else IBSIM_SPEEDS[-1]
+    switches: dict[str, IbNode] = {}
+    for sw in fab.switches:
+        if plane is None or sw.plane == plane:
+            ports = plan.catalog.switches[sw.model].ports
+            switches[sw.name] = IbNode(sw.name, "Switch", ports, plane=sw.plane, tier=sw.tier)
+    cas: dict[str, IbNode] = {}
+    ufm_ports = sum(1 for lk in fab.links if lk.kind == "ufm-leaf")
+    for lk in fab.links:
+        if lk.b not in switches:
+            continue
+        if lk.kind == "node-leaf":
+            a_name, a_port = hca_id(lk.a, lk.a_port), 1
+            a = cas.setdefault(a_name, IbNode(a_name, "Hca", 1, plane=lk.plane))
+        elif lk.kind == "ufm-leaf":
+            a_name, a_port = UFM, _int_port(lk.a_port.removeprefix("ib"), "UFM") + 1
+            a = cas.setdefault(UFM, IbNode(UFM, "Hca", ufm_ports))
+        else:
+            a_name, a_port = lk.a, _int_port(lk.a_port, lk.a)
+            a = switches[lk.a]
+        b_port = _int_port(lk.b_port, lk.b)
+        a.links[a_port] = (lk.b, b_port)
+        switches[lk.b].links[b_port] = (a_name, a_port)
+    sw_list = list(switches.values())
+    top = max((_TIER_RANK.get(s.tier, 0) for s in sw_list), default=0)
+    sm = cas.get(UFM) or next(s for s in sw_list if _TIER_RANK.get(s.tier, 0) == top)
+    rest = [n for n in sw_list + list(cas.values()) if n is not sm]
+    return IbFabric([sm, *rest], speed, cf.speed)
+
+
+def sm_node(plan: Plan, plane: int | None = None) -> str:
+    """Node id where the subnet manager of ``plane`` (or of the whole fabric) runs."""
+    return ib_fabric(plan, plane).nodes[0].name
+
+
+def planes(plan: Plan) -> list[int | None]:
+    """``[None]`` for a single subnet, else the plane numbers of a multi-plane fabric."""
+    fab = plan.fabrics.get("compute")
+    found = sorted({s.plane for s in fab.switches if s.plane is not None}) if fab else []
+    return list(found) if found else [None]
+
+
+def _guid_of(name: str, taken: set[int]) -> int:
+    salt = 0
+    while True:
+        digest = hashlib.sha256(f"{name}#{salt}".encode() if salt else name.encode()).digest()
+        value = int.from_bytes(digest[:8], "big")
+        guid = 0x0200_0000_0000_0000 | (value & 0x00FF_FFFF_FFFF_FFF0)
+        if guid not in taken:
+            taken.add(guid)
+            return guid
+        salt += 1
+
+
+def synthetic_guids(plan: Plan) -> dict[str, str]:
+    """Stable node GUIDs (``"0x%016x"``) for every HCA, switch and UFM of the compute fabric.
+
+    Keys are node ids (``"<host> mlx5_N"``, switch names, ``"ufm"``). A GUID depends only on
+    its name (collisions, vanishingly rare, are settled in sorted name order).
+    """
+    names = sorted(n.name for n in ib_fabric(plan).nodes)
+    taken: set[int] = set()
+    return {name: f"0x{_guid_of(name, taken):016x}" for name in names}
+
+
+def port_guid(guids: Mapping[str, str], node: IbNode, port: int = 1) -> str:
+    """Port GUID of ``node``'s ``port``: explicit ``"<id>[<port>]"`` entry, else ibsim's rule."""
+    explicit = guids.get(f"{node.name}[{port}]")
+    if explicit is not None:
+        return explicit
+    base = int(guids[node.name], 16)
+    return f"0x{base if node.kind == 'Switch' else base + port:016x}"
+
+
+def _missing(guids: Mapping[str, str], names: Iterable[str]) -> None:
+    missing = sorted(set(names) - set(guids))
+    if missing:
+        raise PlanError(f"GUID map lacks {len(missing)} fabric node(s), e.g. {missing[0]!r}")
+
+
+def ibsim_net(plan: Plan, guids: Mapping[str, str] | None = None,
+              plane: int | None = None) -> str:
+    """The ibsim net file of the compute fabric (or of one plane)."""
+    fabric = ib_fabric(plan, plane)
+    g = dict(guids) if guids is not None else synthetic_guids(plan)
+    _missing(g, (n.name for n in fabric.nodes))
+    speed = f"4x{fabric.speed}"
+    out = [f"# ibsim net file of site {plan.site.site.name}, compute fabric"
+           + (f" plane {plane}" if plane is not None else "") + " (generated by gpuctl plan)",
+           f"# {sum(1 for n in fabric.nodes if n.kind == 'Switch')} switches, "
+           f"{sum(1 for n in fabric.nodes if n.kind == 'Hca')} CAs, "
+           f"{len(fabric.links())} links; the SM runs on the first node: "
+           f"{fabric.nodes[0].name!r}"]
+    if fabric.planned_speed != fabric.speed:
+        out.append(f"# planned speed {fabric.planned_speed}; written as {fabric.speed}, the "
+                   "fastest speed ibsim 0.10 knows")
+    for n in fabric.nodes:
+        out.append("")
+        out.append(f"{'switchguid' if n.kind == 'Switch' else 'caguid'}={g[n.name]}")
+        out.append(f'{n.kind} {n.ports} "{n.name}"')
+        for port in sorted(n.links):
+            peer, pport = n.links[port]
+            out.append(f'[{port}] "{peer}"[{pport}] # lid 0 {speed}')
+    return "\n".join(out) + "\n"
+
+
+def ibsim_sizes(plan: Plan) -> dict[str, int]:
+    """Nodes, switches and ports of the fabric: ibsim's ``-N``/``-S``/``-P`` must cover them
+    (its defaults are 2048 nodes, 256 switches, 13312 ports)."""
+    fabric = ib_fabric(plan)
+    return {"nodes": len(fabric.nodes),
+            "switches": sum(1 for n in fabric.nodes if n.kind == "Switch"),
+            "ports": sum(n.ports + (1 if n.kind == "Switch" else 0) for n in fabric.nodes)}
