@@ -1,0 +1,272 @@
+"""``up`` and ``down``: build a lab from a :class:`LabSpec`, tear it down from its state.
+
+``up`` is idempotent (a healthy lab of the same spec is left alone; a broken or changed one is
+rebuilt) and all-or-nothing (a failure half-way tears down what was made, then raises one
+:class:`LabError`). Every kernel object is recorded in ``state.json`` before it is made and
+every process right after it starts, so ``down`` cleans up after a crash at any point.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from provision.errors import LabError
+from provision.lab import bmc, fabric, hostfs, keys, names, netns, sshd
+from provision.lab.proc import alive, stop
+from provision.lab.spec import LabSpec, spec_digest, validate
+from provision.lab.state import (
+    BmcRecord,
+    FabricRecord,
+    HostRecord,
+    LabPaths,
+    LabState,
+    load_state,
+    save_state,
+)
+
+REQUIRED_TOOLS = ("ip", "unshare", "ssh-keygen", "ibsim", "opensm")
+
+
+def default_lab_dir(site: str) -> Path:
+    """``<repo root>/.lab/<site>`` for a source checkout, else ``./.lab/<site>``."""
+    checkout = Path(__file__).resolve().parents[2]
+    base = checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
+    return base / ".lab" / site
+
+
+def resolve_lab_dir(site: str, lab_dir: str | Path | None) -> Path:
+    return Path(os.path.abspath(lab_dir)) if lab_dir is not None else default_lab_dir(site)
+
+
+def require_root() -> None:
+    if not sys.platform.startswith("linux"):
+        raise LabError(f"gpuctl lab needs Linux (network namespaces, overlay mounts); this is "
+                       f"{sys.platform!r}")
+    if os.geteuid() != 0:
+        raise LabError("gpuctl lab needs root (network namespaces, mounts, sshd); "
+                       "run it with sudo")
+
+
+def require_tools() -> None:
+    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
+    missing += [p for p in (sshd.SSHD, hostfs.UMAD2SIM) if not os.path.exists(p)]
+    if missing:
+        raise LabError(f"gpuctl lab: missing {', '.join(missing)} (Debian packages iproute2 "
+                       "util-linux openssh-server ibsim-utils opensm infiniband-diags)")
+
+
+@contextmanager
+def lab_lock(lab_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the lab dir; a second command fails at once."""
+    fd = os.open(lab_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise LabError(f"lab dir {lab_dir}: another gpuctl lab command is using it") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def up(spec: LabSpec, lab_dir: str | Path | None = None) -> LabState:
+    """Bring the lab described by ``spec`` up under ``lab_dir``; return its state."""
+    require_root()
+    validate(spec)
+    root = resolve_lab_dir(spec.site, lab_dir)
+    hostfs.check_lab_dir(root)
+    require_tools()
+    bmc.emulator_command(Path("/dev/null"))  # fails early when sushy-tools is missing
+    created = not root.exists()
+    _claim_dir(root)
+    with lab_lock(root):
+        digest = spec_digest(spec)
+        existing = load_state(root)
+        if existing is not None:
+            if existing.complete and existing.spec_digest == digest and healthy(existing):
+                return existing
+            teardown(existing, remove_dir=False)
+        _clear_dir(root)
+        try:
+            state = _new_state(spec, root, digest)
+        except LabError:
+            if created:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+        try:
+            _build(spec, state)
+        except BaseException as exc:
+            try:
+                teardown(state, remove_dir=True)
+            except LabError as cleanup:
+                exc.add_note(f"cleanup after the failure also failed: {cleanup}")
+            if isinstance(exc, (LabError, KeyboardInterrupt, SystemExit)):
+                raise
+            raise LabError(f"lab site {spec.site}: up failed: {exc!r}") from exc
+        return state
+
+
+def down(site: str, lab_dir: str | Path | None = None) -> bool:
+    """Tear the lab down from its recorded state; True if there was anything to remove."""
+    require_root()
+    root = resolve_lab_dir(site, lab_dir)
+    if not root.is_dir():
+        return False
+    if not LabPaths(root).marker.exists() and any(root.iterdir()):
+        raise LabError(f"lab dir {root}: not a gpuctl lab dir (no {LabPaths(root).marker.name})")
+    with lab_lock(root):
+        state = load_state(root)
+        if state is not None:
+            teardown(state, remove_dir=True)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return True
+
+
+def healthy(state: LabState) -> bool:
+    """Cheap check that everything recorded still exists and runs."""
+    if not netns.link_exists(state.bridge):
+        return False
+    if any(not netns.netns_exists(h.netns) for h in state.hosts.values()):
+        return False
+    procs = state.processes()
+    expected = len(state.hosts) + 3  # sshd per host, ibsim, opensm, BMC emulator
+    return len(procs) == expected and all(alive(p) for p in procs)
+
+
+def teardown(state: LabState, *, remove_dir: bool) -> None:
+    """Stop, delete and unmount everything recorded; keep going past errors, then raise."""
+    errors: list[str] = []
+
+    def attempt(action: Callable[..., object], *args: object) -> None:
+        try:
+            action(*args)
+        except LabError as exc:
+            errors.append(str(exc))
+
+    for proc in state.processes():
+        attempt(stop, proc)
+    for host in state.hosts.values():
+        attempt(netns.delete_netns, host.name, host.netns)
+        attempt(netns.delete_link, f"lab host {host.name}", host.veth)
+    attempt(netns.delete_link, f"lab site {state.site}", state.bridge)
+    paths = state.paths
+    if not errors:
+        if remove_dir:
+            shutil.rmtree(paths.root, ignore_errors=True)
+        else:
+            paths.state.unlink(missing_ok=True)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise LabError(f"{errors[0]}{more}; state kept in {paths.state} for another down")
+
+
+def _claim_dir(root: Path) -> None:
+    """Create the lab dir (0700) or check an existing one is a lab dir."""
+    paths = LabPaths(root)
+    if root.exists() and not paths.marker.exists() and any(root.iterdir()):
+        raise LabError(f"lab dir {root}: exists and is not a gpuctl lab dir; pick another "
+                       "--lab-dir or remove it")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    paths.marker.touch()
+
+
+def _clear_dir(root: Path) -> None:
+    """Remove everything in the lab dir but the dir itself and its marker."""
+    for child in root.iterdir():
+        if child.name == LabPaths(root).marker.name:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _new_state(spec: LabSpec, root: Path, digest: str) -> LabState:
+    """Check no kernel object of ours exists yet, then record them all (before making any)."""
+    bridge = names.bridge_name(spec.site)
+    if netns.link_exists(bridge):
+        raise LabError(f"lab site {spec.site}: bridge {bridge} already exists (is this site "
+                       "up under another lab dir?)")
+    netns.check_subnet_free(spec.site, spec.gateway, bridge)
+    state = LabState(site=spec.site, lab_dir=str(root), spec_digest=digest, bridge=bridge,
+                     gateway=spec.gateway)
+    for index, h in enumerate(spec.hosts):
+        record = HostRecord(
+            name=h.name, address=h.address, netns=names.netns_name(spec.site, h.name),
+            veth=names.veth_name(spec.site, index), mac=names.host_mac(spec.site, h.name),
+            bmc_system_id=h.bmc_system_id, hca_ids=tuple(h.hca_ids),
+            catalog_type=h.catalog_type,
+        )
+        for taken, kind in ((netns.netns_exists(record.netns), "namespace"),
+                            (netns.link_exists(record.veth), "link")):
+            if taken:
+                name = record.netns if kind == "namespace" else record.veth
+                raise LabError(f"lab host {h.name}: {kind} {name} already exists")
+        state.hosts[h.name] = record
+    save_state(state)
+    return state
+
+
+def _build(spec: LabSpec, state: LabState) -> None:
+    paths = state.paths
+    gateway_ip = str(ipaddress.IPv4Interface(spec.gateway).ip)
+    creds = bmc.credentials_for_up(paths)
+    admin_pub = keys.generate_ed25519(paths.admin_key, comment=f"gpuctl-lab-{spec.site}-admin",
+                                      what=f"lab site {spec.site}: admin key")
+    # The slow starters first (the emulator imports Flask), so they overlap the host setup.
+    state.fabric = FabricRecord(server=gateway_ip, port=fabric.free_udp_base(),
+                                opensm_log=str(paths.fabric_dir / "opensm.log"))
+    fabric.write_files(paths, net=spec.ibsim_net, opensm_conf=spec.opensm_conf,
+                       opensm_files=spec.opensm_files)
+    state.fabric.ibsim = fabric.start_ibsim(paths, state.fabric.port)
+    save_state(state)
+    port = bmc.free_tcp_port()
+    state.bmc = BmcRecord(url=f"http://{bmc.LISTEN}:{port}", port=port,
+                          credentials=creds.source)
+    state.bmc.proc = bmc.start(paths, port=port, creds=creds, hosts=list(state.hosts.values()))
+    save_state(state)
+
+    netns.create_bridge(spec.site, state.bridge, spec.gateway)
+    for host in state.hosts.values():
+        netns.create_host(host.name, ns=host.netns, veth=host.veth, bridge=state.bridge,
+                          address=host.address, mac=host.mac)
+    sshd.ensure_privsep_dir()
+    ib = hostfs.IbSettings(server=gateway_ip, port=state.fabric.port)
+    known: list[keys.KnownHost] = []
+    for host in state.hosts.values():
+        hdir = paths.host_dir(host.name)
+        host_key = hdir / "ssh_host_ed25519_key"
+        pub = keys.generate_ed25519(host_key, comment=f"root@{host.name}",
+                                    what=f"lab host {host.name}: host key")
+        known.append(keys.KnownHost(host.name, str(ipaddress.IPv4Interface(host.address).ip),
+                                    pub))
+        config = hdir / "sshd_config"
+        addr = str(ipaddress.IPv4Interface(host.address).ip)
+        config.write_text(sshd.sshd_config_text(address=addr, host_key=host_key))
+        holder = hostfs.prepare_host(hdir, host, all_hosts=list(state.hosts.values()),
+                                     admin_public_key=admin_pub, ib=ib,
+                                     sshd_command=sshd.sshd_command(config))
+        host.sshd = sshd.start_host(host, holder, hdir / "sshd.log")
+        save_state(state)
+    keys.write_private(paths.known_hosts, keys.known_hosts_text(known), mode=0o644)
+    keys.write_private(paths.ssh_config, keys.ssh_config_text(
+        known, admin_key=paths.admin_key, known_hosts=paths.known_hosts), mode=0o644)
+
+    fabric.wait_ibsim(paths, state.fabric.ibsim)
+    state.fabric.opensm = fabric.start_opensm(paths, server=gateway_ip, port=state.fabric.port)
+    save_state(state)
+    for host in state.hosts.values():
+        sshd.wait_ready(host, paths.host_dir(host.name) / "sshd.log")
+    bmc.wait_ready(state.bmc.url, creds, state.bmc.proc, paths.bmc_dir / "emulator.log",
+                   expected=len(state.hosts))
+    fabric.wait_subnet_up(paths, state.fabric.opensm)
+    state.complete = True
+    save_state(state)

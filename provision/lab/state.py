@@ -1,0 +1,204 @@
+"""The lab's on-disk layout and its state record (``state.json``).
+
+The state is written *before* each kernel object is made and right after each process is
+started, so ``down`` can clean up after a crash at any point of ``up``. Layout of a lab dir::
+
+    <lab_dir>/
+      .gpuctl-lab            marker: this directory belongs to a gpuctl lab (down removes it)
+      state.json             LabState (below)
+      admin_ed25519[.pub]    the lab's admin key pair (root on every host), mode 0600
+      known_hosts            each host's ed25519 host key under its name and address
+      ssh_config             for ``ssh -F``: Host entries with the key and known_hosts
+      secrets.env            generated BMC credentials (only when not taken from the env)
+      hosts/<name>/          sshd_config, ssh_host_ed25519_key, sshd.log, holder.json,
+                             upper/<dir>, work/<dir> for the /etc /var /opt /usr /root overlays
+      bmc/                   emulator.conf, htpasswd, state/ (emulator's sqlite), emulator.log
+      fabric/                ibsim.net, ibsim.log, opensm.conf (+ its files), opensm.log,
+                             opensm.out, tmp/, cache/
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision.errors import LabError
+
+STATE_VERSION = 1
+MARKER = ".gpuctl-lab"
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """Where a lab keeps its files; pure path arithmetic, no I/O."""
+
+    root: Path
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER
+
+    @property
+    def admin_key(self) -> Path:
+        return self.root / "admin_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.root / "known_hosts"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.root / "ssh_config"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets.env"
+
+    @property
+    def bmc_dir(self) -> Path:
+        return self.root / "bmc"
+
+    @property
+    def fabric_dir(self) -> Path:
+        return self.root / "fabric"
+
+    def host_dir(self, host: str) -> Path:
+        return self.root / "hosts" / host
+
+
+@dataclass(frozen=True)
+class ProcRecord:
+    """A process the lab started: ``pid`` plus its start time, so a reused pid is never
+    mistaken for it. Started with ``setsid``, so its process group id equals ``pid``."""
+
+    label: str
+    pid: int
+    start_time: int
+    argv: tuple[str, ...]
+
+
+@dataclass
+class HostRecord:
+    name: str
+    address: str
+    netns: str
+    veth: str
+    mac: str
+    bmc_system_id: str
+    hca_ids: tuple[str, ...]
+    catalog_type: str
+    sshd: ProcRecord | None = None
+
+
+@dataclass
+class BmcRecord:
+    url: str
+    port: int
+    credentials: str  # "env" (GPUCTL_BMC_USER/PASSWORD at up time) or "file" (secrets.env)
+    proc: ProcRecord | None = None
+
+
+@dataclass
+class FabricRecord:
+    server: str  # IBSIM_SERVER_NAME for clients (the bridge address)
+    port: int  # IBSIM_SERVER_PORT; ibsim also uses the next 10 UDP ports
+    opensm_log: str
+    ibsim: ProcRecord | None = None
+    opensm: ProcRecord | None = None
+
+
+@dataclass
+class LabState:
+    """What one lab is made of; ``complete`` once ``up`` has finished."""
+
+    site: str
+    lab_dir: str
+    spec_digest: str
+    bridge: str
+    gateway: str
+    hosts: dict[str, HostRecord] = field(default_factory=dict)
+    bmc: BmcRecord | None = None
+    fabric: FabricRecord | None = None
+    complete: bool = False
+    version: int = STATE_VERSION
+
+    @property
+    def paths(self) -> LabPaths:
+        return LabPaths(Path(self.lab_dir))
+
+    def processes(self) -> list[ProcRecord]:
+        """Every recorded process, hosts first (stopped in this order)."""
+        procs = [h.sshd for h in self.hosts.values() if h.sshd is not None]
+        if self.fabric is not None:
+            procs += [p for p in (self.fabric.opensm, self.fabric.ibsim) if p is not None]
+        if self.bmc is not None and self.bmc.proc is not None:
+            procs.append(self.bmc.proc)
+        return procs
+
+
+def _proc(data: dict[str, Any] | None) -> ProcRecord | None:
+    if data is None:
+        return None
+    return ProcRecord(label=str(data["label"]), pid=int(data["pid"]),
+                      start_time=int(data["start_time"]), argv=tuple(data["argv"]))
+
+
+def state_from_dict(data: dict[str, Any]) -> LabState:
+    hosts = {
+        name: HostRecord(
+            name=h["name"], address=h["address"], netns=h["netns"], veth=h["veth"],
+            mac=h["mac"], bmc_system_id=h["bmc_system_id"], hca_ids=tuple(h["hca_ids"]),
+            catalog_type=h["catalog_type"], sshd=_proc(h.get("sshd")),
+        )
+        for name, h in data.get("hosts", {}).items()
+    }
+    bmc = data.get("bmc")
+    fabric = data.get("fabric")
+    return LabState(
+        site=data["site"], lab_dir=data["lab_dir"], spec_digest=data["spec_digest"],
+        bridge=data["bridge"], gateway=data["gateway"], hosts=hosts,
+        bmc=None if bmc is None else BmcRecord(
+            url=bmc["url"], port=int(bmc["port"]), credentials=bmc["credentials"],
+            proc=_proc(bmc.get("proc"))),
+        fabric=None if fabric is None else FabricRecord(
+            server=fabric["server"], port=int(fabric["port"]), opensm_log=fabric["opensm_log"],
+            ibsim=_proc(fabric.get("ibsim")), opensm=_proc(fabric.get("opensm"))),
+        complete=bool(data.get("complete", False)), version=int(data.get("version", 0)),
+    )
+
+
+def save_state(state: LabState) -> None:
+    """Write ``state.json`` atomically (temp file + rename), mode 0600."""
+    path = state.paths.state
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(asdict(state), fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def load_state(lab_dir: Path) -> LabState | None:
+    """The recorded state, or ``None`` when there is none (no lab, or already down)."""
+    path = LabPaths(lab_dir).state
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise LabError(f"lab state {path}: cannot read ({exc.strerror})") from exc
+    try:
+        data = json.loads(text)
+        if int(data.get("version", 0)) != STATE_VERSION:
+            raise LabError(f"lab state {path}: version {data.get('version')!r} is not "
+                           f"{STATE_VERSION}; remove the lab dir by hand")
+        return state_from_dict(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LabError(f"lab state {path}: unreadable ({exc!r})") from exc

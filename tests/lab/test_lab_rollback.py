@@ -1,0 +1,46 @@
+"""A failing ``up`` takes back everything it made."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from labspec import make_spec
+from test_lab_up import assert_nothing_left
+
+from provision import lab
+from provision.errors import LabError
+
+pytestmark = pytest.mark.lab
+
+
+def test_bad_net_file_rolls_back_everything(tmp_path: Path) -> None:
+    site = f"lr{os.getpid() % 100000}"
+    spec = make_spec(site, 2, seed=os.getpid() + 97)
+    # the hosts' HCAs are still nodes of the net file (so the spec validates), but a switch
+    # port points at a node that does not exist: ibsim refuses the file after the hosts,
+    # their sshds and the BMC emulator have been started
+    broken = spec.ibsim_net.replace(f'"{site}-leaf-02"[39]', '"no-such-switch"[39]', 1)
+    assert broken != spec.ibsim_net
+    root = tmp_path / site
+    with pytest.raises(LabError, match=r"lab fabric: ibsim exited: .*no-such-switch"):
+        lab.up(dataclasses.replace(spec, ibsim_net=broken), root)
+    assert_nothing_left(site, root)
+    assert lab.down(site, root) is False
+
+
+def test_subnet_in_use_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    site = f"ls{os.getpid() % 100000}"
+    spec = make_spec(site, 1, seed=os.getpid() + 41)
+    other = make_spec(f"{site}x", 1, seed=os.getpid() + 41)
+    assert other.gateway == spec.gateway
+    lab.up(spec, tmp_path / "first")
+    try:
+        with pytest.raises(LabError, match="overlaps"):
+            lab.up(other, tmp_path / "second")
+        assert_nothing_left(other.site, tmp_path / "second")
+    finally:
+        lab.down(site, tmp_path / "first")
+    assert_nothing_left(site, tmp_path / "first")
