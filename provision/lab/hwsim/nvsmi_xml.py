@@ -93,7 +93,7 @@ def _gpu_tree(g: GpuView) -> Tree:
             ("remapped_row_corr", "0"), ("remapped_row_unc", str(g.remapped_unc)),
             ("remapped_row_pending", _yn(g.remap_pending)), ("remapped_row_failure", "No"),
             ("row_remapper_histogram", [
-                ("row_remapper_histogram_max", f"{639 if g.remapped_unc else 640} bank(s)"),
+                ("row_remapper_histogram_max", f"{2559 if g.remapped_unc else 2560} bank(s)"),
                 ("row_remapper_histogram_high", f"{1 if g.remapped_unc else 0} bank(s)"),
                 ("row_remapper_histogram_partial", "0 bank(s)"),
                 ("row_remapper_histogram_low", "0 bank(s)"),
