@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provision.lab.access import bmc_endpoint, host_exec, ib_env, run_ib_tool, running_state
+from provision.lab.hostfs import HostRoot, HostSetup
 from provision.lab.lifecycle import default_lab_dir, down, require_root, resolve_lab_dir, up
 from provision.lab.spec import LabHost, LabSpec, validate
 from provision.lab.state import LabState
@@ -31,7 +32,7 @@ def status(site: str, lab_dir: str | Path | None = None) -> LabStatus:
 
 
 __all__ = [
-    "BmcStatus", "FabricStatus", "HostStatus", "LabHost", "LabSpec", "LabState", "LabStatus",
+    "BmcStatus", "FabricStatus", "HostRoot", "HostSetup", "HostStatus", "LabHost", "LabSpec", "LabState", "LabStatus",
     "bmc_endpoint", "default_lab_dir", "down", "host_exec", "ib_env", "run_ib_tool",
     "require_root", "resolve_lab_dir", "running_state", "status", "up", "validate",
 ]

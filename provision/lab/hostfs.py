@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,26 @@ class IbSettings:
     port: int
     preload: str = UMAD2SIM
     tools: str = "/usr/sbin"
+
+
+@dataclass(frozen=True)
+class HostRoot:
+    """A lab host's private filesystem before the host starts, for ``up(host_setup=...)``.
+
+    A file written to ``root / "usr/local/bin/tool"`` appears as /usr/local/bin/tool inside
+    that host only. Only the overlaid directories (/etc, /var, /opt, /usr, /root) are private.
+    """
+
+    name: str
+    catalog_type: str
+    hca_ids: tuple[str, ...]
+    root: Path
+    lab_dir: Path
+
+
+HostSetup = Callable[[HostRoot], None]
+"""Called once per host by ``up`` after the lab's own files are in place, before its sshd
+starts; e.g. to install the hardware simulator's commands."""
 
 
 def overlay_targets() -> list[str]:

@@ -76,8 +76,13 @@ def lab_lock(lab_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def up(spec: LabSpec, lab_dir: str | Path | None = None) -> LabState:
-    """Bring the lab described by ``spec`` up under ``lab_dir``; return its state."""
+def up(spec: LabSpec, lab_dir: str | Path | None = None, *,
+       host_setup: hostfs.HostSetup | None = None) -> LabState:
+    """Bring the lab described by ``spec`` up under ``lab_dir``; return its state.
+
+    ``host_setup`` is called for each host's private filesystem before the host starts (not
+    when the lab is already up and healthy: then ``up`` changes nothing).
+    """
     require_root()
     validate(spec)
     root = resolve_lab_dir(spec.site, lab_dir)
@@ -101,7 +106,7 @@ def up(spec: LabSpec, lab_dir: str | Path | None = None) -> LabState:
                 shutil.rmtree(root, ignore_errors=True)
             raise
         try:
-            _build(spec, state)
+            _build(spec, state, host_setup)
         except BaseException as exc:
             try:
                 teardown(state, remove_dir=True)
@@ -215,7 +220,7 @@ def _new_state(spec: LabSpec, root: Path, digest: str) -> LabState:
     return state
 
 
-def _build(spec: LabSpec, state: LabState) -> None:
+def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) -> None:
     paths = state.paths
     gateway_ip = str(ipaddress.IPv4Interface(spec.gateway).ip)
     creds = bmc.credentials_for_up(paths)
@@ -254,6 +259,10 @@ def _build(spec: LabSpec, state: LabState) -> None:
         holder = hostfs.prepare_host(hdir, host, all_hosts=list(state.hosts.values()),
                                      admin_public_key=admin_pub, ib=ib,
                                      sshd_command=sshd.sshd_command(config))
+        if host_setup is not None:
+            host_setup(hostfs.HostRoot(name=host.name, catalog_type=host.catalog_type,
+                                       hca_ids=host.hca_ids, root=hdir / "upper",
+                                       lab_dir=paths.root))
         host.sshd = sshd.start_host(host, holder, hdir / "sshd.log")
         save_state(state)
     keys.write_private(paths.known_hosts, keys.known_hosts_text(known), mode=0o644)

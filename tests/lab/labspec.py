@@ -58,9 +58,18 @@ def free_subnet(seed: int) -> ipaddress.IPv4Network:
 
 
 def make_spec(site: str, count: int, *, seed: int = 0) -> LabSpec:
+    """A spec on a /24 that is free on this machine (runs ``ip``)."""
+    return make_spec_offline(site, count, net=free_subnet(seed))
+
+
+OFFLINE_NET = ipaddress.IPv4Network("10.213.0.0/24")
+
+
+def make_spec_offline(site: str, count: int, net: ipaddress.IPv4Network = OFFLINE_NET
+                      ) -> LabSpec:
+    """A spec on ``net`` (default 10.213.0.0/24), without looking at this machine."""
     if count > 200:
         raise ValueError("at most 200 hosts in one /24")
-    net = free_subnet(seed)
     base = net.network_address
     names = [f"{site}-gpu-{i + 1:02d}" for i in range(count)]
     hosts = tuple(

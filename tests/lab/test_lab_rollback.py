@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ from test_lab_up import assert_nothing_left
 
 from provision import lab
 from provision.errors import LabError
+from provision.lab.proc import alive
+from provision.lab.state import load_state
 
 pytestmark = pytest.mark.lab
 
@@ -44,3 +49,33 @@ def test_subnet_in_use_is_refused_before_anything_is_made(tmp_path: Path) -> Non
     finally:
         lab.down(site, tmp_path / "first")
     assert_nothing_left(site, tmp_path / "first")
+
+
+CRASH = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from labspec import make_spec
+from provision.lab import lifecycle
+def crash(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # die like a power cut: no rollback, no cleanup
+lifecycle.fabric.wait_subnet_up = crash
+lifecycle.up(make_spec({site!r}, 2, seed={seed}), {root!r})
+"""
+
+
+def test_down_after_a_crash_half_way(tmp_path: Path) -> None:
+    site = f"lc{os.getpid() % 100000}"
+    root = tmp_path / site
+    code = CRASH.format(tests=str(Path(__file__).parent), site=site, seed=os.getpid() + 13,
+                        root=str(root))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    state = load_state(root)
+    assert state is not None and not state.complete
+    assert len(state.processes()) == len(state.hosts) + 3  # everything started, orphaned now
+    assert all(alive(p) for p in state.processes())
+    report = lab.status(site, root)
+    assert not report.ok and not report.complete
+    assert lab.down(site, root) is True
+    assert_nothing_left(site, root, state)

@@ -42,12 +42,22 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("lab") / site
     spec = make_spec(site, 3, seed=os.getpid())
     started = time.monotonic()
-    state = lab.up(spec, root)
+    state = lab.up(spec, root, host_setup=mark_host)
     print(f"lab up ({len(spec.hosts)} hosts): {time.monotonic() - started:.2f}s")
     try:
         yield Lab(spec, state, root)
     finally:
         lab.down(site, root)
+
+
+SETUP_MARK = "opt/gpuctl-lab-setup"
+
+
+def mark_host(host: lab.HostRoot) -> None:
+    """A host_setup hook: leaves a file only that host sees."""
+    path = host.root / SETUP_MARK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{host.name} {host.catalog_type}\n")
 
 
 def ssh(running: Lab, host: str) -> paramiko.SSHClient:
@@ -73,6 +83,14 @@ def test_ssh_to_every_host_verifies_its_host_key(running: Lab) -> None:
             rc, out = sh(client, "hostname; cat /etc/hostname; id -u")
             assert rc == 0
             assert out.split() == [host.name, host.name, "0"]
+
+
+def test_host_setup_hook_files_are_private(running: Lab) -> None:
+    for host in running.spec.hosts:
+        with ssh(running, host.name) as client:
+            rc, out = sh(client, f"cat /{SETUP_MARK}")
+            assert rc == 0 and out.split() == [host.name, host.catalog_type]
+    assert not Path("/", SETUP_MARK).exists()
 
 
 def test_unknown_host_key_is_rejected(running: Lab, tmp_path: Path) -> None:
