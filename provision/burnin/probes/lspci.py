@@ -25,12 +25,17 @@ _WIDTH = re.compile(r"Width x(?P<width>\d+)(?: \((?P<note>[^)]*)\))?")
 
 @dataclass(frozen=True)
 class PciDevice:
-    """One device; the link fields are None for devices without a PCIe capability."""
+    """One device; the link fields are None for devices without a PCIe capability.
+
+    ``unreadable`` is True when lspci could not read the config space ("!!! Unknown header
+    type 7f"): the device answers all-ones, typically a GPU that fell off the bus.
+    """
 
     address: str
     device_class: str
     description: str
     driver: str | None
+    unreadable: bool
     cap_speed_gts: float | None
     cap_width: int | None
     sta_speed_gts: float | None
@@ -82,12 +87,15 @@ def _device(header: re.Match[str], lines: list[tuple[int, str]]) -> PciDevice:
     cap: tuple[int, str] | None = None
     sta: tuple[int, str] | None = None
     driver: str | None = None
+    unreadable = False
     for number, line in lines:
         stripped = line.strip()
         if stripped.startswith("LnkCap:") and cap is None:
             cap = (number, stripped)
         elif stripped.startswith("LnkSta:") and sta is None:
             sta = (number, stripped)
+        elif stripped.startswith("!!! Unknown header type"):
+            unreadable = True
         elif stripped.startswith("Kernel driver in use:"):
             driver = stripped.split(":", 1)[1].strip()
     cap_speed = cap_width = sta_speed = sta_width = None
@@ -105,6 +113,7 @@ def _device(header: re.Match[str], lines: list[tuple[int, str]]) -> PciDevice:
         device_class=header.group("cls"),
         description=header.group("desc"),
         driver=driver,
+        unreadable=unreadable,
         cap_speed_gts=cap_speed,
         cap_width=cap_width,
         sta_speed_gts=sta_speed,
