@@ -155,6 +155,11 @@ def _merge_includes(raw: dict[str, Any], path: Path, positions: Positions) -> No
             raise SiteLoadError(f"includes[{i}]: {name!r} is outside the site directory",
                                 file=pos.file if pos else str(path),
                                 line=pos.line if pos else None, col=pos.col if pos else None)
+        if not inc_path.is_file():
+            pos = positions.find(("includes", i))
+            raise SiteLoadError(f"includes[{i}]: included file {name!r} not found next to "
+                                f"{path.name}", file=pos.file if pos else str(path),
+                                line=pos.line if pos else None, col=pos.col if pos else None)
         inc_pos = Positions()
         data = load_yaml(inc_path, inc_pos)
         if not isinstance(data, dict):

@@ -103,13 +103,11 @@ def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], slots: dict[str, int]
         gw = str(net[1])
         subnets.append(Subnet(pool, rack, str(net), gw, str(net[RESERVED_LOW + 1]), hosts))
         offset = RESERVED_LOW + 1
-        rack_slot = 0
-        for n in rack_nodes:
+        for rack_slot, n in enumerate(rack_nodes):
             for j, iface in enumerate(per_node[n.name]):
                 addresses.append(Address(pool, n.name, iface,
                                          str(net[offset + rack_slot * width + j]),
                                          net.prefixlen, str(net), gw))
-            rack_slot += 1
 
 
 def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],

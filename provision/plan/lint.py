@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import netaddr
 
 from provision.errors import PlanError
-from provision.loader import Loc, LoadedSite
+from provision.loader import LoadedSite, Loc
 from provision.plan.build import Plan, build_plan
 from provision.plan.layout import layout_racks
 from provision.plan.power import COOLING_LIMIT_KW
@@ -235,7 +235,7 @@ def fabric_speed(ls: LoadedSite) -> Iterator[Finding]:
                  f"set speed: {sw.ib_speed} or choose a {cf.speed} switch",
                  "fabrics", "compute", "speed")
     if cf.topology == "multi-plane":
-        for gi, g in enumerate(ls.site.node_groups):
+        for _gi, g in enumerate(ls.site.node_groups):
             t = ls.catalog.nodes.get(g.type)
             if g.name in cf.node_groups and t and len(t.compute_hcas) != cf.planes:
                 yield _f("GPU143", f"multi-plane fabric has {cf.planes} planes but {t.name} has "
@@ -325,7 +325,8 @@ def lint(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
     """All findings for a schema-valid site, positioned, sorted by file position."""
     findings = [f for r in RULES for f in r(ls)]
     plan: Plan | None = None
-    if not any(f.code in ("GPU121", "GPU122", "GPU123", "GPU124", "GPU125") for f in findings):
+    blocking = {"GPU112", "GPU121", "GPU122", "GPU123", "GPU124", "GPU125", "GPU142", "GPU143"}
+    if not any(f.code in blocking for f in findings):
         plan, extra = plan_findings(ls)
         findings += extra
         if plan is not None:

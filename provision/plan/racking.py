@@ -78,13 +78,18 @@ def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: 
                                 key=lambda r: (distance_m(space.racks[r], anchor), r))
         else:
             candidates = list(network_racks)
-        for rack in candidates:
-            # A ToR belongs in its rack even when that overdraws it: lint reports the budget.
-            u = space.take(rack, units, kw, strict_power=sw.tier != "tor")
+        # Prefer racks with power budget left; when none has, take rack space anyway and
+        # let the power lint (GPU101) report the overdrawn rack instead of hiding it.
+        u = None
+        for strict in (sw.tier != "tor", False):
+            for rack in candidates:
+                u = space.take(rack, units, kw, strict_power=strict)
+                if u is not None:
+                    sw.rack, sw.u = rack, u
+                    break
             if u is not None:
-                sw.rack, sw.u = rack, u
                 break
-        else:
+        if u is None:
             raise PlanError(f"{fabric} fabric: no rack space left for switch {sw.name} "
                             f"({units}U, {kw:g} kW) in {', '.join(candidates[:4])}"
                             f"{' ...' if len(candidates) > 4 else ''}")

@@ -25,10 +25,17 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def _records(items: Iterable[Any]) -> str:
-    """A JSON array with one record per line: compact and diff-friendly."""
-    lines = [json.dumps(dataclasses.asdict(x), sort_keys=True, separators=(",", ":"))
-             for x in items]
-    return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+    """A table: ``{"columns": [...], "rows": [[...], ...]}``, one row per line.
+
+    Records are flat dataclasses; a row per line keeps the file compact and diff-friendly.
+    """
+    items = list(items)
+    if not items:
+        return '{"columns": [], "rows": []}'
+    names = [f.name for f in dataclasses.fields(items[0])]
+    dumps = json.JSONEncoder(separators=(",", ":")).encode
+    rows = ",\n".join(dumps([getattr(x, n) for n in names]) for x in items)
+    return f'{{"columns": {json.dumps(names)}, "rows": [\n{rows}\n]}}'
 
 
 def plan_json(plan: Plan) -> str:

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: setup, static checks (ruff, mypy --strict), then pytest.
+# Lab tests (marked `lab`) need root; they are skipped with a reason otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+echo "== ruff"
+ruff check provision tests bench
+echo "== mypy (strict on provision/)"
+mypy
+echo "== pytest"
+python3 -m pytest -q -p no:cacheprovider "$@"

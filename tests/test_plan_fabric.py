@@ -1,0 +1,133 @@
+"""Fabric builders against published tables and fat-tree formulas."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from provision.errors import PlanError
+from provision.loader import load_catalog, load_site
+from provision.models.catalog import Catalog, SwitchType
+from provision.models.site import ComputeFabric
+from provision.plan.fabric import build_compute, upper_count
+from provision.plan.layout import Node, layout_racks, place_nodes
+from tests.conftest import SITES
+
+SUPERPOD_TABLE = [  # SUs, nodes, leaf, spine, node+UFM cables, leaf-spine cables
+    (1, 31, 8, 4, 252, 256),
+    (2, 63, 16, 8, 508, 512),
+    (3, 95, 24, 16, 764, 768),
+    (4, 127, 32, 16, 1020, 1024),
+]
+
+
+def _nodes(ntype: str, count: int) -> list[Node]:
+    return [Node(f"n{i:05d}", "g", ntype, "gpu", i + 1, i, "r", 1, 1, 1) for i in range(count)]
+
+
+def _catalog_with(k: int, speed: str = "HDR") -> Catalog:
+    cat = load_catalog()
+    tiny = SwitchType(name=f"k{k}", vendor="T", model=f"{k}-port", technology="infiniband",
+                      ports=k, cages=k, ports_per_cage=1, speed_gbps=200, ib_speed=speed,
+                      max_power_kw=0.1, typical_power_kw=0.1, rack_units=1)
+    return cat.model_copy(update={"switches": {**cat.switches, tiny.name: tiny}})
+
+
+@pytest.mark.parametrize("sus,nodes,leaf,spine,node_cables,ls_cables", SUPERPOD_TABLE)
+def test_superpod_h100_table(sus: int, nodes: int, leaf: int, spine: int, node_cables: int,
+                             ls_cables: int) -> None:
+    loaded = load_site(SITES / "superpod-h100-4su")
+    all_nodes = place_nodes(loaded.site, loaded.catalog, layout_racks(loaded.site))
+    cfg = loaded.site.fabrics.compute
+    assert cfg is not None
+    fab = build_compute(cfg, all_nodes[:nodes], loaded.catalog)
+    tiers = Counter(s.tier for s in fab.switches)
+    kinds = Counter(lk.kind for lk in fab.links)
+    assert (tiers["leaf"], tiers["spine"]) == (leaf, spine)
+    assert kinds["node-leaf"] + kinds["ufm-leaf"] == node_cables
+    assert kinds["leaf-spine"] == ls_cables
+    assert fab.tiers == 2
+
+
+def test_rail_optimized_rails_land_on_their_leaf() -> None:
+    loaded = load_site(SITES / "superpod-h100-4su")
+    nodes = place_nodes(loaded.site, loaded.catalog, layout_racks(loaded.site))
+    assert loaded.site.fabrics.compute is not None
+    fab = build_compute(loaded.site.fabrics.compute, nodes, loaded.catalog)
+    for lk in fab.links:
+        if lk.kind == "node-leaf":
+            assert lk.b.endswith(f"leaf{(lk.rail or 0) + 1:02d}")
+            assert lk.a_port == f"mlx5_{lk.rail}"
+    # every leaf reaches every spine the same number of times
+    pairs = Counter((lk.a, lk.b) for lk in fab.links if lk.kind == "leaf-spine")
+    assert set(pairs.values()) == {2}
+    assert len(pairs) == 32 * 16
+
+
+def test_multi_plane_formulas() -> None:
+    """P planes of a full two-tier k=64 tree: P*k^2/2 endpoints, 3k/2 switches per plane."""
+    cat = load_catalog()
+    k, planes = 64, 8
+    cfg = ComputeFabric(topology="multi-plane", switch="qm9700", speed="NDR", planes=planes,
+                        node_groups=["g"])
+    fab = build_compute(cfg, _nodes("dgx-h100", k * k // 2), cat)
+    assert fab.endpoints == planes * k * k // 2 == fab.max_endpoints
+    per_plane = Counter((s.plane, s.tier) for s in fab.switches)
+    for p in range(planes):
+        assert per_plane[(p, "leaf")] == k and per_plane[(p, "spine")] == k // 2
+    # NIC p of every node is on plane p, and planes never meet
+    leaf_plane = {s.name: s.plane for s in fab.switches}
+    for lk in fab.links:
+        if lk.kind == "node-leaf":
+            assert leaf_plane[lk.b] == lk.rail
+        else:
+            assert leaf_plane[lk.a] == leaf_plane[lk.b]
+
+
+@pytest.mark.parametrize("k", [4, 8, 12])
+def test_three_tier_fat_tree_formulas(k: int) -> None:
+    """Full 3-tier fat tree: k^3/4 endpoints, 5k^2/4 switches, (k/2)^2 cores."""
+    cat = _catalog_with(k)
+    cfg = ComputeFabric(topology="fat-tree", switch=f"k{k}", speed="HDR", tiers=3,
+                        node_groups=["g"])
+    fab = build_compute(cfg, _nodes("pcie-a100-1hca", k ** 3 // 4), cat)
+    tiers = Counter(s.tier for s in fab.switches)
+    assert len(fab.switches) == 5 * k * k // 4
+    assert tiers["core"] == (k // 2) ** 2
+    assert tiers["leaf"] == tiers["spine"] == k * k // 2
+    assert fab.max_endpoints == k ** 3 // 4
+    used = Counter((lk.b, lk.b_port) for lk in fab.links)
+    used.update((lk.a, lk.a_port) for lk in fab.links)
+    assert max(used.values()) == 1
+    assert all(1 <= int(p) <= k for (_, p) in used if p.isdigit())
+
+
+def test_two_tier_fat_tree_with_oversubscription() -> None:
+    cat = load_catalog()
+    cfg = ComputeFabric(topology="fat-tree", switch="qm8700", speed="HDR", tiers=2,
+                        oversubscription=3.0, node_groups=["g"])
+    fab = build_compute(cfg, _nodes("pcie-a100-1hca", 300), cat)
+    leaves = [s for s in fab.switches if s.tier == "leaf"]
+    assert len(leaves) == 10  # 30 down / 10 up on 40 ports
+    ups = Counter(lk.a for lk in fab.links if lk.kind == "leaf-spine")
+    assert set(ups.values()) == {10}
+
+
+def test_two_tiers_too_small_is_an_error_not_a_smaller_fabric() -> None:
+    cat = _catalog_with(8)
+    cfg = ComputeFabric(topology="fat-tree", switch="k8", speed="HDR", tiers=2,
+                        node_groups=["g"])
+    with pytest.raises(PlanError, match="cannot be joined by two tiers"):
+        build_compute(cfg, _nodes("pcie-a100-1hca", 33), cat)
+    auto = cfg.model_copy(update={"tiers": "auto"})
+    assert build_compute(auto, _nodes("pcie-a100-1hca", 33), cat).tiers == 3
+    with pytest.raises(PlanError, match="pods"):
+        build_compute(auto, _nodes("pcie-a100-1hca", 8 ** 3 // 4 + 1), cat)
+
+
+def test_upper_count_rounds_to_even_spread() -> None:
+    assert upper_count(24, 32, 64) == 16  # the 3-SU SuperPOD row
+    assert upper_count(8, 32, 64) == 4
+    with pytest.raises(ValueError):
+        upper_count(65, 32, 64)

@@ -1,0 +1,142 @@
+"""Property tests: random valid sites give consistent plans; growth never renumbers."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from typing import Any
+
+import netaddr
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from provision.loader import load_catalog
+from provision.models.site import Site
+from provision.plan.build import Plan, build_plan
+from tests.conftest import SITES
+
+CATALOG = load_catalog()
+LAB = yaml.safe_load((SITES / "lab" / "site.yaml").read_text())
+
+
+def make_site(topology: str, nodes: int, per_rack: int, rows: int, ntype: str,
+              storage: bool) -> dict[str, Any]:
+    d = copy.deepcopy(LAB)
+    racks_needed = -(-nodes // per_rack)
+    per_row = -(-racks_needed // rows)
+    units = CATALOG.nodes[ntype].rack_units
+    d["halls"][0]["power_capacity_kw"] = 100000
+    d["site"]["power_capacity_mw"] = 1000
+    d["halls"][0]["rows"] = [
+        {"name": f"r{i}", "racks": per_row, "y_m": i * 3,
+         "rack": {"size_u": 48, "power_kw": 200, "cooling": "liquid"}} for i in range(rows)]
+    d["halls"][0]["rows"].append({"name": "n", "racks": 4, "y_m": rows * 3,
+                                  "rack": {"size_u": 48, "power_kw": 400, "cooling": "liquid"}})
+    g = d["node_groups"][0]
+    g["type"], g["count"] = ntype, nodes
+    g["placement"] = {"hall": "h1", "rows": [f"r{i}" for i in range(rows)],
+                      "nodes_per_rack": per_rack,
+                      "u_positions": [2 + i * units for i in range(per_rack)]}
+    hcas = len(CATALOG.nodes[ntype].compute_hcas)
+    cf = {"topology": topology, "switch": "qm8700", "speed": "HDR", "node_groups": ["gpu"],
+          "tiers": "auto", "network_racks": ["n01", "n02", "n03", "n04"]}
+    if topology == "rail-optimized":
+        cf["su_size"] = 20
+        cf["ufm_ports"] = 4
+    if topology == "multi-plane":
+        cf["planes"] = hcas
+    d["fabrics"]["compute"] = cf
+    d["addressing"] = {"inband": "10.1.0.0/16", "oob": "10.2.0.0/16", "storage": "10.3.0.0/16",
+                       "switch_mgmt": "10.4.0.0/20", "ipoib": ["10.8.0.0/14"],
+                       "pod_cidr": "172.16.0.0/14", "service_cidr": "172.20.0.0/16"}
+    if storage:
+        d["fabrics"]["storage"] = {"switch": "sn4600c", "spine_switch": "sn4600c",
+                                   "network_racks": ["n01", "n02"]}
+    return d
+
+
+def plan_of(d: dict[str, Any]) -> Plan:
+    return build_plan(Site.model_validate(d), CATALOG)
+
+
+sites = st.builds(
+    make_site,
+    topology=st.sampled_from(["fat-tree", "rail-optimized", "multi-plane"]),
+    nodes=st.integers(1, 60),
+    per_rack=st.integers(1, 4),
+    rows=st.integers(1, 3),
+    ntype=st.sampled_from(["dgx-a100", "pcie-a100-1hca"]),
+    storage=st.booleans(),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sites)
+def test_plan_invariants(d: dict[str, Any]) -> None:
+    plan = plan_of(d)
+    # every HCA port has exactly one link
+    hca_links = Counter((lk.a, lk.a_port) for lk in plan.fabrics["compute"].links
+                        if lk.kind == "node-leaf")
+    for n in plan.nodes:
+        for h in CATALOG.nodes[n.type].compute_hcas:
+            assert hca_links[(n.name, h.device)] == 1
+    assert sum(hca_links.values()) == len(hca_links)
+    # no switch port used twice; port numbers within the model's radix
+    radix = {s.name: CATALOG.switches[s.model].ports for s in plan.switches}
+    used: Counter[tuple[str, str]] = Counter()
+    for f in plan.fabrics.values():
+        for lk in f.links:
+            used[(lk.b, lk.b_port)] += 1
+            if lk.a in radix:
+                used[(lk.a, lk.a_port)] += 1
+    assert max(used.values()) == 1
+    for (dev, port), _ in used.items():
+        assert 1 <= int(port) <= radix[dev], (dev, port)
+    # addresses unique and inside their pools
+    pools = {"inband": ["10.1.0.0/16"], "oob": ["10.2.0.0/16"], "storage": ["10.3.0.0/16"],
+             "switch_mgmt": ["10.4.0.0/20"], "ipoib": ["10.8.0.0/14"]}
+    seen = Counter(a.address for a in plan.addresses)
+    assert max(seen.values()) == 1
+    for a in plan.addresses:
+        ip = netaddr.IPAddress(a.address)
+        assert any(ip in netaddr.IPNetwork(p) for p in pools[a.pool])
+        assert ip in netaddr.IPNetwork(a.subnet)
+        assert ip != netaddr.IPNetwork(a.subnet).network
+    # cable IDs unique; every link has a cable
+    ids = [c.id for c in plan.cables]
+    assert len(ids) == len(set(ids)) == sum(len(f.links) for f in plan.fabrics.values())
+
+
+def _node_facts(plan: Plan) -> dict[str, Any]:
+    node_names = {n.name for n in plan.nodes}
+    return {
+        "addresses": {(a.device, a.interface): a.address for a in plan.addresses
+                      if a.device in node_names},
+        "ports": {(lk.a, lk.a_port): (lk.b, lk.b_port) for f in plan.fabrics.values()
+                  for lk in f.links if lk.a in node_names},
+        "cables": {c.id: (c.a, c.a_port, c.b, c.b_port) for c in plan.cables
+                   if c.a in node_names},
+    }
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sites, st.integers(1, 40), st.sampled_from(["nodes", "row"]))
+def test_growth_at_the_end_never_renumbers_existing_nodes(d: dict[str, Any], more: int,
+                                                          how: str) -> None:
+    before = plan_of(d)
+    grown = copy.deepcopy(d)
+    g = grown["node_groups"][0]
+    g["count"] += more
+    rows = grown["halls"][0]["rows"]
+    if how == "row":
+        rows.insert(len(rows) - 1, {**copy.deepcopy(rows[0]), "name": "grow", "y_m": 50,
+                                    "racks": -(-more // g["placement"]["nodes_per_rack"])})
+        g["placement"]["rows"].append("grow")
+    else:
+        rows[-2]["racks"] += -(-more // g["placement"]["nodes_per_rack"])  # last node row
+    after = plan_of(grown)
+    old, new = _node_facts(before), _node_facts(after)
+    for key in ("addresses", "ports", "cables"):
+        for k, v in old[key].items():
+            assert new[key].get(k) == v, (key, k, v, new[key].get(k))
