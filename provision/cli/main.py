@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -25,8 +26,38 @@ SITE is a site directory or its site.yaml. Add --debug before the command for tr
 """
 
 
+COMMANDS: dict[str, tuple[str, str]] = {
+    "lint": ("provision.cli.lint", "lint"),
+    "schema": ("provision.cli.schema", "schema"),
+    "plan": ("provision.cli.plan", "plan"),
+    "fabric": ("provision.cli.fabric", "fabric"),
+    "lab": ("provision.cli.lab", "lab"),
+    "provision": ("provision.cli.provision", "provision"),
+    "burnin": ("provision.cli.burnin", "burnin"),
+    "platform": ("provision.cli.platform", "platform"),
+}
+"""Command name -> (module, attribute); modules load only when their command runs."""
+
+
 class GpuctlGroup(click.Group):
-    """A click group that reports GpuctlError as one line and a non-zero exit."""
+    """Lazily loads subcommands; reports GpuctlError as one line and a non-zero exit."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self.get_command(ctx, name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[cmd_name]
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                return None  # command not built yet
+            raise
+        command = getattr(mod, attr)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -45,30 +76,6 @@ class GpuctlGroup(click.Group):
 def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-def _register() -> None:
-    import importlib
-
-    for module, name in [
-        ("provision.cli.lint", "lint"),
-        ("provision.cli.schema", "schema"),
-        ("provision.cli.plan", "plan"),
-        ("provision.cli.fabric", "fabric"),
-        ("provision.cli.burnin", "burnin"),
-        ("provision.cli.lab", "lab"),
-        ("provision.cli.provision", "provision"),
-    ]:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue  # command not built yet
-            raise
-        cli.add_command(getattr(mod, name))
-
-
-_register()
 
 
 def main() -> None:
