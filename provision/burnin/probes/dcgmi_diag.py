@@ -115,6 +115,15 @@ def _texts(value: Any, key: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _list(value: Any, where: str) -> list[Any]:
+    """``value`` as a list (None as empty); ParseError for anything else."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ParseError(f"{KIND}: {where} is {type(value).__name__}, expected a list")
+    return value
+
+
 def _gpu_ids(value: Any, where: str) -> tuple[int, ...]:
     if value is None:
         return ()
@@ -132,8 +141,10 @@ def _result(raw: Any, where: str) -> DiagResult:
     if not isinstance(raw, dict):
         raise ParseError(f"{KIND}: {where}: a result is {type(raw).__name__}, expected an object")
     if "entity_id" in raw:
-        group = raw.get("entity_group", "GPU")
-        gpus: tuple[int, ...] = (int(raw["entity_id"]),) if group == "GPU" else ()
+        entity = raw["entity_id"]
+        if not isinstance(entity, int) or isinstance(entity, bool):
+            raise ParseError(f"{KIND}: {where}: entity_id {entity!r} is not an integer")
+        gpus: tuple[int, ...] = (entity,) if raw.get("entity_group", "GPU") == "GPU" else ()
     else:
         gpus = _gpu_ids(raw.get("gpu_ids"), where)
     return DiagResult(
@@ -150,7 +161,7 @@ def _test(raw: dict[str, Any], category: str) -> DiagTest:
     if not isinstance(name, str):
         raise ParseError(f"{KIND}: a test in category {category!r} has no name")
     where = f"test {name!r}"
-    results = tuple(_result(r, where) for r in raw.get("results") or [])
+    results = tuple(_result(r, where) for r in _list(raw.get("results"), f"{where} results"))
     summary = raw.get("test_summary")
     if isinstance(summary, dict) and "status" in summary:
         status = _status(summary["status"], where)
@@ -201,17 +212,22 @@ def parse(text: str) -> DcgmDiag:
         raise ParseError(f"{KIND}: the diagnostic object is not a JSON object")
     runtime_error = body.get("runtime_error", data.get("runtime_error"))
     tests: list[DiagTest] = []
-    for category in body.get("test_categories") or []:
-        if not isinstance(category, dict) or not isinstance(category.get("tests", []), list):
-            raise ParseError(f"{KIND}: a test category is not an object with a tests list")
+    for category in _list(body.get("test_categories"), "test_categories"):
+        if not isinstance(category, dict):
+            raise ParseError(f"{KIND}: a test category is not an object")
         name = str(category.get("category", "unknown"))
-        tests.extend(_test(t, name) for t in category.get("tests", []) if t is not None)
+        for test in _list(category.get("tests"), f"category {name!r} tests"):
+            if isinstance(test, dict):
+                tests.append(_test(test, name))
+            elif test is not None:
+                raise ParseError(f"{KIND}: a test in category {name!r} is not an object")
     if not tests and runtime_error is None:
         raise ParseError(f"{KIND}: the diagnostic reports no test and no runtime_error")
+    version, driver = meta.get("version"), meta.get("Driver Version Detected")
     return DcgmDiag(
         schema=schema,
-        dcgm_version=meta.get("version"),
-        driver_version=meta.get("Driver Version Detected"),
+        dcgm_version=None if version is None else str(version),
+        driver_version=None if driver is None else str(driver),
         runtime_error=None if runtime_error is None else str(runtime_error),
         tests=tuple(tests),
     )

@@ -19,7 +19,7 @@ _HEADER = re.compile(
     r"^(?P<addr>(?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) "
     r"(?P<cls>[^:]+): (?P<desc>.*)$"
 )
-_SPEED = re.compile(r"Speed (?P<speed>[\d.]+GT/s|unknown)(?: \((?P<note>[^)]*)\))?")
+_SPEED = re.compile(r"Speed (?P<speed>\d+(?:\.\d+)?GT/s|unknown)(?: \((?P<note>[^)]*)\))?")
 _WIDTH = re.compile(r"Width x(?P<width>\d+)(?: \((?P<note>[^)]*)\))?")
 
 
