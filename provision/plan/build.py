@@ -71,6 +71,21 @@ def _ends(plan_nodes: dict[str, Node], switches: dict[str, Switch], catalog: Cat
     return sw.rack, sw.u, False, catalog.switches[sw.model].ports_per_cage
 
 
+def _place_by_tier(space: RackSpace, fab: FabricPlan, nodes: list[Node], net_racks: list[str],
+                   catalog: Catalog) -> None:
+    """Place leaves near their first host, then each upper tier near its first lower switch."""
+    where = {n.name: n.rack for n in nodes}
+    first_lower: dict[str, str] = {}
+    for lk in fab.links:
+        first_lower.setdefault(lk.b, lk.a)
+    for tier in ("leaf", "spine", "core"):
+        batch = [s for s in fab.switches if s.tier == tier]
+        anchors = {s.name: where[first_lower[s.name]] for s in batch
+                   if first_lower.get(s.name) in where}
+        place_switches(space, batch, net_racks, catalog, anchors, "compute")
+        where.update((s.name, s.rack) for s in batch)
+
+
 def build_plan(site: Site, catalog: Catalog) -> Plan:
     """Compute the Plan; raises PlanError when the site cannot be built as written."""
     racks = layout_racks(site)
@@ -87,13 +102,8 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         fabric_nodes = [n for n in nodes if n.group in groups]
         fab = build_compute(cf, fabric_nodes, catalog)
         rails = len(catalog.nodes[fabric_nodes[0].type].compute_hcas) if fabric_nodes else 0
-        anchors: dict[str, str] = {}
-        node_rack = {n.name: n.rack for n in fabric_nodes}
-        for lk in fab.links:
-            if lk.kind == "node-leaf" and lk.b not in anchors:
-                anchors[lk.b] = node_rack[lk.a]
         net_racks = resolve_racks(cf.network_racks, racks)
-        place_switches(space, fab.switches, net_racks, catalog, anchors, "compute")
+        _place_by_tier(space, fab, fabric_nodes, net_racks, catalog)
         if any(lk.kind == "ufm-leaf" for lk in fab.links):
             for r in net_racks:
                 u = space.take(r, 1)

@@ -63,8 +63,8 @@ def resolve_racks(refs: Sequence[str], racks: Sequence[Rack]) -> list[str]:
 
 def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: Sequence[str],
                    catalog: Catalog, anchors: dict[str, str], fabric: str) -> None:
-    """Leaves go to the network rack nearest the rack of their first host (``anchors``);
-    other tiers fill ``network_racks`` in order; ToRs stay in their own rack."""
+    """Each switch goes to the network rack nearest its anchor rack (the rack of its first
+    lower-tier neighbour, ``anchors``), else the first with room; ToRs stay in their rack."""
     for sw in switches:
         units = catalog.switches[sw.model].rack_units
         kw = catalog.switches[sw.model].max_power_kw
@@ -72,7 +72,7 @@ def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: 
             candidates = [sw.rack]
         elif not network_racks:
             raise PlanError(f"{fabric} fabric has no network_racks to hold switch {sw.name}")
-        elif sw.tier == "leaf" and sw.name in anchors:
+        elif sw.name in anchors:
             anchor = space.racks[anchors[sw.name]]
             candidates = sorted(network_racks,
                                 key=lambda r: (distance_m(space.racks[r], anchor), r))
