@@ -17,6 +17,7 @@ from provision.fabric.findings import Finding, VerifyResult, natural_key
 
 STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 WIDTH = 160
+MAX_INFERRED_SHOWN = 12
 
 
 def to_json(result: VerifyResult) -> str:
@@ -53,9 +54,12 @@ def to_text(result: VerifyResult, width: int = WIDTH) -> str:
         for f in by_rack[rack]:
             table.add_row(*_row(f))
         console.print(table)
-    for name, info in result.inferred.items():
+    for name, info in list(result.inferred.items())[:MAX_INFERRED_SHOWN]:
         console.print(f"identified by cabling: {name} = {info['guid']} "
                       f"(node description {info['desc']!r})")
+    if len(result.inferred) > MAX_INFERRED_SHOWN:
+        console.print(f"identified by cabling: {len(result.inferred) - MAX_INFERRED_SHOWN} "
+                      "more switches (all of them in --format json)")
     if later:
         total = sum(later.values())
         racks = ", ".join(f"{r} ({n})" for r, n in sorted(later.items(),

@@ -59,11 +59,11 @@ class _Verifier:
 
     # -- helpers ---------------------------------------------------------------------------
     def group(self, pl: PlannedLink) -> str:
-        """``rail 3`` (rail-optimized) or ``plane 1`` (multi-plane) of a host cable."""
+        """What a leaf serves, from one host cable planned on it (rail or plane), or ``""``."""
         if self.exp.topology == "multi-plane" and pl.plane is not None:
-            return f"plane {pl.plane}"
-        if self.exp.topology == "rail-optimized" and pl.rail is not None:
-            return f"rail {pl.rail}"
+            return f"a plane-{pl.plane} leaf"
+        if self.exp.topology == "rail-optimized" and pl.kind == "node-leaf":
+            return f"leaf of the {pl.a[0].rsplit(' ', 1)[-1]} rail"
         return ""
 
     def in_scope_end(self, end: End) -> bool:
@@ -164,9 +164,8 @@ class _Verifier:
             want = pl.other(lo)
             if pl.kind in ("node-leaf", "ufm-leaf") and up[0] != want[0]:
                 kind, group = "wrong-leaf", self.leaf_group.get(up[0], "")
-                where = f"{_fmt(up)}" + (f" (a {group} leaf)" if group else "")
-                tag = f" ({self.group(pl)})" if self.group(pl) else ""
-                msg = f"{pl.cable}: {_fmt(lo)}{tag} is on {where}; planned {_fmt(want)}"
+                where = f"{_fmt(up)}" + (f" ({group})" if group else "")
+                msg = f"{pl.cable}: {_fmt(lo)} is on {where}; planned {_fmt(want)}"
             else:
                 kind = "wrong-port" if up[0] == want[0] else "miscabled"
                 msg = f"{pl.cable}: {_fmt(lo)} is on {_fmt(up)}; planned {_fmt(want)}"
