@@ -15,8 +15,7 @@ import time
 from collections.abc import Sequence
 
 from provision.lab.hwsim.faults import kmsg_path, read_kmsg
-from provision.lab.hwsim.nvsmi_data import gpu_views
-from provision.lab.hwsim.personality import LABEL, personality_path
+from provision.lab.hwsim.personality import LABEL, gpu_bus_id, personality_path
 from provision.lab.hwsim.state import HostState, SimExit, load_current, run_tool
 
 FLAGS = {"-k", "--kernel", "-H", "--human", "-L", "--color", "-P", "--nopager", "-r", "--raw",
@@ -37,9 +36,9 @@ def boot_log(state: HostState) -> list[tuple[float, str]]:
     for n in range(facts.hca_count):
         lines.append((3.2 + n * 0.0113, f"mlx5_core 0000:{0x0c + n * 0x10:02x}:00.0: firmware "
                                         f"version: {facts.hca_fw_version}"))
-    for g in gpu_views(state):
-        lines.append((5.1 + g.slot * 0.0071, f"nvidia {g.bus_short}.0: enabling device "
-                                             "(0000 -> 0002)"))
+    for slot in range(facts.gpu_count):
+        bus = gpu_bus_id(slot)[4:].lower()
+        lines.append((5.1 + slot * 0.0071, f"nvidia {bus}: enabling device (0000 -> 0002)"))
     return sorted(lines, key=lambda entry: entry[0])
 
 

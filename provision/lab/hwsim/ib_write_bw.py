@@ -3,7 +3,8 @@
 Bandwidth per message size: the pair's line bandwidth (see ``perftest``) and a message-rate
 limit of about 2.6 Mpps per QP (up to 8 QPs), combined with a sharp knee; small per-pair
 jitter. ``-D`` (duration mode) prints a peak of 0.00 and derives the iteration count, as
-perftest does; ``--report_gbits`` switches MB/sec (10^6 bytes) to Gb/sec.
+perftest does; ``--report_gbits`` switches MB/sec (perftest's MB is 2^20 bytes) to Gb/sec
+(10^9 bits).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def table(cli: Cli, params: Params, me: dict[str, Any], peer: dict[str, Any]) ->
         iters = (int(avg * 1e9 / 8 / size * params.duration) if params.duration
                  else params.iters)
         mpps = avg * 1e9 / 8 / size / 1e6
-        scale = 1.0 if cli.gbits else 125.0
+        scale = 1.0 if cli.gbits else 1e9 / 8 / 2**20
         rows.append(f" {size:<7d}    {iters:<7d}          {peak * scale:<7.2f}            "
                     f"{avg * scale:<7.2f}\t\t   {mpps:<7.6f}")
     return rows

@@ -147,8 +147,6 @@ def _recv_line(conn: socket.socket) -> dict[str, Any]:
 
 def serve(cli: Cli, me: dict[str, Any]) -> tuple[dict[str, Any], Params]:
     """Wait (bounded) for one client; returns its facts and its test parameters."""
-    print("\n************************************\n* Waiting for client to connect... *\n"
-          "************************************", flush=True)
     timeout = socket_timeout()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as lsock:
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -157,6 +155,9 @@ def serve(cli: Cli, me: dict[str, Any]) -> tuple[dict[str, Any], Params]:
             lsock.listen(1)
         except OSError as exc:
             raise SimExit(1, f" Couldn't bind to port {cli.port}: {exc.strerror}") from None
+        # Printed once listening, so a client started on seeing it cannot be refused.
+        print("\n************************************\n* Waiting for client to connect... *\n"
+              "************************************", flush=True)
         lsock.settimeout(timeout)
         try:
             conn, _ = lsock.accept()
