@@ -2,7 +2,7 @@
 
 Started by the lab as::
 
-    ip netns exec <ns> unshare -m -u --propagation private python3 -I holder.py holder.json
+    ip netns exec <ns> unshare -m -u --propagation private python3 -I -S holder.py holder.json
 
 so it runs in the host's network namespace with a fresh mount and UTS namespace. It sets
 the hostname, mounts an overlay over each of the host's private directories (/etc, /var,
@@ -10,7 +10,7 @@ the hostname, mounts an overlay over each of the host's private directories (/et
 sshd keeps the namespaces alive and every SSH session inherits them, so what a session
 installs stays inside that host. When the sshd exits the mounts vanish with the namespace.
 
-Standard library only and run as a script (``python3 -I``), so it starts fast.
+Standard library only and run as a script (``python3 -I -S``), so it starts fast.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.lab.proc import run
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 @dataclass(frozen=True)
@@ -21,15 +22,17 @@ class KnownHost:
     public_key: str  # "ssh-ed25519 AAAA..." (no comment)
 
 
-def generate_ed25519(path: Path, *, comment: str, what: str) -> str:
-    """Create (or replace) an ed25519 key pair at ``path``; return the public key line."""
-    for stale in (path, path.with_name(path.name + ".pub")):
-        stale.unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-        what=what, timeout=20)
-    os.chmod(path, 0o600)
-    return public_key(path)
+def generate_ed25519(path: Path, *, comment: str) -> str:
+    """Create (or replace) an ed25519 key pair at ``path`` (OpenSSH format, private key mode
+    0600, public key in ``path.pub``); return the public key line without the comment."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    write_private(path, private.decode())
+    path.with_name(path.name + ".pub").write_text(f"{public} {comment}\n")
+    return public
 
 
 def public_key(private_key: Path) -> str:

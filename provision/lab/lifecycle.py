@@ -14,12 +14,13 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from provision.errors import LabError
 from provision.lab import bmc, fabric, hostfs, keys, names, netns, sshd
-from provision.lab.proc import alive, stop
+from provision.lab.proc import alive, kill_pids, stop_all
 from provision.lab.spec import LabSpec, spec_digest, validate
 from provision.lab.state import (
     BmcRecord,
@@ -31,7 +32,8 @@ from provision.lab.state import (
     save_state,
 )
 
-REQUIRED_TOOLS = ("ip", "unshare", "ssh-keygen", "ibsim", "opensm")
+REQUIRED_TOOLS = ("ip", "unshare", "nsenter", "ibsim", "opensm")
+_WORKERS = 4
 
 
 def default_lab_dir(site: str) -> Path:
@@ -147,30 +149,40 @@ def healthy(state: LabState) -> bool:
 
 
 def teardown(state: LabState, *, remove_dir: bool) -> None:
-    """Stop, delete and unmount everything recorded; keep going past errors, then raise."""
+    """Stop, delete and unmount everything recorded; keep going past errors, then raise.
+
+    Besides the recorded processes, everything still running in a host's network namespace
+    (SSH sessions, daemons started over SSH, a holder not yet recorded) is killed; the hosts'
+    overlay mounts live in their holders' mount namespaces and vanish with them.
+    """
     errors: list[str] = []
 
-    def attempt(action: Callable[..., object], *args: object) -> None:
+    def attempt(action: Callable[[], object]) -> None:
         try:
-            action(*args)
+            action()
         except LabError as exc:
             errors.append(str(exc))
 
-    for proc in state.processes():
-        attempt(stop, proc)
-    for host in state.hosts.values():
-        attempt(netns.delete_netns, host.name, host.netns)
-        attempt(netns.delete_link, f"lab host {host.name}", host.veth)
-    attempt(netns.delete_link, f"lab site {state.site}", state.bridge)
+    hosts = list(state.hosts.values())
+    # ibsim last: umad2sim clients (OpenSM) talk to it while they shut down
+    ibsim = state.fabric.ibsim if state.fabric is not None else None
+    attempt(lambda: stop_all([p for p in state.processes() if p != ibsim]))
+    attempt(lambda: stop_all([ibsim] if ibsim is not None else []))
+    leftover = netns.netns_pids([h.netns for h in hosts])
+    pids = sorted({pid for found in leftover.values() for pid in found})
+    what = f"lab site {state.site}: stopping processes in host namespaces"
+    if pids:
+        attempt(lambda: kill_pids(pids, what=what))
+    attempt(lambda: netns.delete_namespaces([h.netns for h in hosts]))
+    attempt(lambda: netns.delete_links([h.veth for h in hosts] + [state.bridge]))
     paths = state.paths
-    if not errors:
-        if remove_dir:
-            shutil.rmtree(paths.root, ignore_errors=True)
-        else:
-            paths.state.unlink(missing_ok=True)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise LabError(f"{errors[0]}{more}; state kept in {paths.state} for another down")
+    paths.state.unlink(missing_ok=True)
+    _clear_dir(paths.root)
+    if remove_dir:
+        shutil.rmtree(paths.root, ignore_errors=True)
 
 
 def _claim_dir(root: Path) -> None:
@@ -184,7 +196,14 @@ def _claim_dir(root: Path) -> None:
 
 
 def _clear_dir(root: Path) -> None:
-    """Remove everything in the lab dir but the dir itself and its marker."""
+    """Remove everything in the lab dir but the dir itself and its marker (host dirs in
+    parallel: thousands of small overlay dirs are slow to remove one by one)."""
+    if not root.is_dir():
+        return
+    hosts_dir = root / "hosts"
+    if hosts_dir.is_dir():
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            list(pool.map(shutil.rmtree, list(hosts_dir.iterdir())))
     for child in root.iterdir():
         if child.name == LabPaths(root).marker.name:
             continue
@@ -224,8 +243,7 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
     paths = state.paths
     gateway_ip = str(ipaddress.IPv4Interface(spec.gateway).ip)
     creds = bmc.credentials_for_up(paths)
-    admin_pub = keys.generate_ed25519(paths.admin_key, comment=f"gpuctl-lab-{spec.site}-admin",
-                                      what=f"lab site {spec.site}: admin key")
+    admin_pub = keys.generate_ed25519(paths.admin_key, comment=f"gpuctl-lab-{spec.site}-admin")
     # The slow starters first (the emulator imports Flask), so they overlap the host setup.
     state.fabric = FabricRecord(server=gateway_ip, port=fabric.free_udp_base(),
                                 opensm_log=str(paths.fabric_dir / "opensm.log"))
@@ -239,32 +257,38 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
     state.bmc.proc = bmc.start(paths, port=port, creds=creds, hosts=list(state.hosts.values()))
     save_state(state)
 
+    hosts = list(state.hosts.values())
     netns.create_bridge(spec.site, state.bridge, spec.gateway)
-    for host in state.hosts.values():
-        netns.create_host(host.name, ns=host.netns, veth=host.veth, bridge=state.bridge,
-                          address=host.address, mac=host.mac)
+    netns.create_hosts(spec.site, state.bridge, [
+        netns.HostLink(host=h.name, ns=h.netns, veth=h.veth, address=h.address, mac=h.mac)
+        for h in hosts])
     sshd.ensure_privsep_dir()
     ib = hostfs.IbSettings(server=gateway_ip, port=state.fabric.port)
-    known: list[keys.KnownHost] = []
-    for host in state.hosts.values():
+
+    def prepare(host: HostRecord) -> tuple[keys.KnownHost, Path]:
         hdir = paths.host_dir(host.name)
-        host_key = hdir / "ssh_host_ed25519_key"
-        pub = keys.generate_ed25519(host_key, comment=f"root@{host.name}",
-                                    what=f"lab host {host.name}: host key")
-        known.append(keys.KnownHost(host.name, str(ipaddress.IPv4Interface(host.address).ip),
-                                    pub))
-        config = hdir / "sshd_config"
         addr = str(ipaddress.IPv4Interface(host.address).ip)
+        host_key = hdir / "ssh_host_ed25519_key"
+        pub = keys.generate_ed25519(host_key, comment=f"root@{host.name}")
+        config = hdir / "sshd_config"
         config.write_text(sshd.sshd_config_text(address=addr, host_key=host_key))
-        holder = hostfs.prepare_host(hdir, host, all_hosts=list(state.hosts.values()),
-                                     admin_public_key=admin_pub, ib=ib,
-                                     sshd_command=sshd.sshd_command(config))
+        holder = hostfs.prepare_host(hdir, host, all_hosts=hosts, admin_public_key=admin_pub,
+                                     ib=ib, sshd_command=sshd.sshd_command(config))
+        return keys.KnownHost(host.name, addr, pub), holder
+
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        prepared = list(pool.map(prepare, hosts))
+    for host in hosts:
         if host_setup is not None:
             host_setup(hostfs.HostRoot(name=host.name, catalog_type=host.catalog_type,
-                                       hca_ids=host.hca_ids, root=hdir / "upper",
+                                       hca_ids=host.hca_ids,
+                                       root=paths.host_dir(host.name) / "upper",
                                        lab_dir=paths.root))
-        host.sshd = sshd.start_host(host, holder, hdir / "sshd.log")
-        save_state(state)
+    # An sshd started but not yet recorded here still dies with its namespace in teardown.
+    for host, (_, holder) in zip(hosts, prepared, strict=True):
+        host.sshd = sshd.start_host(host, holder, paths.host_dir(host.name) / "sshd.log")
+    save_state(state)
+    known = [k for k, _ in prepared]
     keys.write_private(paths.known_hosts, keys.known_hosts_text(known), mode=0o644)
     keys.write_private(paths.ssh_config, keys.ssh_config_text(
         known, admin_key=paths.admin_key, known_hosts=paths.known_hosts), mode=0o644)
@@ -272,10 +296,10 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
     fabric.wait_ibsim(paths, state.fabric.ibsim)
     state.fabric.opensm = fabric.start_opensm(paths, server=gateway_ip, port=state.fabric.port)
     save_state(state)
-    for host in state.hosts.values():
+    for host in hosts:
         sshd.wait_ready(host, paths.host_dir(host.name) / "sshd.log")
     bmc.wait_ready(state.bmc.url, creds, state.bmc.proc, paths.bmc_dir / "emulator.log",
-                   expected=len(state.hosts))
+                   expected=len(hosts))
     fabric.wait_subnet_up(paths, state.fabric.opensm)
     state.complete = True
     save_state(state)

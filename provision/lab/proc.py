@@ -106,12 +106,22 @@ def signal_group(rec: ProcRecord, sig: int) -> None:
 
 def stop(rec: ProcRecord, *, timeout: float = 5.0) -> None:
     """TERM the process group, wait (bounded), then KILL; no-op if already gone."""
-    signal_group(rec, signal.SIGTERM)
-    if wait_gone([rec.pid], timeout=timeout):
+    stop_all([rec], timeout=timeout)
+
+
+def stop_all(records: Sequence[ProcRecord], *, timeout: float = 5.0) -> None:
+    """Stop several recorded process groups at once: TERM all, wait, KILL the rest."""
+    running = [r for r in records if alive(r)]
+    for rec in running:
+        signal_group(rec, signal.SIGTERM)
+    if wait_gone([r.pid for r in running], timeout=timeout):
         return
-    signal_group(rec, signal.SIGKILL)
-    if not wait_gone([rec.pid], timeout=2.0):
-        raise LabError(f"{rec.label}: pid {rec.pid} survived SIGKILL")
+    for rec in running:
+        signal_group(rec, signal.SIGKILL)
+    if not wait_gone([r.pid for r in running], timeout=2.0):
+        left = [r.label for r in running if alive(r)]
+        raise LabError(f"{left[0]}: survived SIGKILL" + (f" (and {len(left) - 1} more)"
+                                                         if len(left) > 1 else ""))
 
 
 def kill_pids(pids: Sequence[int], *, what: str, timeout: float = 3.0) -> None:

@@ -51,7 +51,7 @@ def sshd_command(config: Path) -> list[str]:
 
 def holder_command(ns: str, holder_config: Path) -> list[str]:
     return ["ip", "netns", "exec", ns, "unshare", "-m", "-u", "--propagation", "private",
-            sys.executable, "-I", str(HOLDER), str(holder_config)]
+            sys.executable, "-I", "-S", str(HOLDER), str(holder_config)]
 
 
 def ensure_privsep_dir() -> None:

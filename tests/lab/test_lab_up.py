@@ -7,10 +7,13 @@ and checks that nothing is left.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,9 +22,11 @@ from pathlib import Path
 import paramiko
 import pytest
 import requests
+from click.testing import CliRunner
 from labspec import make_spec
 
 from provision import lab
+from provision.cli.main import cli
 from provision.lab.proc import alive
 from provision.lab.spec import LabSpec
 from provision.lab.state import LabState
@@ -224,6 +229,26 @@ def test_up_again_is_a_no_op(running: Lab) -> None:
     again = lab.up(running.spec, running.root)
     assert time.monotonic() - started < 5
     assert again.processes() == running.state.processes()
+
+
+def test_cli_up_is_idempotent_and_status_json(running: Lab,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("provision.lab.from_plan")
+    fake.lab_spec_for_site = lambda site_path: running.spec  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "provision.lab.from_plan", fake)
+    site_path = f"/nonexistent/{running.spec.site}/site.yaml"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["lab", "up", site_path, "--lab-dir", str(running.root)])
+    assert result.exit_code == 0, result.output
+    assert f"ssh -F {running.state.paths.ssh_config}" in result.output
+    result = runner.invoke(cli, ["lab", "status", site_path, "--lab-dir", str(running.root),
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ok"] is True and len(report["hosts"]) == len(running.spec.hosts)
+    result = runner.invoke(cli, ["lab", "status", site_path, "--lab-dir", str(running.root)])
+    assert result.exit_code == 0, result.output
+    assert running.spec.hosts[0].name in result.output
 
 
 def test_down_leaves_nothing(running: Lab) -> None:
