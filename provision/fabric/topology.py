@@ -219,7 +219,8 @@ class _Parser:
             if a is not None:
                 self.assign(lineno, a.group(1), a.group(2))
                 continue
-            raise self.fail(lineno, f"unexpected text {line[:60]!r}")
+            raise self.fail(lineno, f"unexpected text {line[:60]!r} (not a record, port or "
+                                    "key=value line)")
 
     def stubs(self) -> None:
         """Peers named only in port lines become devices without a record."""
@@ -244,9 +245,10 @@ class _Parser:
                 peer = self.devices[pl.peer]
                 back = peer.ports.get(pl.peer_port)
                 if back is not None and (back.peer, back.peer_port) != (dev.key, num):
+                    other = self.devices[back.peer].desc
                     raise self.fail(pl.line, f"{dev.desc!r} port {num} goes to {peer.desc!r} "
                                              f"port {pl.peer_port}, but line {back.line} says "
-                                             f"that port goes to {back.peer!r}[{back.peer_port}]")
+                                             f"that port goes to {other!r} port {back.peer_port}")
                 if pl.peer == dev.key and pl.peer_port == num:
                     raise self.fail(pl.line, f"{dev.desc!r} port {num} is cabled to itself")
                 done.add((dev.key, num))

@@ -63,7 +63,8 @@ class _Verifier:
         if self.exp.topology == "multi-plane" and pl.plane is not None:
             return f"a plane-{pl.plane} leaf"
         if self.exp.topology == "rail-optimized" and pl.kind == "node-leaf":
-            return f"leaf of the {pl.a[0].rsplit(' ', 1)[-1]} rail"
+            su = f" of SU {pl.su}" if pl.su is not None else ""
+            return f"leaf of the {pl.a[0].rsplit(' ', 1)[-1]} rail{su}"
         return ""
 
     def in_scope_end(self, end: End) -> bool:
@@ -210,25 +211,24 @@ class _Verifier:
         for name, keys in sorted(self.ident.duplicates.items()):
             planned: list[PlannedLink] = []
             ends: list[End] = []
-            places: list[str] = []
+            parts: list[str] = []
             for key in keys:
-                if key in self.ident.name_of:
-                    ends.extend((self.ident.name_of[key], p) for p in
-                                self.topo.devices[key].ports)
+                guid = self.guid(key) or key
+                got = self.ident.name_of.get(key)
+                if got is not None:
+                    ends.extend((got, p) for p in self.topo.devices[key].ports)
+                    parts.append(f"{guid} is {got}" + (" (cabled as planned)" if got == name
+                                                        else " by its cabling"))
                     continue
                 more_planned, more_ends, where = self.occupied(key, by_dev[key])
                 planned += more_planned
                 ends += more_ends
-                places.append(f"{self.guid(key) or key} on {', '.join(where) or 'nothing'}")
+                parts.append(f"{guid} on {', '.join(where) or 'nothing'} is unresolved")
             pl = self.exp.by_end.get((name, 1))
             scope_links = planned + ([pl] if pl is not None else [])
-            winner = self.ident.key_of.get(name)
-            taken = f"{self.guid(winner) or winner} is taken as it (cabled as planned); " \
-                if winner in keys else ""
-            msg = f"{len(keys)} devices carry the description {name!r}: {taken}unresolved: " \
-                + "; ".join(places)
-            rack = self.exp.racks.get(name, "")
-            self.add("duplicate-description", self.sev(scope_links, ends), msg, rack, planned,
+            msg = f"{len(keys)} devices carry the description {name!r}: " + "; ".join(parts)
+            self.add("duplicate-description", self.sev(scope_links, ends), msg,
+                     self.exp.racks.get(name, ""), planned,
                      [self.raw_view(lk) for k in keys for lk in by_dev.get(k, [])],
                      tuple(self.guid(k) or k for k in keys))
 
