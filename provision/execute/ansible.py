@@ -1,0 +1,167 @@
+"""Playbook runs through ansible-runner, and offline checks through ``ansible-playbook``.
+
+Each run gets a fresh private data dir (removed afterwards) whose ``env/envvars`` turns on
+SSH pipelining and ControlPersist and keeps host-key checking on. Events go through the pure
+functions of :mod:`provision.execute.events`; the caller gets a per-host tally after every
+task and the final Ansible stats.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision.errors import ExecutionError
+from provision.execute import events
+
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Connection settings; ``defaults()`` is what plain Ansible does (for the benchmark)."""
+
+    forks: int = 5
+    pipelining: bool = True
+    control_persist: str = "120s"
+    timeout: int = 20
+
+    @staticmethod
+    def defaults() -> Tuning:
+        return Tuning(forks=5, pipelining=False, control_persist="", timeout=10)
+
+
+@dataclass(frozen=True)
+class PlaybookRequest:
+    playbook: Path
+    inventory: Path
+    limit: Sequence[str] = ()
+    check: bool = False
+    extravars: Mapping[str, Any] = field(default_factory=dict)
+    tuning: Tuning = Tuning()
+
+
+@dataclass(frozen=True)
+class PlaybookResult:
+    status: str  # ansible-runner's: successful, failed, canceled, timeout
+    rc: int
+    stats: dict[str, dict[str, int]]  # playbook_on_stats, per host
+    tallies: dict[str, events.HostTally]
+
+
+def ansible_env(tuning: Tuning, control_dir: Path) -> dict[str, str]:
+    """Environment for ansible-playbook (also used for the offline checks)."""
+    env = {
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_PIPELINING": str(tuning.pipelining),
+        "ANSIBLE_FORKS": str(tuning.forks),
+        "ANSIBLE_TIMEOUT": str(tuning.timeout),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir),
+        "ANSIBLE_LOCAL_TEMP": str(control_dir / "tmp"),
+    }
+    if tuning.control_persist:
+        env["ANSIBLE_SSH_ARGS"] = (f"-o ControlMaster=auto -o ControlPersist="
+                                   f"{tuning.control_persist}")
+    else:
+        env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=no"
+    return env
+
+
+def _event_callback(on_update: Callable[[dict[str, events.HostTally]], None],
+                    box: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    def handle(event: dict[str, Any]) -> bool:
+        ev = events.task_event(event)
+        if ev is not None:
+            box["tallies"] = events.apply(box["tallies"], ev)
+            on_update(box["tallies"])
+        stats = events.stats_event(event)
+        if stats is not None:
+            box["stats"] = stats
+        return True  # keep the event in the artifacts dir (removed with it)
+
+    return handle
+
+
+def run_playbook(req: PlaybookRequest, *,
+                 on_update: Callable[[dict[str, events.HostTally]], None] = lambda _: None,
+                 cancelled: Callable[[], bool] = lambda: False) -> PlaybookResult:
+    """Run one playbook; never raises for failed hosts (they are in the result)."""
+    import ansible_runner
+
+    private = Path(tempfile.mkdtemp(prefix="gpuctl-ar-"))
+    try:
+        control = private / "cp"
+        (control / "tmp").mkdir(parents=True)
+        box: dict[str, Any] = {"tallies": {}, "stats": {}}
+        cmdline = "--check --diff" if req.check else None
+        runner = ansible_runner.run(
+            private_data_dir=str(private), project_dir=str(req.playbook.parent),
+            playbook=str(req.playbook), inventory=str(req.inventory),
+            limit=",".join(req.limit) if req.limit else None,
+            forks=req.tuning.forks, extravars=dict(req.extravars), cmdline=cmdline,
+            envvars=ansible_env(req.tuning, control), quiet=True,
+            event_handler=_event_callback(on_update, box),
+            cancel_callback=cancelled, rotate_artifacts=1, json_mode=False)
+        status, rc = str(runner.status), int(runner.rc if runner.rc is not None else -1)
+        if status not in ("successful", "failed", "canceled") and not box["stats"]:
+            tail = _tail(runner.stdout.read() if runner.stdout else "")
+            raise ExecutionError(f"ansible-playbook {req.playbook.name}: {status} "
+                                 f"(rc {rc}): {tail}")
+        return PlaybookResult(status, rc, box["stats"], box["tallies"])
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+def ansible_playbook(args: Sequence[str], *, inventory: Path, playbook: Path,
+                     timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run ``ansible-playbook ARGS -i INVENTORY PLAYBOOK`` (argv list, no shell)."""
+    exe = shutil.which("ansible-playbook")
+    if exe is None:
+        raise ExecutionError("ansible-playbook not found; pip install ansible-core")
+    with tempfile.TemporaryDirectory(prefix="gpuctl-ap-") as tmp:
+        control = Path(tmp)
+        (control / "tmp").mkdir()
+        env = {**os.environ, **ansible_env(Tuning(), control)}
+        try:
+            return subprocess.run([exe, *args, "-i", str(inventory), str(playbook)],
+                                  capture_output=True, text=True, env=env, timeout=timeout,
+                                  stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise ExecutionError(f"ansible-playbook {' '.join(args)} {playbook.name}: no "
+                                 f"answer within {timeout:g}s") from exc
+
+
+def list_tasks(inventory: Path, playbook: Path) -> dict[str, list[str]]:
+    """``{play hosts pattern: [task names]}`` from ``--list-tasks``; raises on errors."""
+    proc = ansible_playbook(["--list-tasks"], inventory=inventory, playbook=playbook)
+    if proc.returncode != 0:
+        raise ExecutionError(f"{playbook.name}: --list-tasks failed: {_tail(proc.stderr)}")
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in proc.stdout.splitlines():
+        text = line.strip()
+        if text.startswith("play #"):
+            current = text.split(":", 1)[1].strip() if ":" in text else text
+            out[current] = []
+        elif current and "TAGS:" in text:
+            out[current].append(text.split("\tTAGS:")[0].split("TAGS:")[0].strip())
+    return out
+
+
+def syntax_check(inventory: Path, playbook: Path) -> str | None:
+    """None when ``--syntax-check`` passes, else its last error lines."""
+    proc = ansible_playbook(["--syntax-check"], inventory=inventory, playbook=playbook)
+    return None if proc.returncode == 0 else _tail(proc.stderr or proc.stdout, 4)

@@ -1,0 +1,215 @@
+"""The bring-up phases of ``gpuctl provision site`` and the loop that runs them.
+
+preflight (BMC + SSH + clock checks; always re-run, also on --resume) -> image (Redfish PXE
+once + power cycle, wait for SSH) -> base (Ansible roles). Later phases (nvidia, fabric,
+kubernetes, platform, burnin) are not available yet: they are reported as such and counted as
+skipped. Every host result goes to the store as it is known, so an interrupted run leaves a
+consistent record and ``--resume`` skips what already succeeded for the same plan version.
+A host that fails a phase drops out of the later phases; the others go on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.errors import ExecutionError, GpuctlError
+from provision.execute import ansible, steps
+from provision.execute.display import Reporter
+from provision.execute.events import HostTally, stats_status
+from provision.execute.inventory import Targets
+from provision.execute.store import Store
+
+PHASES = ("preflight", "image", "base", "nvidia", "fabric", "kubernetes", "platform", "burnin")
+AVAILABLE = ("preflight", "image", "base")
+PLAYBOOK_PHASES = {"base": "base.yml"}
+KIND = "provision"
+DRY_KIND = "provision-dry-run"
+
+
+class Interrupted(GpuctlError):
+    """The run was stopped (SIGINT/SIGTERM); the store says ``interrupted``."""
+
+    exit_code = 130
+
+
+def parse_phases(text: str) -> list[str]:
+    """``preflight,image,base`` or ``all`` -> phase names in run order."""
+    if text.strip() == "all":
+        return list(PHASES)
+    wanted = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in wanted if p not in PHASES]
+    if bad or not wanted:
+        raise ExecutionError(f"--phases {text!r}: unknown phase {bad[0] if bad else ''!r}; "
+                             f"phases are {', '.join(PHASES)} (or all)")
+    return [p for p in PHASES if p in wanted]
+
+
+@dataclass
+class RunOptions:
+    phases: Sequence[str]
+    hosts: Sequence[str]  # after --limit, in plan order
+    plan_version: str
+    inventory: Path
+    dry_run: bool = False
+    resume: bool = False
+    max_fail_percent: float = 100.0
+    tuning: ansible.Tuning = ansible.Tuning()
+    settings: steps.StepSettings = field(default_factory=lambda: steps.StepSettings(env={}))
+    playbooks: Path = ansible.PLAYBOOKS
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    status: str  # ok, failed, interrupted
+    results: dict[tuple[str, str], steps.Outcome] = field(default_factory=dict)
+    phase_status: dict[str, str] = field(default_factory=dict)
+
+    def failed_hosts(self) -> list[str]:
+        return sorted({h for (_, h), o in self.results.items()
+                       if o.status in ("failed", "unreachable")})
+
+
+@dataclass
+class Runner:
+    """Runs phases for one site; transports and execution strategy are passed in."""
+
+    targets: Targets
+    store: Store
+    reporter: Reporter
+    executor: steps.Executor
+    client: steps.ClientFactory
+    cancel: threading.Event = field(default_factory=threading.Event)
+    run_playbook: Callable[..., ansible.PlaybookResult] = ansible.run_playbook
+
+    def run(self, opts: RunOptions) -> RunReport:
+        kind = DRY_KIND if opts.dry_run else KIND
+        site = self.targets.site
+        done = self.store.succeeded(KIND, site, opts.plan_version) if opts.resume else set()
+        run_id = self.store.record_run(kind=kind, site=site, plan_version=opts.plan_version,
+                                       options={"phases": list(opts.phases),
+                                                "hosts": list(opts.hosts),
+                                                "dry_run": opts.dry_run,
+                                                "resume": opts.resume})
+        report = RunReport(run_id, "running")
+        active = list(opts.hosts)
+        try:
+            for phase in opts.phases:
+                self._check_cancel()
+                status = self._phase(phase, active, done, opts, report)
+                report.phase_status[phase] = status
+                failed = {h for (p, h), o in report.results.items()
+                          if p == phase and o.status in ("failed", "unreachable")}
+                active = [h for h in active if h not in failed]
+                if opts.hosts and 100.0 * len(failed) / len(opts.hosts) > opts.max_fail_percent:
+                    self.reporter.note(f"stopping: {len(failed)} of {len(opts.hosts)} hosts "
+                                       f"failed {phase} (over --max-fail-percent "
+                                       f"{opts.max_fail_percent:g})")
+                    break
+            self._check_cancel()
+        except (Interrupted, KeyboardInterrupt) as exc:
+            report.status = "interrupted"
+            self.store.finish_run(run_id, "interrupted", "stopped by signal")
+            raise Interrupted(f"run {run_id} interrupted; rerun with --resume to continue") \
+                from exc
+        report.status = "failed" if report.failed_hosts() else "ok"
+        self.store.finish_run(run_id, report.status,
+                              f"{len(report.failed_hosts())} host(s) failed")
+        return report
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Interrupted("cancelled")
+
+    def _record(self, report: RunReport, phase: str, host: str, o: steps.Outcome) -> None:
+        report.results[(phase, host)] = o
+        self.store.record_result(report.run_id, phase, host, o.status, stats=o.stats,
+                                 detail=o.detail)
+        self.reporter.host_done(phase, host, o.status, o.detail)
+
+    def _phase(self, phase: str, active: Sequence[str], done: set[tuple[str, str]],
+               opts: RunOptions, report: RunReport) -> str:
+        if phase not in AVAILABLE:
+            self.reporter.note(f"phase {phase}: not available yet in this gpuctl version — "
+                               "skipped (nothing was done)")
+            self.store.record_phase(report.run_id, phase, "skipped", "not available yet")
+            return "skipped"
+        todo = [h for h in active if phase == "preflight" or (phase, h) not in done]
+        skipped = [h for h in active if h not in todo]
+        if skipped:
+            self.reporter.note(f"phase {phase}: --resume skips {len(skipped)} host(s) done "
+                               f"for plan {opts.plan_version}: {', '.join(skipped)}")
+        if not todo:
+            self.store.record_phase(report.run_id, phase, "skipped", "all hosts done")
+            return "skipped"
+        self.store.record_phase(report.run_id, phase, "running")
+        self.reporter.phase_start(phase, todo)
+        try:
+            if phase in PLAYBOOK_PHASES:
+                self._ansible_phase(phase, todo, opts, report)
+            else:
+                self._python_phase(phase, todo, opts, report)
+        finally:
+            bad = [h for h in todo if report.results.get((phase, h), steps.Outcome("failed"))
+                   .status in ("failed", "unreachable")]
+            status = ("interrupted" if self.cancel.is_set() else "failed" if bad else "ok")
+            self.reporter.phase_done(phase, status)
+            if status != "interrupted":
+                self.store.record_phase(report.run_id, phase, status,
+                                        f"{len(bad)} of {len(todo)} host(s) failed")
+        return status
+
+    def _python_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
+                      report: RunReport) -> None:
+        hosts = self.targets.by_name()
+        s = opts.settings
+        if opts.dry_run and phase == "image":
+            for name in todo:
+                actions = steps.image_actions(hosts[name], s)
+                self._record(report, phase, name,
+                             steps.Outcome("skipped", "dry run, would: " + " | ".join(actions)))
+            return
+
+        def one(name: str) -> tuple[str, steps.Outcome]:
+            if self.cancel.is_set():
+                return name, steps.Outcome("skipped", "cancelled")
+            h = hosts[name]
+            if phase == "preflight":
+                return name, steps.preflight_host(h, s, self.client)
+            return name, steps.image_host(h, s, self.client, cancelled=self.cancel.is_set)
+
+        for name, outcome in self.executor.map(one, list(todo)):
+            if outcome.status == "skipped" and self.cancel.is_set():
+                continue
+            self._record(report, phase, name, outcome)
+
+    def _ansible_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
+                       report: RunReport) -> None:
+        req = ansible.PlaybookRequest(
+            playbook=opts.playbooks / PLAYBOOK_PHASES[phase], inventory=opts.inventory,
+            limit=list(todo), check=opts.dry_run, tuning=opts.tuning)
+
+        def update(tallies: Mapping[str, HostTally]) -> None:
+            for host, tally in tallies.items():
+                self.reporter.host_update(phase, host, tally)
+
+        result = self.run_playbook(req, on_update=update, cancelled=self.cancel.is_set)
+        if result.status == "canceled" or self.cancel.is_set():
+            self.cancel.set()
+            raise Interrupted(f"phase {phase} cancelled")
+        for host in todo:
+            stats = result.stats.get(host)
+            tally = result.tallies.get(host, HostTally())
+            if stats is None:
+                outcome = steps.Outcome("failed", f"no result from Ansible (status "
+                                                  f"{result.status}, rc {result.rc})")
+            else:
+                status = stats_status(stats)
+                detail = tally.message or (f"{stats['changed']} changed"
+                                           + (" (check mode: would change)"
+                                              if opts.dry_run else ""))
+                outcome = steps.Outcome(status, detail, stats)
+            self._record(report, phase, host, outcome)

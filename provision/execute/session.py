@@ -1,0 +1,155 @@
+"""From a site path and command-line options to a provision run (the CLI's one call).
+
+Finds the lab when the site is up in one (``gpuctl lab up``), picks the hosts, renders the
+inventory into a fresh temporary directory, takes the per-site lock, opens the store and
+hands everything to :class:`provision.execute.phases.Runner`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.errors import ExecutionError
+from provision.execute import ansible, inventory, phases, steps
+from provision.execute.display import Reporter
+from provision.execute.redfish import env_credentials
+from provision.execute.store import open_store, site_lock
+from provision.loader import LoadedSite
+from provision.plan.build import Plan
+from provision.render.plan_files import plan_json
+
+STATE_DIR = ".gpuctl"
+
+
+@dataclass
+class SessionOptions:
+    phases: Sequence[str] = ("preflight", "image", "base")
+    limit: str | None = None
+    dry_run: bool = False
+    resume: bool = False
+    forks: int | None = None
+    max_fail_percent: float = 100.0
+    store: str | None = None
+    lab_dir: Path | None = None
+    no_lab: bool = False
+    verify_tls: bool = True
+    credential_files: Sequence[Path] = ()
+    boot_timeout: float | None = None
+    ansible_defaults: bool = False  # benchmark: forks 5, no pipelining, no ControlPersist
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def plan_version(plan: Plan) -> str:
+    """Short hash of plan.json: runs of the same plan share it (``--resume`` keys on it)."""
+    return hashlib.sha256(plan_json(plan).encode()).hexdigest()[:16]
+
+
+def site_dir(loaded: LoadedSite) -> Path:
+    return loaded.path.parent
+
+
+def default_store(loaded: LoadedSite) -> str:
+    return str(site_dir(loaded) / STATE_DIR / "provision.db")
+
+
+def find_lab(loaded: LoadedSite, opts: SessionOptions) -> Path | None:
+    """The lab dir to use: --lab-dir, else ``.lab/<site>`` when a lab is recorded there."""
+    if opts.no_lab:
+        return None
+    if opts.lab_dir is not None:
+        return opts.lab_dir
+    from provision.lab import default_lab_dir
+
+    candidate = default_lab_dir(loaded.site.site.name)
+    return candidate if (candidate / "state.json").exists() else None
+
+
+def build_targets(loaded: LoadedSite, plan: Plan, opts: SessionOptions) -> inventory.Targets:
+    lab_dir = find_lab(loaded, opts)
+    lab = inventory.lab_context(lab_dir) if lab_dir is not None else None
+    keys = sorted(p.read_text().strip() for p in (site_dir(loaded) / "admin_keys").glob("*.pub"))
+    return inventory.targets(plan, lab=lab, verify_tls=opts.verify_tls,
+                             credential_files=opts.credential_files, admin_keys=keys)
+
+
+@contextmanager
+def rendered_inventory(plan: Plan, t: inventory.Targets) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="gpuctl-inv-") as tmp:
+        path = Path(tmp) / "inventory.yml"
+        path.write_text(inventory.inventory_text(plan, t))
+        yield path
+
+
+def plan_freshness(loaded: LoadedSite, plan: Plan) -> str:
+    """Compare the plan with ``generated/plan.json`` (if the site keeps one); raise when
+    it is stale, so hosts are never provisioned from an outdated plan."""
+    generated = site_dir(loaded) / "generated" / "plan.json"
+    if not generated.exists():
+        return f"no {generated} to compare (plan computed from site.yaml)"
+    if generated.read_text() != plan_json(plan):
+        raise ExecutionError(f"{generated}: stale, it differs from the plan of {loaded.path}; "
+                             f"run gpuctl plan {site_dir(loaded)} first")
+    return f"{generated} is up to date"
+
+
+def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Reporter,
+             *, targets: inventory.Targets | None = None) -> phases.RunReport:
+    t = targets or build_targets(loaded, plan, opts)
+    hosts = inventory.select(t, opts.limit)
+    if not hosts:
+        raise ExecutionError(f"--limit {opts.limit!r}: no hosts selected")
+    forks = opts.forks or max(1, min(len(hosts), 50))
+    tuning = ansible.Tuning.defaults() if opts.ansible_defaults else ansible.Tuning(forks=forks)
+    settings = steps.StepSettings(
+        env=env_credentials(), lab=t.lab,
+        boot_timeout=opts.boot_timeout or (30.0 if t.lab else 600.0),
+        boot_interval=1.0 if t.lab else 5.0)
+    version = plan_version(plan)
+    if "preflight" in opts.phases:
+        reporter.note("preflight: lint clean; " + plan_freshness(loaded, plan))
+    if t.lab:
+        reporter.note(f"lab mode: hosts and BMCs of the lab at {t.lab_dir}")
+    store_url = opts.store or default_store(loaded)
+    lock = site_dir(loaded) / STATE_DIR / "provision.lock"
+    with site_lock(lock, f"site {t.site}"), open_store(store_url) as store, \
+            rendered_inventory(plan, t) as inv:
+        runner = phases.Runner(targets=t, store=store, reporter=reporter,
+                               executor=steps.ThreadExecutor(forks),
+                               client=steps.make_client_factory(t.credential_files),
+                               cancel=opts.cancel)
+        return runner.run(phases.RunOptions(
+            phases=opts.phases, hosts=hosts, plan_version=version, inventory=inv,
+            dry_run=opts.dry_run, resume=opts.resume, max_fail_percent=opts.max_fail_percent,
+            tuning=tuning, settings=settings))
+
+
+def history(loaded: LoadedSite, store: str | None, limit: int = 20) -> list[dict[str, str]]:
+    url = store or default_store(loaded)
+    if "://" not in url and not os.path.exists(url):
+        return []
+    rows: list[dict[str, str]] = []
+    with open_store(url) as st:
+        for r in st.runs(site=loaded.site.site.name, limit=limit):
+            results = st.results_for(r.id)
+            bad = sorted({x.host for x in results if x.status in ("failed", "unreachable")})
+            rows.append({
+                "run": str(r.id), "kind": r.kind, "plan": r.plan_version, "status": r.status,
+                "started": _ts(r.started_at),
+                "took": "" if r.finished_at is None else f"{r.finished_at - r.started_at:.1f}s",
+                "phases": ", ".join(f"{p}={s}" for p, s, _ in st.phases(r.id)),
+                "failed hosts": ", ".join(bad),
+            })
+    return rows
+
+
+def _ts(t: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -1,0 +1,109 @@
+"""SSH reachability with verified host keys (paramiko, RejectPolicy + known_hosts).
+
+Host-key checking is never turned off: an unknown or changed key is a failure that names the
+host and the known_hosts file.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from provision.errors import ExecutionError
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str  # inventory name
+    address: str
+    user: str = "root"
+    port: int = 22
+    key_file: Path | None = None
+    known_hosts: Path | None = None  # None: ~/.ssh/known_hosts
+
+
+def connect(t: SshTarget, *, timeout: float = 10.0) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    try:
+        if t.known_hosts is not None:
+            client.load_host_keys(str(t.known_hosts))
+        else:
+            client.load_system_host_keys()
+    except OSError as exc:
+        raise ExecutionError(f"ssh to {t.host}: known_hosts {t.known_hosts}: {exc}") from exc
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(t.address, port=t.port, username=t.user,
+                       key_filename=None if t.key_file is None else str(t.key_file),
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                       allow_agent=t.key_file is None, look_for_keys=t.key_file is None)
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise ExecutionError(f"ssh to {t.host} ({t.address}): host key CHANGED — not "
+                             f"{_kh(t)}'s key; refusing to connect") from exc
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc):
+            raise ExecutionError(f"ssh to {t.host} ({t.address}): host key unknown (not in "
+                                 f"{_kh(t)}); add it after checking its fingerprint") from exc
+        raise ExecutionError(f"ssh to {t.host} ({t.address}): {exc}") from exc
+    except OSError as exc:
+        client.close()
+        raise ExecutionError(f"ssh to {t.host} ({t.address}): unreachable "
+                             f"({exc.strerror or exc})") from exc
+    return client
+
+
+def _kh(t: SshTarget) -> str:
+    return str(t.known_hosts) if t.known_hosts else "~/.ssh/known_hosts"
+
+
+def run(t: SshTarget, argv: Sequence[str], *, timeout: float = 10.0) -> tuple[int, str]:
+    """Run ``argv`` (quoted, never a joined user string) on the host; (status, stdout)."""
+    client = connect(t, timeout=timeout)
+    try:
+        _, stdout, _ = client.exec_command(shlex.join(argv), timeout=timeout)
+        out = stdout.read().decode(errors="replace")
+        return stdout.channel.recv_exit_status(), out
+    except (paramiko.SSHException, OSError) as exc:
+        raise ExecutionError(f"ssh to {t.host}: {argv[0]} failed ({exc})") from exc
+    finally:
+        client.close()
+
+
+def clock_skew(t: SshTarget, *, now: Callable[[], float] = time.time) -> float:
+    """Seconds the host's clock is ahead of ours (round-trip midpoint)."""
+    before = now()
+    status, out = run(t, ["date", "+%s.%N"])
+    after = now()
+    try:
+        remote = float(out.strip())
+    except ValueError as exc:
+        raise ExecutionError(f"ssh to {t.host}: date printed {out.strip()!r}") from exc
+    if status != 0:
+        raise ExecutionError(f"ssh to {t.host}: date exited {status}")
+    return remote - (before + after) / 2
+
+
+def wait_for_ssh(t: SshTarget, *, timeout: float, interval: float = 2.0,
+                 attempt_timeout: float = 5.0,
+                 sleep: Callable[[float], None] = time.sleep) -> int:
+    """Retry until an SSH login works (bounded in time); return the number of attempts.
+    A changed host key fails at once (it will not fix itself)."""
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            connect(t, timeout=attempt_timeout).close()
+            return attempts
+        except ExecutionError as exc:
+            if "CHANGED" in str(exc) or time.monotonic() + interval > deadline:
+                raise ExecutionError(f"{exc} (after {attempts} attempts in "
+                                     f"{timeout:g}s)") from exc
+        sleep(interval)

@@ -1,0 +1,134 @@
+"""Per-host steps of the phases that are not Ansible: preflight checks and the image phase.
+
+Each step takes one host's targets plus the transports' factories and returns a
+:class:`Outcome`; errors become a failed outcome naming the reason, so one bad host never
+stops the others. The Redfish actions of a phase are also available as data
+(:func:`image_actions`) for ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from provision.errors import ExecutionError
+from provision.execute import redfish, ssh
+from provision.execute.inventory import HostTarget
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+SKEW_WARN_S = 1.0
+SKEW_FAIL_S = 5.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # ok, changed, failed, unreachable, skipped
+    detail: str = ""
+    stats: Mapping[str, int] = field(default_factory=dict)
+
+
+class Executor(Protocol):
+    """How per-host steps run: serially (tests) or on a thread pool (STYLE lesson 7)."""
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+
+
+class SerialExecutor:
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        return [fn(i) for i in items]
+
+
+class ThreadExecutor:
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(fn, items))
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    env: Mapping[str, str]  # only the BMC credential variables
+    ssh_timeout: float = 10.0
+    boot_timeout: float = 600.0  # image: how long a host may take to come back on SSH
+    boot_interval: float = 5.0
+    lab: bool = False
+
+
+ClientFactory = Callable[[HostTarget, StepSettings], redfish.RedfishClient]
+
+
+def make_client_factory(files: Sequence[Path]) -> ClientFactory:
+    paths = list(files)
+
+    def make(h: HostTarget, s: StepSettings) -> redfish.RedfishClient:
+        creds = redfish.credentials_for(h.name, env=s.env, files=paths)
+        return redfish.RedfishClient(h.bmc, creds, timeout=s.ssh_timeout)
+
+    return make
+
+
+def preflight_host(h: HostTarget, s: StepSettings, client: ClientFactory) -> Outcome:
+    """BMC reachable with our credentials and the system found; SSH with a verified host
+    key; clock skew within bounds."""
+    notes: list[str] = []
+    try:
+        bmc = client(h, s)
+        try:
+            power = bmc.power_state()
+        finally:
+            bmc.close()
+        notes.append(f"bmc ok, power {power}")
+    except ExecutionError as exc:
+        return Outcome("failed", str(exc))
+    try:
+        skew = ssh.clock_skew(h.ssh)
+    except ExecutionError as exc:
+        return Outcome("unreachable", str(exc))
+    notes.append(f"ssh ok, clock skew {skew:+.2f}s")
+    if abs(skew) > SKEW_FAIL_S:
+        return Outcome("failed", f"{h.name}: clock is {skew:+.1f}s off (limit "
+                                 f"{SKEW_FAIL_S:g}s); fix time before bring-up")
+    if abs(skew) > SKEW_WARN_S:
+        notes.append("WARNING skew > 1s (chrony will fix it in base)")
+    return Outcome("ok", "; ".join(notes))
+
+
+def image_actions(h: HostTarget, s: StepSettings) -> list[str]:
+    """What the image phase does to ``h``, in words (printed by --dry-run)."""
+    system = h.bmc.system or "(its only system)"
+    return [
+        f"PATCH {h.bmc.url} system {system}: Boot = Pxe, Once",
+        f"POST {h.bmc.url} ComputerSystem.Reset: ForceRestart (On if it is off)",
+        f"wait up to {s.boot_timeout:g}s for SSH on {h.ssh.address} (host key verified)",
+    ]
+
+
+def image_host(h: HostTarget, s: StepSettings, client: ClientFactory, *,
+               cancelled: Callable[[], bool] = lambda: False) -> Outcome:
+    """One-time PXE boot + power cycle through Redfish, then wait for SSH (bounded)."""
+    if cancelled():
+        return Outcome("skipped", "cancelled")
+    try:
+        bmc = client(h, s)
+        try:
+            bmc.set_one_time_boot("Pxe")
+            action = bmc.power_cycle()
+        finally:
+            bmc.close()
+    except ExecutionError as exc:
+        return Outcome("failed", str(exc))
+    try:
+        attempts = ssh.wait_for_ssh(h.ssh, timeout=s.boot_timeout, interval=s.boot_interval,
+                                    attempt_timeout=min(s.ssh_timeout, s.boot_timeout))
+    except ExecutionError as exc:
+        return Outcome("unreachable", f"after {action}: {exc}")
+    note = " (lab: nothing was reinstalled; the host stayed up)" if s.lab else ""
+    return Outcome("changed", f"PXE once + {action}; SSH back after {attempts} "
+                              f"attempt(s){note}", {"changed": 1})
