@@ -8,6 +8,8 @@ end never renumbers an existing host.
 from __future__ import annotations
 
 import math
+import socket
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +44,11 @@ class Address:
     prefix: int
     subnet: str
     gateway: str
+
+
+def ip_str(value: int) -> str:
+    """Dotted quad of an integer IPv4 address (much faster than netaddr for bulk work)."""
+    return socket.inet_ntoa(struct.pack(">I", value))
 
 
 def prefix_for(hosts: int) -> int:
@@ -103,11 +110,12 @@ def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], slots: dict[str, int]
         gw = str(net[1])
         subnets.append(Subnet(pool, rack, str(net), gw, str(net[RESERVED_LOW + 1]), hosts))
         offset = RESERVED_LOW + 1
+        base, cidr = int(net.first), str(net)
         for rack_slot, n in enumerate(rack_nodes):
             for j, iface in enumerate(per_node[n.name]):
                 addresses.append(Address(pool, n.name, iface,
-                                         str(net[offset + rack_slot * width + j]),
-                                         net.prefixlen, str(net), gw))
+                                         ip_str(base + offset + rack_slot * width + j),
+                                         net.prefixlen, cidr, gw))
 
 
 def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
@@ -155,10 +163,11 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                                 "addresses")
             subnets.append(Subnet("ipoib", f"rail{r}", str(net), "", str(net[RESERVED_LOW + 1]),
                                   net.size - RESERVED_LOW - 2))
+            base, cidr = int(net.first), str(net)
             for i, n in enumerate(fabric_nodes):
                 addresses.append(Address("ipoib", n.name, f"ib{r}",
-                                         str(net[RESERVED_LOW + 1 + i]), net.prefixlen,
-                                         str(net), ""))
+                                         ip_str(base + RESERVED_LOW + 1 + i), net.prefixlen,
+                                         cidr, ""))
     mgmt = netaddr.IPNetwork(a.switch_mgmt)
     if len(switches) + RESERVED_LOW + 2 > mgmt.size:
         raise PlanError(f"address pool switch_mgmt ({mgmt}) is exhausted: {len(switches)} "
@@ -166,8 +175,8 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                         "addresses")
     subnets.append(Subnet("switch_mgmt", "switches", str(mgmt), str(mgmt[1]),
                           str(mgmt[RESERVED_LOW + 1]), mgmt.size - RESERVED_LOW - 2))
+    base, cidr, gw = int(mgmt.first), str(mgmt), str(mgmt[1])
     for i, sw in enumerate(switches):
         addresses.append(Address("switch_mgmt", sw.name, "mgmt0",
-                                 str(mgmt[RESERVED_LOW + 1 + i]), mgmt.prefixlen, str(mgmt),
-                                 str(mgmt[1])))
+                                 ip_str(base + RESERVED_LOW + 1 + i), mgmt.prefixlen, cidr, gw))
     return subnets, addresses

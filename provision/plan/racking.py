@@ -65,6 +65,7 @@ def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: 
                    catalog: Catalog, anchors: dict[str, str], fabric: str) -> None:
     """Each switch goes to the network rack nearest its anchor rack (the rack of its first
     lower-tier neighbour, ``anchors``), else the first with room; ToRs stay in their rack."""
+    nearest: dict[str, list[str]] = {}
     for sw in switches:
         units = catalog.switches[sw.model].rack_units
         kw = catalog.switches[sw.model].max_power_kw
@@ -73,9 +74,12 @@ def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: 
         elif not network_racks:
             raise PlanError(f"{fabric} fabric has no network_racks to hold switch {sw.name}")
         elif sw.name in anchors:
-            anchor = space.racks[anchors[sw.name]]
-            candidates = sorted(network_racks,
-                                key=lambda r: (distance_m(space.racks[r], anchor), r))
+            key = anchors[sw.name]
+            if key not in nearest:
+                anchor = space.racks[key]
+                nearest[key] = sorted(network_racks,
+                                      key=lambda r: (distance_m(space.racks[r], anchor), r))
+            candidates = nearest[key]
         else:
             candidates = list(network_racks)
         # Prefer racks with power budget left; when none has, take rack space anyway and

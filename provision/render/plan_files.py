@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import io
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,9 +34,14 @@ def _records(items: Iterable[Any]) -> str:
     if not items:
         return '{"columns": [], "rows": []}'
     names = [f.name for f in dataclasses.fields(items[0])]
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    rows = ",\n".join(dumps([getattr(x, n) for n in names]) for x in items)
-    return f'{{"columns": {json.dumps(names)}, "rows": [\n{rows}\n]}}'
+    getter = operator.attrgetter(*names)
+    rows = [list(getter(x)) if len(names) > 1 else [getter(x)] for x in items]
+    text = json.dumps(rows, separators=(",", ":"))
+    if text.count("],[") != len(rows) - 1:  # some string holds '],[': encode row by row
+        body = ",\n".join(json.dumps(r, separators=(",", ":")) for r in rows)
+    else:
+        body = text[1:-1].replace("],[", "],\n[")
+    return f'{{"columns": {json.dumps(names)}, "rows": [\n{body}\n]}}'
 
 
 def plan_json(plan: Plan) -> str:
