@@ -51,9 +51,11 @@ def test_single_node_all_reduce_format(sim: LocalSim) -> None:
     proc = sim.run("gpu-n01", ["all_reduce_perf", "-b", "8", "-e", "8G", "-f", "2", "-g", "8"])
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == ("# nThread 1 nGpus 8 minBytes 8 maxBytes 8589934592 step: 2(factor) "
+    assert lines[0].startswith("# nccl-tests version 2.")
+    assert lines[1] == "# Collective test starting: all_reduce_perf"
+    assert lines[2] == ("# nThread 1 nGpus 8 minBytes 8 maxBytes 8589934592 step: 2(factor) "
                         "warmup iters: 5 iters: 20 agg iters: 1 validation: 1 graph: 0")
-    assert lines[1] == f"# {LABEL}"
+    assert lines[3] == f"# {LABEL}"
     ranks = [ln for ln in lines if ln.startswith("#  Rank")]
     assert len(ranks) == 8 and ranks[7].endswith("[0000:db:00] NVIDIA H100 80GB HBM3")
     assert "#       size         count      type   redop    root     time   algbw   busbw " \
@@ -71,6 +73,9 @@ def test_all_to_all_and_options(sim: LocalSim) -> None:
     code, out, _ = sim.call("gpu-n01", ["all_to_all_perf", "-b", "1K", "-e", "1G", "-f", "4",
                                         "-g", "8", "-c", "0"])
     assert code == 0
+    assert sim.call("gpu-n01", ["alltoall_perf", "-b", "1K", "-e", "1G", "-f", "4", "-g", "8",
+                                "-c", "0"])[1] == out.replace("starting: all_to_all_perf",
+                                                             "starting: alltoall_perf")
     rows = [ln.split() for ln in out.splitlines() if not ln.startswith("#")]
     assert rows[0][:5] == ["1024", "32", "float", "none", "-1"] and rows[0][8] == "N/A"
     assert len(rows) == 11 and "validation: 0" in out
@@ -115,7 +120,7 @@ def test_slowest_node_limits_the_collective(sim: LocalSim) -> None:
 def test_failures_look_like_the_real_tools(sim: LocalSim) -> None:
     sim.fault("gpu-n02", "gpu-missing", gpu=0)
     code, out, err = sim.call("gpu-n01", TWO)
-    assert code == 1 and out.startswith("# nThread 1 nGpus 1")
+    assert code == 1 and "\n# nThread 1 nGpus 1 " in out
     assert "gpu-n02: Test CUDA failure" in err and "invalid device ordinal" in err
     code, _, err = sim.call("gpu-n01", ["mpirun", "-np", "16", "--host", "gpu-n01:8,gpu-n99:8",
                                         "all_reduce_perf"])

@@ -96,8 +96,18 @@ def test_install_commands_writes_labelled_executable_wrappers(tmp_path: Path) ->
         install_commands(tmp_path / "bin", tmp_path / "sim", extra=("nvsm",))
 
 
+class _Root(GpuctlGroup):
+    """gpuctl's error handling (one line, exit code) around just the ``fault`` command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return click.Group.list_commands(self, ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return click.Group.get_command(self, ctx, cmd_name)
+
+
 def _cli() -> click.Group:
-    @click.group(cls=GpuctlGroup)
+    @click.group(cls=_Root)
     def root() -> None:
         pass
 

@@ -15,8 +15,9 @@ Layout of a simulator directory (``sim_dir``, shared by all lab hosts)::
     kmsg/<host>.log      simulated kernel messages (Xid lines), JSON lines
 
 Commands (``install_commands`` writes wrappers for them into a lab host's /usr/local/bin):
-``nvidia-smi``, ``dcgmi``, ``all_reduce_perf``, ``all_to_all_perf``, ``ib_write_bw``,
-``ib_write_lat``, ``mpirun`` and ``dmesg``; ``ibstat`` on request.
+``nvidia-smi``, ``dcgmi``, ``all_reduce_perf``, ``all_to_all_perf`` (also as nccl-tests' real
+name ``alltoall_perf``), ``ib_write_bw``, ``ib_write_lat``, ``mpirun`` and ``dmesg``;
+``ibstat`` on request.
 
 Why a ``dmesg`` wrapper: burn-in's Xid check runs plain ``dmesg`` (the only kernel-log reader
 every node has). The lab host's private /usr/local/bin comes first on PATH, so the simulated

@@ -13,7 +13,7 @@ from provision.lab.hwsim.state import load_current, run_tool
 
 
 def main(argv: Sequence[str]) -> int:
-    return run_single("all_reduce", argv, load_current())
+    return run_single("all_reduce_perf", argv, load_current())
 
 
 if __name__ == "__main__":

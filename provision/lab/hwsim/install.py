@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "dcgmi": "dcgmi",
     "all_reduce_perf": "all_reduce_perf",
     "all_to_all_perf": "all_to_all_perf",
+    "alltoall_perf": "alltoall_perf",
     "ib_write_bw": "ib_write_bw",
     "ib_write_lat": "ib_write_lat",
     "mpirun": "mpirun",

@@ -6,8 +6,8 @@ one rank line per GPU naming its host. Supported: ``-np/-n N``, ``--host/-H h1:8
 ``--hostfile/--machinefile FILE`` (``host``, ``host slots=N`` or ``host:N`` lines),
 ``-npernode/--npernode/-N K``, ``--map-by ppr:K:node``, ``-x VAR[=V]``, ``--mca K V``,
 ``--bind-to X``, ``--prefix P`` and the flags ``--allow-run-as-root``, ``--oversubscribe``,
-``--tag-output``, ``--report-bindings``, ``-q``; the program must be ``all_reduce_perf`` or
-``all_to_all_perf`` (any path). Ranks fill hosts in order, up to each host's slots.
+``--tag-output``, ``--report-bindings``, ``-q``; the program must be ``all_reduce_perf``,
+``all_to_all_perf`` or ``alltoall_perf`` (any path). Ranks fill hosts in order, up to each host's slots.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision.errors import LabError
-from provision.lab.hwsim.nccl import parse, render
+from provision.lab.hwsim.nccl import PROGRAMS, parse, render
 from provision.lab.hwsim.personality import LABEL
 from provision.lab.hwsim.state import HostState, SimExit, run_tool, sim_dir_from_env
 
-PROGRAMS = {"all_reduce_perf": "all_reduce", "all_to_all_perf": "all_to_all"}
 VALUE_OPTS = {"-x", "--bind-to", "-bind-to", "--prefix", "--rank-by", "-rank-by",
               "--output-filename", "--wdir", "-wdir", "--timeout"}
 FLAGS = {"--allow-run-as-root", "--oversubscribe", "-oversubscribe", "--tag-output",
@@ -155,13 +154,14 @@ def main(argv: Sequence[str]) -> int:
     if launch.program == "--version":
         sys.stdout.write(f"mpirun (Open MPI) 4.1.5\n({LABEL})\n")
         return 0
-    coll = PROGRAMS.get(Path(launch.program).name)
+    program = Path(launch.program).name
+    coll = PROGRAMS.get(program)
     if coll is None:
         raise SimExit(1, f"mpirun was unable to launch the specified application as it could "
                          f"not access or execute an executable:\n\nExecutable: "
                          f"{launch.program}\n({LABEL}: only nccl-tests are simulated)")
     opts = parse(launch.args)
-    sys.stdout.write(render(coll, opts, layout(launch, sim_dir_from_env())))
+    sys.stdout.write(render(coll, opts, layout(launch, sim_dir_from_env()), program))
     return 0
 
 

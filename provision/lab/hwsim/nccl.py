@@ -1,4 +1,5 @@
-"""Simulated nccl-tests (``all_reduce_perf``, ``all_to_all_perf``), single- and multi-node.
+"""Simulated nccl-tests (``all_reduce_perf``, ``all_to_all_perf`` also installed under
+nccl-tests' own name ``alltoall_perf``), single- and multi-node.
 
 The table has nccl-tests' layout (size, count, type, redop, root, then time/algbw/busbw/#wrong
 out-of-place and in-place) and footer (``# Out of bounds values``, ``# Avg bus bandwidth``).
@@ -36,6 +37,8 @@ LONG_OPTS = {f"--{v}": v for v in ARG_OPTS.values()}
 USAGE = (f"USAGE: all_reduce_perf [-t nthreads] [-g ngpus] [-b minbytes] [-e maxbytes] "
          f"[-i stepbytes | -f stepfactor] [-n iters] [-w warmup] [-c check] [-o op] "
          f"[-d datatype] [-r root] [-G cudagraph]\n({LABEL})")
+TESTS_VERSION = "2.17.6"
+NCCL_CODE = 22703
 WORD = {"int8": 1, "uint8": 1, "char": 1, "half": 2, "bfloat16": 2, "float": 4, "int32": 4,
         "int": 4, "uint32": 4, "double": 8, "int64": 8, "uint64": 8}
 
@@ -173,9 +176,15 @@ def peak_busbw(layout: list[tuple[HostState, int]], coll: str) -> float:
     return min(ceilings) * min(s.nccl_factor() for s in states)
 
 
-def render(coll: str, opts: Options, layout: list[tuple[HostState, int]]) -> str:
-    """The whole nccl-tests report for collective ``coll`` over ``layout``."""
-    head = [f"# nThread {opts.nthreads} nGpus {opts.ngpus} minBytes {opts.minbytes} "
+def render(coll: str, opts: Options, layout: list[tuple[HostState, int]],
+           program: str = "") -> str:
+    """The whole nccl-tests report (2.17 layout) of ``program`` running collective ``coll``
+    over ``layout``."""
+    program = program or f"{coll}_perf"
+    head = [f"# nccl-tests version {TESTS_VERSION} nccl-headers={NCCL_CODE} "
+            f"nccl-library={NCCL_CODE}",
+            f"# Collective test starting: {program}",
+            f"# nThread {opts.nthreads} nGpus {opts.ngpus} minBytes {opts.minbytes} "
             f"maxBytes {opts.maxbytes} step: "
             + (f"{opts.stepfactor}(factor)" if opts.stepfactor > 1 else f"{opts.stepbytes}(bytes)")
             + f" warmup iters: {opts.warmup} iters: {opts.iters} agg iters: 1 "
@@ -191,9 +200,7 @@ def render(coll: str, opts: Options, layout: list[tuple[HostState, int]]) -> str
     n = len(ranks)
     multi = len({r.host for r in ranks}) > 1
     word = WORD.get(opts.datatype, 4)
-    bus_factor = 2.0 * (n - 1) / n if coll == "all_reduce" else (n - 1) / n
-    if n == 1:
-        bus_factor = 1.0 if coll == "all_reduce" else 0.0
+    bus_factor = 2.0 * (n - 1) / n if coll == "all_reduce" else (n - 1) / n  # 0 for 1 rank
     latency = (40.0 + 8.0 * len({r.host for r in ranks})) if multi else 13.0
     half = (48 << 20) if multi else (20 << 20)
     seed = ",".join(sorted({r.host for r in ranks}))
@@ -237,8 +244,13 @@ def render(coll: str, opts: Options, layout: list[tuple[HostState, int]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def run_single(coll: str, argv: Sequence[str], state: HostState) -> int:
-    """``all_reduce_perf``/``all_to_all_perf`` run directly on one node (threads x GPUs)."""
+PROGRAMS = {"all_reduce_perf": "all_reduce", "all_to_all_perf": "all_to_all",
+            "alltoall_perf": "all_to_all"}
+"""Simulated nccl-tests binaries (nccl-tests itself names its all-to-all ``alltoall_perf``)."""
+
+
+def run_single(program: str, argv: Sequence[str], state: HostState) -> int:
+    """A nccl-tests binary run directly on one node (threads x GPUs)."""
     opts = parse(argv)
-    sys.stdout.write(render(coll, opts, [(state, opts.nthreads)]))
+    sys.stdout.write(render(PROGRAMS[program], opts, [(state, opts.nthreads)], program))
     return 0
