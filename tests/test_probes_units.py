@@ -267,8 +267,11 @@ def test_cli_parse_error_is_one_line_and_exit_1(runner: CliRunner) -> None:
     path = GOLDEN / "ibstat" / "ibpanic_after_two_cas.txt"
     result = runner.invoke(cli, ["burnin", "parse", "ibstat", str(path)], obj={})
     assert result.exit_code == 1
-    assert result.output.startswith("gpuctl: error: ibstat: ibstat reported an error")
+    assert result.output.startswith(f"gpuctl: error: {path}: ibstat: ibstat reported an error")
     assert result.output.count("\n") == 1
+    piped = runner.invoke(cli, ["burnin", "parse", "nccl", "-"], input="garbage\n", obj={})
+    assert piped.exit_code == 1
+    assert piped.output.startswith("gpuctl: error: <stdin>: nccl: no '# nThread")
 
 
 def test_cli_usage_errors_exit_2(runner: CliRunner, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from provision.burnin.probes import KINDS, to_json
-from provision.errors import UsageError
+from provision.errors import ParseError, UsageError
 
 BURNIN_HELP = """Burn-in: prove new hardware works before it is accepted.
 
@@ -36,10 +36,17 @@ def burnin() -> None:
 @click.argument("kind", type=click.Choice(list(KINDS)), metavar="KIND")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE")
 def parse_cmd(kind: str, file: str) -> None:
-    """Print ``KINDS[kind](text)`` as indented JSON; ParseError exits 1 via the main CLI."""
+    """Print ``KINDS[kind](text)`` as indented JSON; ParseError exits 1 via the main CLI.
+
+    The error names the file: ``gpuctl: error: node7/ibstat.txt: ibstat: ...``.
+    """
     try:
         with click.open_file(file, "r", encoding="utf-8", errors="replace") as handle:
             text = handle.read()
     except OSError as exc:
         raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from exc
-    click.echo(to_json(KINDS[kind](text)))
+    try:
+        result = KINDS[kind](text)
+    except ParseError as exc:
+        raise ParseError(f"{'<stdin>' if file == '-' else file}: {exc}") from exc
+    click.echo(to_json(result))
