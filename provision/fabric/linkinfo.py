@@ -111,7 +111,8 @@ def parse_iblinkinfo(text: str) -> Topology:
         if len(cands) > 1:
             me = devices[ln.dev].desc
             cands = [c for c in cands if (back := said.get((c, ln.peer_port))) is not None
-                     and back.peer_desc == me and back.peer_port == ln.port]
+                     and back.peer_desc == me and back.peer_port == ln.port
+                     and (c, ln.peer_port) != (ln.dev, ln.port)]
         if len(cands) > 1:
             raise _fail(ln.lineno, f"peer {ln.peer_desc!r} is ambiguous ({len(cands)} devices "
                                    "share that description); capture with ibnetdiscover")

@@ -36,7 +36,8 @@ _ID_GUID = re.compile(r"^([SHR])-([0-9a-fA-F]{1,16})$")
 _HEADER = re.compile(r'^(Switch|Ca|Hca|Rt)\s+(\d+)\s+"([^"]+)"\s*(?:#\s*(.*))?$')
 _PORT = re.compile(
     r'^\[(\d+)\](?:\[(?:ext )?\d+\])?(?:\(([0-9a-fA-Fx]+)\))?\s*'
-    r'"([^"]+)"(?:\[(\d+)\])?(?:\[(?:ext )?\d+\])?(?:\(([0-9a-fA-Fx]+)\))?\s*(?:#\s*(.*))?$')
+    r'"([^"]+)"(?:\[(\d+)\])?(?:\[(?:ext )?\d+\])?(?:\(([0-9a-fA-Fx]+)\))?'
+    r'(?:\s+[a-z]=\S+)*\s*(?:#\s*(.*))?$')
 _ASSIGN = re.compile(r"^([A-Za-z_][\w]*)\s*=\s*(\S*)")
 _GUID_VALUE = re.compile(r"^(0x[0-9a-fA-F]{1,16})")
 _QUOTED = re.compile(r'"([^"]*)"')
