@@ -18,6 +18,8 @@ from provision.fabric.findings import Finding, VerifyResult, natural_key
 STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 WIDTH = 160
 MAX_INFERRED_SHOWN = 12
+RICH_MAX_ROWS = 300
+"""Above this many findings rich tables get slow (seconds); print one plain line each."""
 
 
 def to_json(result: VerifyResult) -> str:
@@ -46,7 +48,16 @@ def to_text(result: VerifyResult, width: int = WIDTH) -> str:
     by_rack: dict[str, list[Finding]] = defaultdict(list)
     for f in shown:
         by_rack[f.rack or "-"].append(f)
+    compact = len(shown) > RICH_MAX_ROWS
+    if compact:
+        console.print(f"{len(shown)} findings: one line each (--format json has every detail)")
     for rack in sorted(by_rack, key=natural_key):
+        if compact:
+            buf.write(f"rack {rack}\n")
+            for f in by_rack[rack]:
+                cables, _, _, _, detail = _row(f)
+                buf.write(f"  {cables.replace(chr(10), ' + '):40} {f.kind:22} {detail}\n")
+            continue
         table = Table(title=f"rack {rack}", title_justify="left", show_lines=False,
                       expand=False)
         for col in ("cable", "finding", "planned", "observed", "detail"):

@@ -191,7 +191,8 @@ class _Parser:
             dev.port_guids[num] = norm_guid(m.group(2))
         if m.group(5):
             self.peer_port_guids.setdefault((peer, peer_port), norm_guid(m.group(5)))
-        self.peer_info.setdefault(peer, (peer_kind, _peer_desc(comment)))
+        if peer not in self.peer_info:
+            self.peer_info[peer] = (peer_kind, _peer_desc(comment))
 
     def assign(self, lineno: int, name: str, value: str) -> None:
         self.current = None
