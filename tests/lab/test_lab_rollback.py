@@ -79,3 +79,17 @@ def test_down_after_a_crash_half_way(tmp_path: Path) -> None:
     assert not report.ok and not report.complete
     assert lab.down(site, root) is True
     assert_nothing_left(site, root, state)
+
+
+def test_changed_spec_is_rebuilt(tmp_path: Path) -> None:
+    site = f"lg{os.getpid() % 100000}"
+    root = tmp_path / site
+    first = lab.up(make_spec(site, 1, seed=os.getpid() + 7), root)
+    try:
+        second = lab.up(make_spec(site, 2, seed=os.getpid() + 7), root)
+        assert sorted(second.hosts) == [f"{site}-gpu-01", f"{site}-gpu-02"]
+        assert not any(alive(p) for p in first.processes())
+        assert lab.status(site, root).ok
+    finally:
+        lab.down(site, root)
+    assert_nothing_left(site, root)

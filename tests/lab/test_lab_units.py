@@ -12,7 +12,7 @@ import pytest
 from labspec import make_spec_offline
 
 from provision.errors import LabError
-from provision.lab import ibwrap, names
+from provision.lab import bmc, ibwrap, names
 from provision.lab.bmc import emulator_config
 from provision.lab.fabric import render_opensm_conf, sm_state
 from provision.lab.hostfs import check_lab_dir, hosts_file
@@ -21,6 +21,7 @@ from provision.lab.spec import LabSpec, ibsim_node_ids, spec_digest, validate
 from provision.lab.state import (
     FabricRecord,
     HostRecord,
+    LabPaths,
     LabState,
     ProcRecord,
     load_state,
@@ -187,3 +188,44 @@ def test_holder_and_wrapper_need_only_the_standard_library() -> None:
         text = (Path(ibwrap.__file__).parent / name).read_text()
         assert "from provision" not in text and "import provision" not in text
     assert sys.version_info >= (3, 11)
+
+
+def test_bmc_credentials_from_env_are_never_written(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(bmc.USER_ENV, "ops")
+    monkeypatch.setenv(bmc.PASSWORD_ENV, "s3cret")
+    paths = LabPaths(tmp_path)
+    creds = bmc.credentials_for_up(paths)
+    assert (creds.user, creds.password, creds.source) == ("ops", "s3cret", "env")
+    assert not paths.secrets.exists()
+    assert bmc.credentials_for_use(paths, "env") == creds
+    monkeypatch.delenv(bmc.PASSWORD_ENV)
+    with pytest.raises(LabError, match="set them again"):
+        bmc.credentials_for_use(paths, "env")
+
+
+def test_bmc_credentials_generated_into_a_private_file(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(bmc.USER_ENV, raising=False)
+    monkeypatch.delenv(bmc.PASSWORD_ENV, raising=False)
+    paths = LabPaths(tmp_path)
+    creds = bmc.credentials_for_up(paths)
+    assert creds.source == "file" and len(creds.password) >= 20
+    assert paths.secrets.stat().st_mode & 0o777 == 0o600
+    assert bmc.credentials_for_up(paths) == creds  # reused, not regenerated
+    assert bmc.credentials_for_use(paths, "file") == creds
+    line = bmc.htpasswd_line(creds)
+    assert line.startswith(f"{creds.user}:$2b$")
+
+
+def test_cli_says_root_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    for args in (["up", "x"], ["down", "x"], ["status", "x"]):
+        result = CliRunner().invoke(cli, ["lab", *args], obj={})
+        assert result.exit_code == 1
+        assert result.output.strip() == ("gpuctl: error: gpuctl lab needs root (network "
+                                         "namespaces, mounts, sshd); run it with sudo")
