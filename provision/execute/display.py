@@ -93,6 +93,7 @@ class RichReporter:
             self._refresh()
             self._live.stop()
             self._live = None
+        self.console.print()
         self.console.print(f"phase {phase}: [{STYLE.get(status, '')}]{status}[/]")
 
 

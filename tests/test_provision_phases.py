@@ -1,0 +1,163 @@
+"""The phase loop with a real store and a fake playbook runner: resume, failed hosts drop
+out, unavailable phases are skipped, cancellation is recorded as interrupted; and the offline
+dry-run of the real playbooks against the lab site's rendered inventory."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from provision.cli.common import load_and_plan
+from provision.cli.main import cli
+from provision.execute import ansible, phases, steps
+from provision.execute.display import QuietReporter
+from provision.execute.events import HostTally
+from provision.execute.inventory import inventory_text, select, targets
+from provision.execute.redfish import RedfishClient
+from provision.execute.store import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_SITE = ROOT / "inventory" / "sites" / "lab"
+
+
+class FakePlaybooks:
+    """Stands in for ansible-runner: host ``bad`` fails, the rest change once then are ok."""
+
+    def __init__(self, bad: set[str], cancel_on_call: Any = None) -> None:
+        self.bad = bad
+        self.calls: list[list[str]] = []
+        self.cancel_on_call = cancel_on_call
+
+    def __call__(self, req: ansible.PlaybookRequest, *, on_update: Any,
+                 cancelled: Any) -> ansible.PlaybookResult:
+        self.calls.append(list(req.limit))
+        if self.cancel_on_call is not None:
+            self.cancel_on_call.set()
+            return ansible.PlaybookResult("canceled", 1, {}, {})
+        stats = {h: {"ok": 5, "changed": 0 if len(self.calls) > 1 else 2,
+                     "failed": 1 if h in self.bad else 0, "unreachable": 0, "skipped": 0}
+                 for h in req.limit}
+        tallies = {h: HostTally(failed=1, message="template error") for h in req.limit
+                   if h in self.bad}
+        on_update(tallies)
+        return ansible.PlaybookResult("failed" if self.bad else "successful", 0, stats, tallies)
+
+
+def no_client(h: Any, s: Any) -> RedfishClient:
+    raise AssertionError("dry run must not talk to a BMC")
+
+
+def make_runner(tmp_path: Path, fake: FakePlaybooks) -> tuple[phases.Runner, list[str]]:
+    _, plan = load_and_plan(LAB_SITE)
+    t = targets(plan)
+    store = open_store(tmp_path / "p.db")
+    runner = phases.Runner(targets=t, store=store, reporter=QuietReporter(),
+                           executor=steps.SerialExecutor(), client=no_client,
+                           run_playbook=fake)
+    return runner, select(t, None)
+
+
+def opts(hosts: list[str], **kw: Any) -> phases.RunOptions:
+    return phases.RunOptions(phases=kw.pop("phases", ["base", "nvidia"]), hosts=hosts,
+                             plan_version="v1", inventory=Path("/nonexistent"), **kw)
+
+
+def test_failed_host_is_recorded_and_resume_runs_only_it(tmp_path: Path) -> None:
+    fake = FakePlaybooks(bad={"lab-gpu-02"})
+    runner, hosts = make_runner(tmp_path, fake)
+    first = runner.run(opts(hosts))
+    assert first.status == "failed" and first.failed_hosts() == ["lab-gpu-02"]
+    assert first.phase_status == {"base": "failed", "nvidia": "skipped"}
+    assert first.results[("base", "lab-gpu-02")].detail == "template error"
+    assert any("nvidia: not available yet" in line for line in runner.reporter.lines)  # type: ignore[attr-defined]
+    fake.bad = set()
+    second = runner.run(opts(hosts, resume=True))
+    assert fake.calls[-1] == ["lab-gpu-02"]
+    assert second.status == "ok"
+    third = runner.run(opts(hosts, resume=True))
+    assert third.phase_status["base"] == "skipped" and len(fake.calls) == 2
+    statuses = [r.status for r in runner.store.runs(site="lab")]
+    assert statuses == ["ok", "ok", "failed"]
+
+
+def test_max_fail_percent_stops_before_the_next_phase(tmp_path: Path) -> None:
+    runner, hosts = make_runner(tmp_path, FakePlaybooks(bad={"lab-gpu-01", "lab-gpu-02"}))
+    report = runner.run(opts(hosts, phases=["base", "nvidia"], max_fail_percent=25))
+    assert "nvidia" not in report.phase_status
+
+
+def test_dry_run_lists_redfish_actions_and_is_not_a_success_for_resume(tmp_path: Path) -> None:
+    fake = FakePlaybooks(bad=set())
+    runner, hosts = make_runner(tmp_path, fake)
+    report = runner.run(opts(hosts, phases=["image", "base"], dry_run=True))
+    image = report.results[("image", "lab-gpu-01")]
+    assert image.status == "skipped" and "Pxe, Once" in image.detail
+    assert "ComputerSystem.Reset" in image.detail
+    assert runner.store.succeeded("provision", "lab", "v1") == set()
+
+
+def test_cancel_marks_the_run_interrupted(tmp_path: Path) -> None:
+    runner, hosts = make_runner(tmp_path, FakePlaybooks(bad=set()))
+    runner.run_playbook = FakePlaybooks(bad=set(), cancel_on_call=runner.cancel)
+    with pytest.raises(phases.Interrupted, match="--resume"):
+        runner.run(opts(hosts))
+    [run] = runner.store.runs(site="lab")
+    assert run.status == "interrupted"
+    assert runner.store.phases(run.id) == [("base", "interrupted", "")]
+
+
+def test_parse_phases() -> None:
+    assert phases.parse_phases("base,preflight") == ["preflight", "base"]
+    assert phases.parse_phases("all") == list(phases.PHASES)
+    with pytest.raises(Exception, match="unknown phase 'bogus'"):
+        phases.parse_phases("base,bogus")
+
+
+def test_limit_by_rack_group_and_names() -> None:
+    _, plan = load_and_plan(LAB_SITE)
+    t = targets(plan)
+    assert select(t, "rack=a01") == [f"lab-gpu-0{i}" for i in range(1, 5)]
+    assert select(t, "lab-gpu-03,lab-gpu-01") == ["lab-gpu-01", "lab-gpu-03"]
+    with pytest.raises(Exception, match="no rack 'zz'"):
+        select(t, "rack=zz")
+    with pytest.raises(Exception, match="unknown host 'nope'"):
+        select(t, "nope")
+    text = inventory_text(plan, t)
+    assert "StrictHostKeyChecking=yes" in text and "StrictHostKeyChecking=no" not in text
+    assert "ansible_python_interpreter: /usr/bin/python3" in text
+
+
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible not installed")
+def test_offline_dry_run_checks_every_phase_without_hosts(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["provision", "site", str(LAB_SITE), "--dry-run",
+                                      "--offline", "--no-lab", "--phases", "all",
+                                      "--store", str(tmp_path / "x.db")],
+                                obj={})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "rdma_tuning : Write memlock and nofile limits" in out
+    assert "Boot = Pxe, Once" in out
+    assert "not available yet" in out
+    assert not (tmp_path / "x.db").exists()  # offline: no store, no lock
+
+
+def test_offline_without_dry_run_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["provision", "site", str(LAB_SITE), "--offline"],
+                                obj={})
+    assert result.exit_code == 2 and "--offline only goes with --dry-run" in result.output
+
+
+@pytest.mark.skipif(shutil.which("ansible-lint") is None, reason="ansible-lint not installed")
+def test_playbooks_pass_ansible_lint_production_and_syntax_check() -> None:
+    lint = subprocess.run(["ansible-lint", "--profile", "production", "--nocolor", "."],
+                          cwd=ROOT / "playbooks", capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    for playbook in ("site.yml", "base.yml"):
+        err = ansible.syntax_check(Path("/dev/null"), ROOT / "playbooks" / playbook)
+        assert err is None, err
