@@ -91,9 +91,10 @@ def test_site_lock_refuses_a_second_holder(tmp_path: Path) -> None:
     proc.start()
     try:
         assert ready.wait(30)
-        with pytest.raises(ExecutionError, match=rf"site s: another gpuctl run holds .*pid {proc.pid}"):
-            with site_lock(lock, "site s"):
-                pass
+        with (pytest.raises(ExecutionError,
+                            match=rf"site s: another gpuctl run holds .*pid {proc.pid}"),
+              site_lock(lock, "site s")):
+            pass
     finally:
         release.set()
         proc.join(30)
