@@ -18,8 +18,11 @@ CSV_FIELDS = "index,name,memory.total,ecc.errors.uncorrected.volatile.total,rema
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> LocalSim:
-    return LocalSim.create(tmp_path_factory.mktemp("hwsim"),
-                           [default_personality(h) for h in HOSTS], epoch=1_790_000_000)
+    return LocalSim.create(
+        tmp_path_factory.mktemp("hwsim"),
+        [default_personality(h) for h in HOSTS],
+        epoch=1_790_000_000,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +50,11 @@ def test_nvidia_smi_xml_parses_and_is_labelled(sim: LocalSim) -> None:
 
 
 def test_nvidia_smi_csv_header_units_and_noheader(sim: LocalSim) -> None:
-    rows = out(sim, "nvidia-smi", f"--query-gpu={CSV_FIELDS},gpu_name",
-               "--format=csv").splitlines()
-    assert rows[0] == ("index, name, memory.total [MiB], ecc.errors.uncorrected.volatile.total, "
-                       "remapped_rows.pending, name")
+    rows = out(sim, "nvidia-smi", f"--query-gpu={CSV_FIELDS},gpu_name", "--format=csv").splitlines()
+    assert rows[0] == (
+        "index, name, memory.total [MiB], ecc.errors.uncorrected.volatile.total, "
+        "remapped_rows.pending, name"
+    )
     assert rows[1] == "0, NVIDIA H100 80GB HBM3, 81559 MiB, 0, No, NVIDIA H100 80GB HBM3"
     assert len(rows) == 9
     bare = out(sim, "nvidia-smi", f"--query-gpu={CSV_FIELDS}", "--format=csv,noheader,nounits")
@@ -99,7 +103,8 @@ def test_dmesg_shows_xid_in_kernel_log_formats(sim: LocalSim) -> None:
     assert LABEL in raw[0]
     assert raw[-1].startswith("[") and raw[-1].endswith(
         "NVRM: Xid (PCI:0000:9a:00): 79, pid='<unknown>', name=<unknown>, "
-        "GPU has fallen off the bus.")
+        "GPU has fallen off the bus."
+    )
     iso = out(sim, "dmesg", "--time-format=iso").splitlines()[-1]
     assert iso.split(" ", 1)[0][:4].isdigit() and "Xid (PCI:0000:9a:00): 79" in iso
     assert out(sim, "dmesg", "-T").splitlines()[-1].startswith("[")
@@ -115,8 +120,22 @@ COMMANDS = {
     "dmesg": ["dmesg", "-t"],
     "ibstat": ["ibstat"],
     "nccl": ["all_reduce_perf", "-b", "1M", "-e", "1G", "-f", "8", "-g", "8"],
-    "mpirun": ["mpirun", "-np", "16", "--host", "gpu-n01:8,gpu-n02:8", "all_reduce_perf",
-               "-b", "1M", "-e", "1G", "-f", "8", "-g", "1"],
+    "mpirun": [
+        "mpirun",
+        "-np",
+        "16",
+        "--host",
+        "gpu-n01:8,gpu-n02:8",
+        "all_reduce_perf",
+        "-b",
+        "1M",
+        "-e",
+        "1G",
+        "-f",
+        "8",
+        "-g",
+        "1",
+    ],
 }
 FAULTS: dict[str, tuple[dict[str, int | str], set[str]]] = {
     "gpu-missing": ({"gpu": 5}, {"xml", "csv", "nvlink", "dcgmi", "nccl", "mpirun"}),
@@ -145,8 +164,9 @@ def baseline(sim: LocalSim) -> dict[str, tuple[int, str]]:
 
 
 @pytest.mark.parametrize("kind", sorted(FAULTS))
-def test_each_fault_changes_exactly_its_outputs(sim: LocalSim, kind: str,
-                                                baseline: dict[str, tuple[int, str]]) -> None:
+def test_each_fault_changes_exactly_its_outputs(
+    sim: LocalSim, kind: str, baseline: dict[str, tuple[int, str]]
+) -> None:
     params, expected = FAULTS[kind]
     sim.fault("gpu-n01", kind, **params)
     after = _snapshot(sim)
@@ -174,6 +194,11 @@ def test_fault_details(sim: LocalSim) -> None:
     proc = sim.run("gpu-n01", ["dcgmi", "diag", "-r", "2", "-j"])
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
-    failed = [(t["name"], r["entity_id"]) for c in doc["DCGM Diagnostic"]["test_categories"]
-              for t in c["tests"] for r in t["results"] if r["status"] == "Fail"]
+    failed = [
+        (t["name"], r["entity_id"])
+        for c in doc["DCGM Diagnostic"]["test_categories"]
+        for t in c["tests"]
+        for r in t["results"]
+        if r["status"] == "Fail"
+    ]
     assert failed == [("memory", 1)]

@@ -20,9 +20,11 @@ BOUND_S = 20.0
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> LocalSim:
-    return LocalSim.create(tmp_path_factory.mktemp("perftest"),
-                           [default_personality(h) for h in (SERVER, CLIENT)],
-                           peer_timeout_s=BOUND_S)
+    return LocalSim.create(
+        tmp_path_factory.mktemp("perftest"),
+        [default_personality(h) for h in (SERVER, CLIENT)],
+        peer_timeout_s=BOUND_S,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +51,7 @@ def wait_listening(server: subprocess.Popen[str]) -> str:
         chunk = os.read(fd, 4096) if ready else b""
         if not chunk:
             server.kill()
-            raise AssertionError(f"server did not start listening: {seen!r} "
-                                 f"{server.communicate()}")
+            raise AssertionError(f"server did not start listening: {seen!r} {server.communicate()}")
         seen += chunk
     return seen.decode()
 
@@ -80,8 +81,10 @@ def test_bw_pair_reports_the_same_numbers_on_both_ends(sim: LocalSim) -> None:
     server_out, client_out = pair(sim, "ib_write_bw", "-d", "mlx5_3", "--report_gbits", "-F")
     assert f" Simulator       : {LABEL}" in client_out
     assert " Dual-port       : OFF\t\tDevice         : mlx5_3" in client_out
-    assert " #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]" \
+    assert (
+        " #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]"
         in client_out
+    )
     assert rows(server_out) == rows(client_out)
     ((size, iters, peak, avg, mpps),) = rows(client_out)
     assert (size, iters) == ("65536", "5000")

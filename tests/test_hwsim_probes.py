@@ -27,8 +27,11 @@ def kind(name: str) -> tuple[Any, Any]:
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> LocalSim:
-    return LocalSim.create(tmp_path_factory.mktemp("probes"),
-                           [default_personality(h) for h in HOSTS], peer_timeout_s=20.0)
+    return LocalSim.create(
+        tmp_path_factory.mktemp("probes"),
+        [default_personality(h) for h in HOSTS],
+        peer_timeout_s=20.0,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -88,16 +91,14 @@ def test_dcgmi_diag(sim: LocalSim, level: int) -> None:
     assert diag.tests and all(t.status == "Pass" for t in diag.tests)
     sim.fault("gpu-n01", "dcgm-fail", gpu=6)
     code, out, _ = sim.call("gpu-n01", argv)
-    failed = [(t.name, r.gpu) for t in parse(out).tests for r in t.results
-              if r.status == "Fail"]
+    failed = [(t.name, r.gpu) for t in parse(out).tests for r in t.results if r.status == "Fail"]
     assert code == 1 and failed == [("memory" if level >= 2 else "software", 6)]
 
 
 def test_ibstat(sim: LocalSim) -> None:
     report = probe(sim, "ibstat")
     assert [ca.name for ca in report.cas] == sorted(f"mlx5_{i}" for i in range(8))
-    assert all(ca.ports[0].state == "Active" and ca.ports[0].rate_gbps == 200
-               for ca in report.cas)
+    assert all(ca.ports[0].state == "Active" and ca.ports[0].rate_gbps == 200 for ca in report.cas)
     sim.fault("gpu-n01", "hca-down", hca=2, state="Polling")
     sim.fault("gpu-n01", "hca-200g", hca=5)
     ports = {ca.name: ca.ports[0] for ca in probe(sim, "ibstat").cas}

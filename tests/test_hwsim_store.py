@@ -73,8 +73,9 @@ def test_fault_store_set_list_clear(tmp_path: Path) -> None:
 def test_fault_validation_is_one_line_with_the_allowed_values(tmp_path: Path) -> None:
     with pytest.raises(LabError) as err:
         set_fault(tmp_path, "n1", "gpu-on-fire")
-    assert str(err.value) == (f"unknown fault kind 'gpu-on-fire'; allowed: "
-                              f"{', '.join(FAULT_KINDS)}")
+    assert str(err.value) == (
+        f"unknown fault kind 'gpu-on-fire'; allowed: {', '.join(FAULT_KINDS)}"
+    )
     with pytest.raises(LabError, match="takes no parameter 'hca'; allowed: gpu"):
         set_fault(tmp_path, "n1", "ecc", hca=2)
     with pytest.raises(LabError, match="state must be 'Down' or 'Polling'"):
@@ -126,16 +127,20 @@ def test_lab_fault_cli(tmp_path: Path) -> None:
         return res.exit_code, res.output
 
     assert gpuctl("gpu-n01", "xid", "--gpu", "2", "--xid", "79") == (
-        0, "gpu-n01: injected simulated fault xid gpu=2 xid=79\n")
+        0,
+        "gpu-n01: injected simulated fault xid gpu=2 xid=79\n",
+    )
     assert gpuctl("gpu-n02", "hca-down", "--hca", "3")[0] == 0
     code, out = gpuctl("--list", "--format", "json")
     assert code == 0 and json.loads(out) == {
         "gpu-n01": [{"kind": "xid", "params": {"gpu": 2, "xid": 79}}],
-        "gpu-n02": [{"kind": "hca-down", "params": {"hca": 3, "state": "Down"}}]}
+        "gpu-n02": [{"kind": "hca-down", "params": {"hca": 3, "state": "Down"}}],
+    }
     assert gpuctl("gpu-n02", "--list") == (0, "gpu-n02: hca-down hca=3 state=Down\n")
     code, out = gpuctl("gpu-n01", "warp-drive")
-    assert code == 2 and out.startswith("gpuctl: error: unknown fault kind 'warp-drive'; "
-                                        "allowed: gpu-missing, ")
+    assert code == 2 and out.startswith(
+        "gpuctl: error: unknown fault kind 'warp-drive'; allowed: gpu-missing, "
+    )
     assert out.count("\n") == 1
     code, out = gpuctl("gpu-n01", "ecc", "--hca", "1")
     assert code == 2 and "fault 'ecc' takes no parameter 'hca'" in out
@@ -144,6 +149,7 @@ def test_lab_fault_cli(tmp_path: Path) -> None:
     assert gpuctl("gpu-n01", "--clear") == (0, "cleared simulated faults on gpu-n01\n")
     assert gpuctl("--clear") == (0, "cleared simulated faults on gpu-n02\n")
     assert gpuctl("--list") == (0, "no simulated faults injected\n")
-    res = runner.invoke(_cli(), ["fault", "site", "gpu-n01", "ecc", "--lab-dir",
-                                 str(tmp_path / "nolab")], obj={})
+    res = runner.invoke(
+        _cli(), ["fault", "site", "gpu-n01", "ecc", "--lab-dir", str(tmp_path / "nolab")], obj={}
+    )
     assert res.exit_code == 1 and "no simulated hardware here; is the lab up?" in res.output

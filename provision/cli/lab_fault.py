@@ -46,8 +46,9 @@ def sim_dir_for(site: str, lab_dir: str | None) -> Path:
     root = Path(lab_dir).absolute() if lab_dir is not None else _default_lab_dir(site_name(site))
     sim_dir = root / SIM_DIR_NAME
     if not known_hosts(sim_dir):
-        raise LabError(f"{sim_dir}: no simulated hardware here; is the lab up? "
-                       f"(gpuctl lab up {site})")
+        raise LabError(
+            f"{sim_dir}: no simulated hardware here; is the lab up? (gpuctl lab up {site})"
+        )
     return sim_dir
 
 
@@ -62,28 +63,74 @@ def _check_node(sim_dir: Path, node: str) -> None:
 @click.argument("site")
 @click.argument("node", required=False)
 @click.argument("kind", required=False)
-@click.option("--gpu", type=click.IntRange(min=0), default=None,
-              help="GPU slot (0-based) for gpu-missing, xid, ecc, dcgm-fail, nvlink-down.")
-@click.option("--hca", type=click.IntRange(min=0), default=None,
-              help="HCA index N (mlx5_N) for hca-down, hca-200g.")
-@click.option("--xid", "xid_code", type=click.IntRange(min=1), default=None,
-              help="Xid code for xid [default: 79].")
-@click.option("--state", type=click.Choice(["Down", "Polling"]), default=None,
-              help="Port state for hca-down [default: Down].")
-@click.option("--percent", type=click.IntRange(1, 100), default=None,
-              help="busbw percentage for slow-nccl [default: 42-58, fixed per node].")
-@click.option("--test", "test_name", default=None,
-              help="dcgmi test that fails for dcgm-fail [default: memory, software at -r 1].")
+@click.option(
+    "--gpu",
+    type=click.IntRange(min=0),
+    default=None,
+    help="GPU slot (0-based) for gpu-missing, xid, ecc, dcgm-fail, nvlink-down.",
+)
+@click.option(
+    "--hca",
+    type=click.IntRange(min=0),
+    default=None,
+    help="HCA index N (mlx5_N) for hca-down, hca-200g.",
+)
+@click.option(
+    "--xid",
+    "xid_code",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Xid code for xid [default: 79].",
+)
+@click.option(
+    "--state",
+    type=click.Choice(["Down", "Polling"]),
+    default=None,
+    help="Port state for hca-down [default: Down].",
+)
+@click.option(
+    "--percent",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="busbw percentage for slow-nccl [default: 42-58, fixed per node].",
+)
+@click.option(
+    "--test",
+    "test_name",
+    default=None,
+    help="dcgmi test that fails for dcgm-fail [default: memory, software at -r 1].",
+)
 @click.option("--clear", is_flag=True, help="Remove the faults of NODE (all nodes without NODE).")
 @click.option("--list", "list_", is_flag=True, help="Show the injected faults.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format of --list.")
-@click.option("--lab-dir", type=click.Path(file_okay=False), default=None,
-              help="The lab's directory [default: <repo>/.lab/<site>].")
-def fault(site: str, node: str | None, kind: str | None, gpu: int | None, hca: int | None,
-          xid_code: int | None, state: str | None, percent: int | None,
-          test_name: str | None, clear: bool, list_: bool, fmt: str,
-          lab_dir: str | None) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format of --list.",
+)
+@click.option(
+    "--lab-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The lab's directory [default: <repo>/.lab/<site>].",
+)
+def fault(
+    site: str,
+    node: str | None,
+    kind: str | None,
+    gpu: int | None,
+    hca: int | None,
+    xid_code: int | None,
+    state: str | None,
+    percent: int | None,
+    test_name: str | None,
+    clear: bool,
+    list_: bool,
+    fmt: str,
+    lab_dir: str | None,
+) -> None:
     """Inject a simulated hardware fault KIND into lab host NODE of SITE (lab only).
 
     \b
@@ -96,12 +143,18 @@ def fault(site: str, node: str | None, kind: str | None, gpu: int | None, hca: i
     if (clear or list_) and kind is not None:
         raise UsageError(f"unexpected fault kind {kind!r} with --{'clear' if clear else 'list'}")
     params: dict[str, int | str | None] = {
-        "gpu": gpu, "hca": hca, "xid": xid_code, "state": state, "percent": percent,
-        "test": test_name}
+        "gpu": gpu,
+        "hca": hca,
+        "xid": xid_code,
+        "state": state,
+        "percent": percent,
+        "test": test_name,
+    }
     if not (clear or list_):
         if node is None or kind is None:
-            raise UsageError("give NODE and KIND (or --clear / --list); "
-                             f"fault kinds: {', '.join(FAULT_KINDS)}")
+            raise UsageError(
+                f"give NODE and KIND (or --clear / --list); fault kinds: {', '.join(FAULT_KINDS)}"
+            )
         try:
             make_fault(kind, **params)
         except LabError as exc:
@@ -112,8 +165,9 @@ def fault(site: str, node: str | None, kind: str | None, gpu: int | None, hca: i
     if list_:
         faults = {h: fs for h, fs in list_faults(sim_dir).items() if node in (None, h)}
         if fmt == "json":
-            data = {h: [{"kind": f.kind, "params": f.params} for f in fs]
-                    for h, fs in faults.items()}
+            data = {
+                h: [{"kind": f.kind, "params": f.params} for f in fs] for h, fs in faults.items()
+            }
             click.echo(json.dumps(data, indent=2, sort_keys=True))
         elif not faults:
             click.echo("no simulated faults injected")
@@ -124,8 +178,11 @@ def fault(site: str, node: str | None, kind: str | None, gpu: int | None, hca: i
         return
     if clear:
         cleared = clear_faults(sim_dir, node)
-        click.echo(f"cleared simulated faults on {', '.join(cleared)}" if cleared
-                   else "no simulated faults to clear")
+        click.echo(
+            f"cleared simulated faults on {', '.join(cleared)}"
+            if cleared
+            else "no simulated faults to clear"
+        )
         return
     assert node is not None and kind is not None
     injected = set_fault(sim_dir, node, kind, **params)

@@ -33,7 +33,7 @@ TESTS: list[tuple[int, str, str]] = [
 FAIL_TEXT = {
     "software": "Pending row remap or page retirement found on GPU {gpu}. Drain and reset it.",
     "memory": "GPU {gpu} had memory errors: {n} mismatches during the memory test. "
-              "Run a field diagnostic on the GPU.",
+    "Run a field diagnostic on the GPU.",
     "pcie": "GPU {gpu} PCIe bandwidth {bw:.2f} GB/s is below the minimum of 20.00 GB/s.",
 }
 USAGE = f"""dcgmi -- {LABEL}
@@ -50,11 +50,13 @@ def _info(test: str, g: GpuView, state: HostState) -> list[str]:
     if test == "pcie":
         base = 53.0 if g.pcie_gen >= 5 else 24.5
         h2d, d2h = base + r.uniform(-0.6, 0.6), base + r.uniform(-0.6, 0.6)
-        return [f"GPU to Host bandwidth:\t\t{d2h:.2f} GB/s",
-                f"Host to GPU bandwidth:\t\t{h2d:.2f} GB/s",
-                f"bidirectional bandwidth:\t{(h2d + d2h) * 0.93:.2f} GB/s",
-                f"GPU to Host latency:\t\t{r.uniform(1.4, 1.9):.3f} us",
-                f"Host to GPU latency:\t\t{r.uniform(1.5, 2.0):.3f} us"]
+        return [
+            f"GPU to Host bandwidth:\t\t{d2h:.2f} GB/s",
+            f"Host to GPU bandwidth:\t\t{h2d:.2f} GB/s",
+            f"bidirectional bandwidth:\t{(h2d + d2h) * 0.93:.2f} GB/s",
+            f"GPU to Host latency:\t\t{r.uniform(1.4, 1.9):.3f} us",
+            f"Host to GPU latency:\t\t{r.uniform(1.5, 2.0):.3f} us",
+        ]
     if test == "memory_bandwidth":
         return [f"GPU {g.index} DRAM bandwidth: {r.uniform(2.9e6, 3.1e6):.2f} MB/s"]
     return []
@@ -77,58 +79,93 @@ def diag_document(state: HostState, gpus: list[GpuView], level: int) -> dict[str
             continue
         results = []
         for g in gpus:
-            res: dict[str, Any] = {"entity_group": "GPU", "entity_group_id": 1,
-                                   "entity_id": g.index, "status": "Pass"}
+            res: dict[str, Any] = {
+                "entity_group": "GPU",
+                "entity_group_id": 1,
+                "entity_id": g.index,
+                "status": "Pass",
+            }
             info = _info(test, g, state)
             if info:
                 res["info"] = info
             if failing.get((g.slot, test)):
                 text = FAIL_TEXT.get(test, "Test {test} failed on GPU {gpu}.")
                 res["status"] = "Fail"
-                res["warnings"] = [{
-                    "error_category": 3, "error_id": 83, "error_severity": 2,
-                    "warning": text.format(gpu=g.index, test=test, bw=11.2,
-                                           n=rng(state.host, test).randint(2, 40)),
-                }]
+                res["warnings"] = [
+                    {
+                        "error_category": 3,
+                        "error_id": 83,
+                        "error_severity": 2,
+                        "warning": text.format(
+                            gpu=g.index, test=test, bw=11.2, n=rng(state.host, test).randint(2, 40)
+                        ),
+                    }
+                ]
             results.append(res)
         status = "Fail" if any(r["status"] == "Fail" for r in results) else "Pass"
         categories.setdefault(category, []).append(
-            {"name": test, "results": results, "test_summary": {"status": status}})
+            {"name": test, "results": results, "test_summary": {"status": status}}
+        )
     return {
-        "DCGM Diagnostic": {"test_categories": [
-            {"category": cat, "tests": tests} for cat, tests in categories.items()]},
-        "entity_groups": [{
-            "entities": [{"device_id": g.pci_device_id[:4].lower(), "entity_id": g.index,
-                          "serial_num": g.serial} for g in gpus],
-            "entity_group": "GPU", "entity_group_id": 1}],
-        "metadata": {"Driver Version Detected": state.facts.driver_version,
-                     "version": state.facts.dcgm_version, "simulator": LABEL},
+        "DCGM Diagnostic": {
+            "test_categories": [
+                {"category": cat, "tests": tests} for cat, tests in categories.items()
+            ]
+        },
+        "entity_groups": [
+            {
+                "entities": [
+                    {
+                        "device_id": g.pci_device_id[:4].lower(),
+                        "entity_id": g.index,
+                        "serial_num": g.serial,
+                    }
+                    for g in gpus
+                ],
+                "entity_group": "GPU",
+                "entity_group_id": 1,
+            }
+        ],
+        "metadata": {
+            "Driver Version Detected": state.facts.driver_version,
+            "version": state.facts.dcgm_version,
+            "simulator": LABEL,
+        },
     }
 
 
 def _failed(doc: dict[str, Any]) -> bool:
-    return any(t["test_summary"]["status"] == "Fail"
-               for c in doc["DCGM Diagnostic"]["test_categories"] for t in c["tests"])
+    return any(
+        t["test_summary"]["status"] == "Fail"
+        for c in doc["DCGM Diagnostic"]["test_categories"]
+        for t in c["tests"]
+    )
 
 
 def render_table(doc: dict[str, Any]) -> str:
     rule = "+---------------------------+------------------------------------------------+"
-    lines = ["Successfully ran diagnostic for group.", rule,
-             f"| {'Diagnostic':<26}| {'Result':<47}|",
-             rule.replace("-", "="),
-             f"|-----  Metadata  ----------+{'-' * 48}|"]
+    lines = [
+        "Successfully ran diagnostic for group.",
+        rule,
+        f"| {'Diagnostic':<26}| {'Result':<47}|",
+        rule.replace("-", "="),
+        f"|-----  Metadata  ----------+{'-' * 48}|",
+    ]
     meta = doc["metadata"]
     lines.append(f"| {'DCGM Version':<26}| {meta['version']:<47}|")
     lines.append(f"| {'Driver Version Detected':<26}| {meta['Driver Version Detected']:<47}|")
     for cat in doc["DCGM Diagnostic"]["test_categories"]:
         lines.append(f"|-----  {cat['category'] + '  ':-<20}+{'-' * 48}|")
         for test in cat["tests"]:
-            lines.append(f"| {test['name'].replace('_', ' ').title():<26}| "
-                         f"{test['test_summary']['status']:<47}|")
+            lines.append(
+                f"| {test['name'].replace('_', ' ').title():<26}| "
+                f"{test['test_summary']['status']:<47}|"
+            )
             for res in test["results"]:
                 for w in res.get("warnings", []):
-                    lines.append(f"| {'Warning':<26}| GPU{res['entity_id']}: "
-                                 f"{w['warning'][:40]:<41}|")
+                    lines.append(
+                        f"| {'Warning':<26}| GPU{res['entity_id']}: {w['warning'][:40]:<41}|"
+                    )
     lines += [rule, f"({LABEL})"]
     return "\n".join(lines) + "\n"
 
@@ -179,8 +216,9 @@ def main(argv: Sequence[str]) -> int:
     if args[:2] == ["discovery", "-l"]:
         gpus = gpu_views(state)
         out = [f"{len(gpus)} GPUs found.", f"({LABEL})"]
-        out += [f"GPU {g.index}: {g.name} PCI Bus ID: {g.bus_id} Device UUID: {g.uuid}"
-                for g in gpus]
+        out += [
+            f"GPU {g.index}: {g.name} PCI Bus ID: {g.bus_id} Device UUID: {g.uuid}" for g in gpus
+        ]
         sys.stdout.write("\n".join(out) + "\n")
         return 0
     raise SimExit(255, f"Error: unsupported dcgmi command {' '.join(args)!r}.\n{USAGE}")

@@ -19,31 +19,41 @@ from provision.lab.hwsim.personality import check_host, gpu_bus_id
 
 # kind -> (what it does, {param: (type, default)}); default None means "all" / "not set".
 FAULT_KINDS: dict[str, tuple[str, dict[str, tuple[type, int | str | None]]]] = {
-    "gpu-missing": ("GPU --gpu disappears from nvidia-smi, dcgmi and NCCL",
-                    {"gpu": (int, 0)}),
-    "hca-down": ("HCA mlx5_<--hca> port is Down (or state=Polling); perftest on it fails",
-                 {"hca": (int, 0), "state": (str, "Down")}),
-    "hca-200g": ("HCA mlx5_<--hca> links at half its rate (200 where 400 expected, 100 on HDR)",
-                 {"hca": (int, 0)}),
-    "slow-nccl": ("this node drags every NCCL collective it is part of to 40-60% busbw",
-                  {"percent": (int, None)}),
-    "xid": ("an Xid (default 79) for GPU --gpu appears in the kernel log (dmesg)",
-            {"gpu": (int, 0), "xid": (int, 79)}),
-    "ecc": ("GPU --gpu has uncorrectable volatile ECC errors and a pending row remap",
-            {"gpu": (int, 0)}),
-    "dcgm-fail": ("a dcgmi diag test fails on GPU --gpu (memory at -r 2+, software at -r 1)",
-                  {"gpu": (int, 0), "test": (str, None)}),
-    "nvlink-down": ("NVLinks of GPU --gpu (default: every GPU) are inactive",
-                    {"gpu": (int, None)}),
+    "gpu-missing": ("GPU --gpu disappears from nvidia-smi, dcgmi and NCCL", {"gpu": (int, 0)}),
+    "hca-down": (
+        "HCA mlx5_<--hca> port is Down (or state=Polling); perftest on it fails",
+        {"hca": (int, 0), "state": (str, "Down")},
+    ),
+    "hca-200g": (
+        "HCA mlx5_<--hca> links at half its rate (200 where 400 expected, 100 on HDR)",
+        {"hca": (int, 0)},
+    ),
+    "slow-nccl": (
+        "this node drags every NCCL collective it is part of to 40-60% busbw",
+        {"percent": (int, None)},
+    ),
+    "xid": (
+        "an Xid (default 79) for GPU --gpu appears in the kernel log (dmesg)",
+        {"gpu": (int, 0), "xid": (int, 79)},
+    ),
+    "ecc": (
+        "GPU --gpu has uncorrectable volatile ECC errors and a pending row remap",
+        {"gpu": (int, 0)},
+    ),
+    "dcgm-fail": (
+        "a dcgmi diag test fails on GPU --gpu (memory at -r 2+, software at -r 1)",
+        {"gpu": (int, 0), "test": (str, None)},
+    ),
+    "nvlink-down": ("NVLinks of GPU --gpu (default: every GPU) are inactive", {"gpu": (int, None)}),
 }
 
 XID_TEXT: dict[int, str] = {
     13: "Graphics SM Warp Exception on (GPC 0, TPC 0, SM 0): Out Of Range Address",
     31: "Ch 00000008, intr 10000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_0 faulted @ "
-        "0x7f2a_3c000000. Fault is of type FAULT_PDE ACCESS_TYPE_READ",
+    "0x7f2a_3c000000. Fault is of type FAULT_PDE ACCESS_TYPE_READ",
     43: "Ch 00000010, intr 00000000. Reset channel verif error",
     48: "An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer "
-        "at partition 0, subpartition 0.",
+    "at partition 0, subpartition 0.",
     63: "Row Remapper: New row (0x00000000004c5a20) marked for remapping, reset gpu to activate.",
     64: "Row Remapper: Failed to mark row (0x00000000004c5a20) for remapping.",
     74: "NVLink: fatal error detected on link 3(0x10000, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0)",
@@ -52,7 +62,7 @@ XID_TEXT: dict[int, str] = {
     94: "Contained: SM (0x1). RST: No, D-RST: No",
     95: "Uncontained: LTC TAG (0x2,0x0). RST: Yes, D-RST: No",
     119: "Timeout after 6s of waiting for RPC response from GPU0 GSP! Expected function 76 "
-         "(GSP_RM_CONTROL) (0x20801348 0x204).",
+    "(GSP_RM_CONTROL) (0x20801348 0x204).",
 }
 
 
@@ -94,8 +104,9 @@ def make_fault(kind: str, **params: int | str | None) -> Fault:
             continue
         if typ is int:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise LabError(f"fault {kind!r}: {name} must be a non-negative integer, "
-                               f"not {value!r}")
+                raise LabError(
+                    f"fault {kind!r}: {name} must be a non-negative integer, not {value!r}"
+                )
         elif not isinstance(value, str) or not value:
             raise LabError(f"fault {kind!r}: {name} must be a non-empty string, not {value!r}")
         out[name] = value
@@ -132,8 +143,10 @@ def _store(sim_dir: Path, host: str, faults: list[Fault]) -> None:
     if not faults:
         path.unlink(missing_ok=True)
         return
-    body = {"host": host,
-            "faults": [{"kind": f.kind, "params": dict(sorted(f.params.items()))} for f in faults]}
+    body = {
+        "host": host,
+        "faults": [{"kind": f.kind, "params": dict(sorted(f.params.items()))} for f in faults],
+    }
     _write(path, json.dumps(body, indent=2, sort_keys=True) + "\n")
 
 
@@ -151,8 +164,10 @@ def set_fault(sim_dir: Path, host: str, kind: str, **params: int | str | None) -
     if fault not in current:
         _store(sim_dir, host, [*current, fault])
     if fault.kind == "xid":
-        entry = {"t": round(time.time(), 6), "msg": xid_line(int(fault.params["gpu"]),
-                                                                  int(fault.params["xid"]))}
+        entry = {
+            "t": round(time.time(), 6),
+            "msg": xid_line(int(fault.params["gpu"]), int(fault.params["xid"])),
+        }
         path = kmsg_path(sim_dir, host)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as fh:

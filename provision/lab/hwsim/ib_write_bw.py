@@ -21,7 +21,7 @@ from provision.lab.hwsim.state import run_tool
 def bandwidth_gbps(line_gbps: float, size: int, qps: int, mpps: float) -> float:
     """Achieved Gb/s for ``size``-byte writes on ``qps`` QPs over a ``line_gbps`` path."""
     msg_limit = size * 8 * mpps * min(qps, 8) / 1e3
-    return float((line_gbps ** -4 + msg_limit ** -4) ** -0.25)
+    return float((line_gbps**-4 + msg_limit**-4) ** -0.25)
 
 
 def table(cli: Cli, params: Params, me: dict[str, Any], peer: dict[str, Any]) -> list[str]:
@@ -35,12 +35,13 @@ def table(cli: Cli, params: Params, me: dict[str, Any], peer: dict[str, Any]) ->
         avg = bandwidth_gbps(line, size, params.qps, 2.6 * r.uniform(0.98, 1.02))
         avg *= r.uniform(0.996, 1.002)
         peak = 0.0 if params.duration else avg * r.uniform(1.0, 1.003)
-        iters = (int(avg * 1e9 / 8 / size * params.duration) if params.duration
-                 else params.iters)
+        iters = int(avg * 1e9 / 8 / size * params.duration) if params.duration else params.iters
         mpps = avg * 1e9 / 8 / size / 1e6
         scale = 1.0 if cli.gbits else 1e9 / 8 / 2**20
-        rows.append(f" {size:<7d}    {iters:<7d}          {peak * scale:<7.2f}            "
-                    f"{avg * scale:<7.2f}\t\t   {mpps:<7.6f}")
+        rows.append(
+            f" {size:<7d}    {iters:<7d}          {peak * scale:<7.2f}            "
+            f"{avg * scale:<7.2f}\t\t   {mpps:<7.6f}"
+        )
     return rows
 
 

@@ -25,13 +25,15 @@ def render_ca(state: HostState, n: int) -> str:
     up = state.hca_state(n) == "Active"
     phys = "LinkUp" if up else ("Polling" if state.hca_state(n) == "Polling" else "Disabled")
     lid = rng(state.host, "lid", n).randint(2, 4000) if up else 0
-    return (f"CA 'mlx5_{n}'\n\tCA type: {facts.hca_ca_type}\n\tNumber of ports: 1\n"
-            f"\tFirmware version: {facts.hca_fw_version}\n\tHardware version: 0\n"
-            f"\tNode GUID: {guid}\n\tSystem image GUID: {guid}\n\tPort 1:\n"
-            f"\t\tState: {'Active' if up else 'Down'}\n\t\tPhysical state: {phys}\n"
-            f"\t\tRate: {state.hca_rate(n) if up else 40}\n\t\tBase lid: {lid}\n\t\tLMC: 0\n"
-            f"\t\tSM lid: {1 if up else 0}\n\t\tCapability mask: 0xa651e848\n"
-            f"\t\tPort GUID: {port_guid(guid)}\n\t\tLink layer: InfiniBand\n")
+    return (
+        f"CA 'mlx5_{n}'\n\tCA type: {facts.hca_ca_type}\n\tNumber of ports: 1\n"
+        f"\tFirmware version: {facts.hca_fw_version}\n\tHardware version: 0\n"
+        f"\tNode GUID: {guid}\n\tSystem image GUID: {guid}\n\tPort 1:\n"
+        f"\t\tState: {'Active' if up else 'Down'}\n\t\tPhysical state: {phys}\n"
+        f"\t\tRate: {state.hca_rate(n) if up else 40}\n\t\tBase lid: {lid}\n\t\tLMC: 0\n"
+        f"\t\tSM lid: {1 if up else 0}\n\t\tCapability mask: 0xa651e848\n"
+        f"\t\tPort GUID: {port_guid(guid)}\n\t\tLink layer: InfiniBand\n"
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -52,8 +54,11 @@ def main(argv: Sequence[str]) -> int:
     if args:
         name = args[0]
         if not name.startswith("mlx5_") or not name[5:].isdigit() or int(name[5:]) not in cas:
-            raise SimExit(255, f"ibpanic: [{state.host}] main: '{name}' IB device can't be "
-                               "found: No such file or directory")
+            raise SimExit(
+                255,
+                f"ibpanic: [{state.host}] main: '{name}' IB device can't be "
+                "found: No such file or directory",
+            )
         cas = [int(name[5:])]
     print(f"[{LABEL}]", file=sys.stderr)
     sys.stdout.write("".join(render_ca(state, n) for n in cas))

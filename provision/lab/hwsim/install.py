@@ -44,18 +44,21 @@ def wrapper_text(module: str, sim_dir: Path, python: str) -> str:
         "export GPUCTL_HWSIM_DIR\n"
         f"PYTHONPATH={shlex.quote(str(root))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
         "export PYTHONPATH\n"
-        f"exec {shlex.quote(python)} -m provision.lab.hwsim.{module} \"$@\"\n"
+        f'exec {shlex.quote(python)} -m provision.lab.hwsim.{module} "$@"\n'
     )
 
 
-def install_commands(bin_dir: Path, sim_dir: Path, python: str = sys.executable,
-                     extra: tuple[str, ...] = ()) -> list[Path]:
+def install_commands(
+    bin_dir: Path, sim_dir: Path, python: str = sys.executable, extra: tuple[str, ...] = ()
+) -> list[Path]:
     """Write the simulated commands (``COMMANDS`` plus any of ``OPTIONAL_COMMANDS`` named in
     ``extra``) into ``bin_dir``, mode 0755; returns the paths written, sorted."""
     unknown = [name for name in extra if name not in OPTIONAL_COMMANDS]
     if unknown:
-        raise LabError(f"unknown optional simulated command {unknown[0]!r}; "
-                       f"allowed: {', '.join(OPTIONAL_COMMANDS)}")
+        raise LabError(
+            f"unknown optional simulated command {unknown[0]!r}; "
+            f"allowed: {', '.join(OPTIONAL_COMMANDS)}"
+        )
     wanted = dict(COMMANDS)
     wanted.update({name: OPTIONAL_COMMANDS[name] for name in extra})
     try:

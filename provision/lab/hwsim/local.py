@@ -35,8 +35,14 @@ class LocalSim:
     epoch: int | None = None
 
     @classmethod
-    def create(cls, root: Path, hosts: Iterable[Personality], python: str = sys.executable,
-               peer_timeout_s: float = 30.0, epoch: int | None = None) -> LocalSim:
+    def create(
+        cls,
+        root: Path,
+        hosts: Iterable[Personality],
+        python: str = sys.executable,
+        peer_timeout_s: float = 30.0,
+        epoch: int | None = None,
+    ) -> LocalSim:
         sim = cls(root / "hwsim", root / "bin", peer_timeout_s, epoch)
         for facts in hosts:
             write_personality(sim.sim_dir, facts.hostname, facts)
@@ -55,17 +61,29 @@ class LocalSim:
     def argv(self, argv: Sequence[str]) -> list[str]:
         return [str(self.bin_dir / argv[0]), *argv[1:]]
 
-    def run(self, host: str, argv: Sequence[str],
-            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, host: str, argv: Sequence[str], timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
         """Run simulated command ``argv`` as ``host``; stdout/stderr captured as text."""
-        return subprocess.run(self.argv(argv), env=self.env(host), capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            self.argv(argv),
+            env=self.env(host),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def start(self, host: str, argv: Sequence[str]) -> subprocess.Popen[str]:
         """Start simulated command ``argv`` as ``host`` in the background (e.g. a perftest
         server); the caller waits on it with a timeout."""
-        return subprocess.Popen(self.argv(argv), env=self.env(host), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            self.argv(argv),
+            env=self.env(host),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def call(self, host: str, argv: Sequence[str]) -> tuple[int, str, str]:
         """Run simulated command ``argv`` as ``host`` in this process: (exit code, stdout,

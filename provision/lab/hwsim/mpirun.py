@@ -23,11 +23,34 @@ from provision.lab.hwsim.nccl import PROGRAMS, parse, render
 from provision.lab.hwsim.personality import LABEL
 from provision.lab.hwsim.state import HostState, SimExit, run_tool, sim_dir_from_env
 
-VALUE_OPTS = {"-x", "--bind-to", "-bind-to", "--prefix", "--rank-by", "-rank-by",
-              "--output-filename", "--wdir", "-wdir", "--timeout"}
-FLAGS = {"--allow-run-as-root", "--oversubscribe", "-oversubscribe", "--tag-output",
-         "-tag-output", "--report-bindings", "-report-bindings", "-q", "--quiet", "-v",
-         "--display-map", "--display-allocation", "--noprefix", "--use-hwthread-cpus"}
+VALUE_OPTS = {
+    "-x",
+    "--bind-to",
+    "-bind-to",
+    "--prefix",
+    "--rank-by",
+    "-rank-by",
+    "--output-filename",
+    "--wdir",
+    "-wdir",
+    "--timeout",
+}
+FLAGS = {
+    "--allow-run-as-root",
+    "--oversubscribe",
+    "-oversubscribe",
+    "--tag-output",
+    "-tag-output",
+    "--report-bindings",
+    "-report-bindings",
+    "-q",
+    "--quiet",
+    "-v",
+    "--display-map",
+    "--display-allocation",
+    "--noprefix",
+    "--use-hwthread-cpus",
+}
 
 
 @dataclass
@@ -44,8 +67,9 @@ def _hostfile(path: str) -> list[tuple[str, int | None]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise SimExit(1, f"mpirun: Open MPI was unable to open the hostfile: {path} "
-                         f"({exc.strerror})") from None
+        raise SimExit(
+            1, f"mpirun: Open MPI was unable to open the hostfile: {path} ({exc.strerror})"
+        ) from None
     hosts: list[tuple[str, int | None]] = []
     for raw in text.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -83,7 +107,13 @@ def parse_launch(argv: Sequence[str]) -> Launch:
             for item in value().split(","):
                 name, _, slots = item.partition(":")
                 out.hosts.append((name, int(slots) if slots.isdigit() else None))
-        elif a in ("--hostfile", "-hostfile", "--machinefile", "-machinefile", "--default-hostfile"):
+        elif a in (
+            "--hostfile",
+            "-hostfile",
+            "--machinefile",
+            "-machinefile",
+            "--default-hostfile",
+        ):
             out.hosts.extend(_hostfile(value()))
             out.from_hostfile = True
         elif a in ("-npernode", "--npernode", "-N"):
@@ -100,13 +130,14 @@ def parse_launch(argv: Sequence[str]) -> Launch:
             out.program = "--version"
             return out
         elif a not in FLAGS:
-            raise SimExit(1, f"mpirun: Error: unknown option \"{a}\"\n"
-                             "Type 'mpirun --help' for usage.")
+            raise SimExit(
+                1, f"mpirun: Error: unknown option \"{a}\"\nType 'mpirun --help' for usage."
+            )
         i += 1 if a in FLAGS else 2
     if i >= len(args):
         raise SimExit(1, "mpirun: Error: No executable was specified on the mpirun command line.")
     out.program = args[i]
-    out.args = args[i + 1:]
+    out.args = args[i + 1 :]
     return out
 
 
@@ -114,9 +145,12 @@ def _load(sim_dir: Path, name: str) -> HostState:
     try:
         return HostState.load(sim_dir, name)
     except LabError as exc:
-        raise SimExit(1, f"ssh: Could not resolve hostname {name}: Name or service not "
-                         f"known\nORTE was unable to reliably start one or more daemons.\n"
-                         f"({LABEL}: {exc})") from exc
+        raise SimExit(
+            1,
+            f"ssh: Could not resolve hostname {name}: Name or service not "
+            f"known\nORTE was unable to reliably start one or more daemons.\n"
+            f"({LABEL}: {exc})",
+        ) from exc
 
 
 def layout(launch: Launch, sim_dir: Path) -> list[tuple[HostState, int]]:
@@ -136,9 +170,12 @@ def layout(launch: Launch, sim_dir: Path) -> list[tuple[HostState, int]]:
         slots = {name: launch.npernode for name in slots}
     total = launch.np if launch.np is not None else sum(slots.values())
     if total > sum(slots.values()) or total < 1:
-        raise SimExit(1, f"There are not enough slots available in the system to satisfy the "
-                         f"{total} slots that were requested by the application:\n  "
-                         f"{launch.program}\n({LABEL})")
+        raise SimExit(
+            1,
+            f"There are not enough slots available in the system to satisfy the "
+            f"{total} slots that were requested by the application:\n  "
+            f"{launch.program}\n({LABEL})",
+        )
     plan: list[tuple[HostState, int]] = []
     left = total
     for name, count in slots.items():
@@ -157,9 +194,12 @@ def main(argv: Sequence[str]) -> int:
     program = Path(launch.program).name
     coll = PROGRAMS.get(program)
     if coll is None:
-        raise SimExit(1, f"mpirun was unable to launch the specified application as it could "
-                         f"not access or execute an executable:\n\nExecutable: "
-                         f"{launch.program}\n({LABEL}: only nccl-tests are simulated)")
+        raise SimExit(
+            1,
+            f"mpirun was unable to launch the specified application as it could "
+            f"not access or execute an executable:\n\nExecutable: "
+            f"{launch.program}\n({LABEL}: only nccl-tests are simulated)",
+        )
     opts = parse(launch.args)
     sys.stdout.write(render(coll, opts, layout(launch, sim_dir_from_env()), program))
     return 0

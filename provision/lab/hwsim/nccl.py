@@ -27,20 +27,52 @@ from provision.lab.hwsim.personality import LABEL, rng
 from provision.lab.hwsim.state import HostState, SimExit
 
 SUFFIX = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-ARG_OPTS = {"-t": "nthreads", "-g": "ngpus", "-b": "minbytes", "-e": "maxbytes",
-            "-i": "stepbytes", "-f": "stepfactor", "-n": "iters", "-m": "agg_iters",
-            "-w": "warmup_iters", "-c": "check", "-o": "op", "-d": "datatype", "-r": "root",
-            "-z": "blocking", "-y": "stream_null", "-T": "timeout", "-G": "cudagraph",
-            "-C": "report_cputime", "-a": "average", "-p": "parallel_init", "-N": "run_cycles",
-            "-R": "local_register"}
+ARG_OPTS = {
+    "-t": "nthreads",
+    "-g": "ngpus",
+    "-b": "minbytes",
+    "-e": "maxbytes",
+    "-i": "stepbytes",
+    "-f": "stepfactor",
+    "-n": "iters",
+    "-m": "agg_iters",
+    "-w": "warmup_iters",
+    "-c": "check",
+    "-o": "op",
+    "-d": "datatype",
+    "-r": "root",
+    "-z": "blocking",
+    "-y": "stream_null",
+    "-T": "timeout",
+    "-G": "cudagraph",
+    "-C": "report_cputime",
+    "-a": "average",
+    "-p": "parallel_init",
+    "-N": "run_cycles",
+    "-R": "local_register",
+}
 LONG_OPTS = {f"--{v}": v for v in ARG_OPTS.values()}
-USAGE = (f"USAGE: all_reduce_perf [-t nthreads] [-g ngpus] [-b minbytes] [-e maxbytes] "
-         f"[-i stepbytes | -f stepfactor] [-n iters] [-w warmup] [-c check] [-o op] "
-         f"[-d datatype] [-r root] [-G cudagraph]\n({LABEL})")
+USAGE = (
+    f"USAGE: all_reduce_perf [-t nthreads] [-g ngpus] [-b minbytes] [-e maxbytes] "
+    f"[-i stepbytes | -f stepfactor] [-n iters] [-w warmup] [-c check] [-o op] "
+    f"[-d datatype] [-r root] [-G cudagraph]\n({LABEL})"
+)
 TESTS_VERSION = "2.17.6"
 NCCL_CODE = 22703
-WORD = {"int8": 1, "uint8": 1, "char": 1, "half": 2, "bfloat16": 2, "float": 4, "int32": 4,
-        "int": 4, "uint32": 4, "double": 8, "int64": 8, "uint64": 8}
+WORD = {
+    "int8": 1,
+    "uint8": 1,
+    "char": 1,
+    "half": 2,
+    "bfloat16": 2,
+    "float": 4,
+    "int32": 4,
+    "int": 4,
+    "uint32": 4,
+    "double": 8,
+    "int64": 8,
+    "uint64": 8,
+}
 
 
 @dataclass(frozen=True)
@@ -87,21 +119,30 @@ def parse(argv: Sequence[str]) -> Options:
             values[key] = a[2:]
             i += 1
             continue
-        if a in ("-h", "--help") or key is None or i + 1 >= len(args):
-            raise SimExit(1, USAGE if a in ("-h", "--help") else f"invalid option {a!r}\n{USAGE}")
+        if a in ("-h", "--help"):
+            print(USAGE)
+            raise SimExit(0)
+        if key is None or i + 1 >= len(args):
+            raise SimExit(1, f"invalid option {a!r}\n{USAGE}")
         values[key] = args[i + 1]
         i += 2
     try:
         factor = int(values.get("stepfactor", "0"))
         opts = Options(
-            nthreads=int(values.get("nthreads", "1")), ngpus=int(values.get("ngpus", "1")),
+            nthreads=int(values.get("nthreads", "1")),
+            ngpus=int(values.get("ngpus", "1")),
             minbytes=_bytes(values.get("minbytes", "32M")),
             maxbytes=_bytes(values.get("maxbytes", "32M")),
-            stepbytes=_bytes(values.get("stepbytes", "1M")), stepfactor=factor,
-            iters=int(values.get("iters", "20")), warmup=int(values.get("warmup_iters", "5")),
-            check=int(values.get("check", "1")), op=values.get("op", "sum"),
-            datatype=values.get("datatype", "float"), root=int(values.get("root", "0")),
-            graph=int(values.get("cudagraph", "0")))
+            stepbytes=_bytes(values.get("stepbytes", "1M")),
+            stepfactor=factor,
+            iters=int(values.get("iters", "20")),
+            warmup=int(values.get("warmup_iters", "5")),
+            check=int(values.get("check", "1")),
+            op=values.get("op", "sum"),
+            datatype=values.get("datatype", "float"),
+            root=int(values.get("root", "0")),
+            graph=int(values.get("cudagraph", "0")),
+        )
     except ValueError as exc:
         raise SimExit(1, f"invalid option value: {exc}\n{USAGE}") from None
     if opts.ngpus < 1 or opts.nthreads < 1 or opts.minbytes > opts.maxbytes:
@@ -155,9 +196,12 @@ def plan_ranks(layout: list[tuple[HostState, int]], ngpus: int) -> list[Rank]:
         need = procs * ngpus
         if need > len(gpus):
             pid = rng(state.host, "pid").randint(2000, 99999)
-            raise SimExit(1, f"{state.host}: Test CUDA failure common.cu:1012 "
-                             f"'invalid device ordinal'\n .. {state.host} pid {pid}: "
-                             "Test failure common.cu:891")
+            raise SimExit(
+                1,
+                f"{state.host}: Test CUDA failure common.cu:1012 "
+                f"'invalid device ordinal'\n .. {state.host} pid {pid}: "
+                "Test failure common.cu:891",
+            )
         ranks.extend(Rank(state.host, i, gpus[i].bus_short, gpus[i].name) for i in range(need))
     return ranks
 
@@ -169,27 +213,32 @@ def peak_busbw(layout: list[tuple[HostState, int]], coll: str) -> float:
         for s in states:
             net = network_ceiling(s)
             if net <= 0:
-                raise SimExit(1, f"{s.host}: NCCL WARN NET/IB : No device found.\n"
-                                 f"{s.host}: Test NCCL failure common.cu:1005 "
-                                 "'unhandled system error'")
+                raise SimExit(
+                    1,
+                    f"{s.host}: NCCL WARN NET/IB : No device found.\n"
+                    f"{s.host}: Test NCCL failure common.cu:1005 "
+                    "'unhandled system error'",
+                )
             ceilings.append(net * (0.85 if coll == "all_to_all" else 1.0))
     return min(ceilings) * min(s.nccl_factor() for s in states)
 
 
-def render(coll: str, opts: Options, layout: list[tuple[HostState, int]],
-           program: str = "") -> str:
+def render(coll: str, opts: Options, layout: list[tuple[HostState, int]], program: str = "") -> str:
     """The whole nccl-tests report (2.17 layout) of ``program`` running collective ``coll``
     over ``layout``."""
     program = program or f"{coll}_perf"
-    head = [f"# nccl-tests version {TESTS_VERSION} nccl-headers={NCCL_CODE} "
-            f"nccl-library={NCCL_CODE}",
-            f"# Collective test starting: {program}",
-            f"# nThread {opts.nthreads} nGpus {opts.ngpus} minBytes {opts.minbytes} "
-            f"maxBytes {opts.maxbytes} step: "
-            + (f"{opts.stepfactor}(factor)" if opts.stepfactor > 1 else f"{opts.stepbytes}(bytes)")
-            + f" warmup iters: {opts.warmup} iters: {opts.iters} agg iters: 1 "
-            f"validation: {1 if opts.check else 0} graph: {opts.graph}",
-            f"# {LABEL}", "#", "# Using devices"]
+    head = [
+        f"# nccl-tests version {TESTS_VERSION} nccl-headers={NCCL_CODE} nccl-library={NCCL_CODE}",
+        f"# Collective test starting: {program}",
+        f"# nThread {opts.nthreads} nGpus {opts.ngpus} minBytes {opts.minbytes} "
+        f"maxBytes {opts.maxbytes} step: "
+        + (f"{opts.stepfactor}(factor)" if opts.stepfactor > 1 else f"{opts.stepbytes}(bytes)")
+        + f" warmup iters: {opts.warmup} iters: {opts.iters} agg iters: 1 "
+        f"validation: {1 if opts.check else 0} graph: {opts.graph}",
+        f"# {LABEL}",
+        "#",
+        "# Using devices",
+    ]
     try:
         ranks = plan_ranks(layout, opts.ngpus)
         peak = peak_busbw(layout, coll)
@@ -209,17 +258,21 @@ def render(coll: str, opts: Options, layout: list[tuple[HostState, int]],
     lines = list(head)
     for i, r in enumerate(ranks):
         pid = rng(r.host, "pid", r.local // opts.ngpus).randint(2000, 99999)
-        lines.append(f"#  Rank {i:2d} Group  0 Pid {pid:6d} on {r.host:>10s} device "
-                     f"{r.local:2d} [{r.bus_short}] {r.name}")
-    lines += ["#",
-              f"# {'':10s}  {'':12s}  {'':8s}  {'':6s}  {'':6s}           out-of-place"
-              "                       in-place          ",
-              f"# {'size':>10s}  {'count':>12s}  {'type':>8s}  {'redop':>6s}  {'root':>6s}  "
-              f"{'time':>7s}  {'algbw':>6s}  {'busbw':>6s} {'#wrong':>6s}  {'time':>7s}  "
-              f"{'algbw':>6s}  {'busbw':>6s} {'#wrong':>6s}",
-              f"# {'(B)':>10s}  {'(elements)':>12s}  {'':>8s}  {'':>6s}  {'':>6s}  "
-              f"{'(us)':>7s}  {'(GB/s)':>6s}  {'(GB/s)':>6s}  {'':>5s}  {'(us)':>7s}  "
-              f"{'(GB/s)':>6s}  {'(GB/s)':>6s}  {'':>5s}"]
+        lines.append(
+            f"#  Rank {i:2d} Group  0 Pid {pid:6d} on {r.host:>10s} device "
+            f"{r.local:2d} [{r.bus_short}] {r.name}"
+        )
+    lines += [
+        "#",
+        f"# {'':10s}  {'':12s}  {'':8s}  {'':6s}  {'':6s}           out-of-place"
+        "                       in-place          ",
+        f"# {'size':>10s}  {'count':>12s}  {'type':>8s}  {'redop':>6s}  {'root':>6s}  "
+        f"{'time':>7s}  {'algbw':>6s}  {'busbw':>6s} {'#wrong':>6s}  {'time':>7s}  "
+        f"{'algbw':>6s}  {'busbw':>6s} {'#wrong':>6s}",
+        f"# {'(B)':>10s}  {'(elements)':>12s}  {'':>8s}  {'':>6s}  {'':>6s}  "
+        f"{'(us)':>7s}  {'(GB/s)':>6s}  {'(GB/s)':>6s}  {'':>5s}  {'(us)':>7s}  "
+        f"{'(GB/s)':>6s}  {'(GB/s)':>6s}  {'':>5s}",
+    ]
     align = word * (n if coll == "all_to_all" else 1)
     busbws: list[float] = []
     for size in sizes(opts, align):
@@ -229,13 +282,17 @@ def render(coll: str, opts: Options, layout: list[tuple[HostState, int]],
             draw = rng(seed, coll, size, place, n)
             eff = peak * draw.uniform(0.985, 1.005) * (0.25 + 0.75 * size / (size + half))
             algbw_target = eff / bus_factor if bus_factor else eff
-            t_us = latency * draw.uniform(0.97, 1.05) + (size / (algbw_target * 1e3)
-                                                      if algbw_target else 0.0)
+            t_us = latency * draw.uniform(0.97, 1.05) + (
+                size / (algbw_target * 1e3) if algbw_target else 0.0
+            )
             algbw = size / t_us / 1e3
             busbw = algbw * bus_factor
             busbws.append(busbw)
-            t_str = f"{t_us:7.0f}" if t_us >= 10000 else (
-                f"{t_us:7.1f}" if t_us >= 100 else f"{t_us:7.2f}")
+            t_str = (
+                f"{t_us:7.0f}"
+                if t_us >= 10000
+                else (f"{t_us:7.1f}" if t_us >= 100 else f"{t_us:7.2f}")
+            )
             wrong = "0" if opts.check else "N/A"
             row += f"  {t_str}  {algbw:6.2f}  {busbw:6.2f}  {wrong:>5s}"
         lines.append(row)
@@ -244,8 +301,11 @@ def render(coll: str, opts: Options, layout: list[tuple[HostState, int]],
     return "\n".join(lines) + "\n"
 
 
-PROGRAMS = {"all_reduce_perf": "all_reduce", "all_to_all_perf": "all_to_all",
-            "alltoall_perf": "all_to_all"}
+PROGRAMS = {
+    "all_reduce_perf": "all_reduce",
+    "all_to_all_perf": "all_to_all",
+    "alltoall_perf": "all_to_all",
+}
 """Simulated nccl-tests binaries (nccl-tests itself names its all-to-all ``alltoall_perf``)."""
 
 

@@ -29,8 +29,10 @@ from provision.lab.hwsim.personality import LABEL
 from provision.lab.hwsim.state import SimExit, load_current, now, run_tool
 
 BAD_ARGS = "Invalid combination of input arguments. Please run 'nvidia-smi -h' for help."
-NO_DRIVER = ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
-             "Make sure that the latest NVIDIA driver is installed and running.")
+NO_DRIVER = (
+    "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+    "Make sure that the latest NVIDIA driver is installed and running."
+)
 USAGE = f"""NVIDIA System Management Interface -- {LABEL}
 
 nvidia-smi [OPTION1 [ARG1]] [OPTION2 [ARG2]] ...
@@ -117,8 +119,12 @@ def _select(gpus: list[GpuView], ids: list[str]) -> list[GpuView]:
         return gpus
     chosen: list[GpuView] = []
     for ident in ids:
-        match = [g for g in gpus if ident in (str(g.index), g.uuid)
-                 or ident.lower() in (g.bus_id.lower(), g.bus_id[4:].lower())]
+        match = [
+            g
+            for g in gpus
+            if ident in (str(g.index), g.uuid)
+            or ident.lower() in (g.bus_id.lower(), g.bus_id[4:].lower())
+        ]
         if not match:
             raise SimExit(6, "No devices were found")
         chosen.extend(m for m in match if m not in chosen)

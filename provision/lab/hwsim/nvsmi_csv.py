@@ -23,6 +23,7 @@ def _ecc(kind: str) -> Getter:
         if kind == "uncorrected":
             return str(g.ecc_dram_uncorrected)
         return str(g.ecc_dram_corrected)
+
     return get
 
 
@@ -106,26 +107,31 @@ def _fields(facts: Personality, count: int, stamp: str) -> dict[str, tuple[str, 
 
 
 ALIASES = {
-    "gpu_name": "name", "gpu_serial": "serial", "gpu_uuid": "uuid", "gpu_bus_id": "pci.bus_id",
-    "clocks.gr": "clocks.current.graphics", "clocks.sm": "clocks.current.sm",
-    "clocks.mem": "clocks.current.memory", "clocks.video": "clocks.current.video",
-    "clocks.max.gr": "clocks.max.graphics", "clocks.max.mem": "clocks.max.memory",
+    "gpu_name": "name",
+    "gpu_serial": "serial",
+    "gpu_uuid": "uuid",
+    "gpu_bus_id": "pci.bus_id",
+    "clocks.gr": "clocks.current.graphics",
+    "clocks.sm": "clocks.current.sm",
+    "clocks.mem": "clocks.current.memory",
+    "clocks.video": "clocks.current.video",
+    "clocks.max.gr": "clocks.max.graphics",
+    "clocks.max.mem": "clocks.max.memory",
     "clocks_throttle_reasons.active": "clocks_event_reasons.active",
     "memory.usage": "memory.used",
 }
 
 
-def render_csv(facts: Personality, gpus: list[GpuView], query: str, fmt: str,
-               at: float) -> str:
+def render_csv(facts: Personality, gpus: list[GpuView], query: str, fmt: str, at: float) -> str:
     """The CSV text for ``--query-gpu=query --format=fmt``; SimExit(2) on a bad field/format."""
     options = [o.strip() for o in fmt.split(",") if o.strip()]
     if "csv" not in options:
-        raise SimExit(2, f'"{fmt}" is not a valid format.\n'
-                         "Please run 'nvidia-smi -h' for help.")
+        raise SimExit(2, f"\"{fmt}\" is not a valid format.\nPlease run 'nvidia-smi -h' for help.")
     for opt in options:
         if opt not in ("csv", "noheader", "nounits"):
-            raise SimExit(2, f'"{opt}" is not a valid format option.\n'
-                             "Please run 'nvidia-smi -h' for help.")
+            raise SimExit(
+                2, f"\"{opt}\" is not a valid format option.\nPlease run 'nvidia-smi -h' for help."
+            )
     stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
     table = _fields(facts, len(gpus), stamp)
     names = [q.strip() for q in query.split(",") if q.strip()]
@@ -135,8 +141,11 @@ def render_csv(facts: Personality, gpus: list[GpuView], query: str, fmt: str,
     for name in names:
         key = ALIASES.get(name, name)
         if key not in table:
-            raise SimExit(2, f'Field "{name}" is not a valid field to query.\n\n'
-                             "Run 'nvidia-smi --help-query-gpu' for the list of fields.")
+            raise SimExit(
+                2,
+                f'Field "{name}" is not a valid field to query.\n\n'
+                "Run 'nvidia-smi --help-query-gpu' for the list of fields.",
+            )
         canon.append(key)
     lines = []
     if "noheader" not in options:

@@ -70,22 +70,39 @@ def gpu_views(state: HostState) -> list[GpuView]:
         ecc = slot in state.ecc_gpus()
         unc = r.randint(1, 4) if ecc else 0
         down = state.nvlink_down(slot)
-        views.append(GpuView(
-            index=index, slot=slot, name=facts.gpu_product, architecture=prod.architecture,
-            uuid=gpu_uuid(state.host, slot), serial=gpu_serial(state.host, slot),
-            bus_id=gpu_bus_id(slot), pci_device_id=prod.pci_device_id,
-            pci_sub_system_id=prod.pci_sub_system_id, vbios=facts.vbios_version,
-            board_part=prod.board_part, inforom_img=prod.inforom_img,
-            compute_cap=prod.compute_cap, pcie_gen=prod.pcie_gen,
-            memory_total=facts.gpu_memory_mib,
-            memory_reserved=round(facts.gpu_memory_mib * 0.00587), memory_used=0,
-            temp_gpu=r.randint(27, 36), temp_mem=r.randint(29, 40),
-            power_draw=round(prod.idle_power_w + r.uniform(-3.0, 4.0), 2),
-            power_limit=prod.power_limit_w, clock_graphics=345, clock_mem=prod.max_mem_mhz,
-            max_graphics=prod.max_graphics_mhz, max_mem=prod.max_mem_mhz,
-            ecc_dram_uncorrected=unc, ecc_dram_corrected=0,
-            remapped_unc=1 if ecc else 0, remap_pending=ecc,
-            nvlink_gbps=() if down else tuple([prod.nvlink_gbps] * prod.nvlink_links),
-            nvlink_inactive=down,
-        ))
+        views.append(
+            GpuView(
+                index=index,
+                slot=slot,
+                name=facts.gpu_product,
+                architecture=prod.architecture,
+                uuid=gpu_uuid(state.host, slot),
+                serial=gpu_serial(state.host, slot),
+                bus_id=gpu_bus_id(slot),
+                pci_device_id=prod.pci_device_id,
+                pci_sub_system_id=prod.pci_sub_system_id,
+                vbios=facts.vbios_version,
+                board_part=prod.board_part,
+                inforom_img=prod.inforom_img,
+                compute_cap=prod.compute_cap,
+                pcie_gen=prod.pcie_gen,
+                memory_total=facts.gpu_memory_mib,
+                memory_reserved=round(facts.gpu_memory_mib * 0.00587),
+                memory_used=0,
+                temp_gpu=r.randint(27, 36),
+                temp_mem=r.randint(29, 40),
+                power_draw=round(prod.idle_power_w + r.uniform(-3.0, 4.0), 2),
+                power_limit=prod.power_limit_w,
+                clock_graphics=345,
+                clock_mem=prod.max_mem_mhz,
+                max_graphics=prod.max_graphics_mhz,
+                max_mem=prod.max_mem_mhz,
+                ecc_dram_uncorrected=unc,
+                ecc_dram_corrected=0,
+                remapped_unc=1 if ecc else 0,
+                remap_pending=ecc,
+                nvlink_gbps=() if down else tuple([prod.nvlink_gbps] * prod.nvlink_links),
+                nvlink_inactive=down,
+            )
+        )
     return views

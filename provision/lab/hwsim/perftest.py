@@ -28,18 +28,71 @@ from provision.lab.hwsim.state import HostState, SimExit, load_current, socket_t
 
 DEFAULT_PORT = 18515
 VERSION = "6.22"
-VALUE = {"-d": "dev", "--ib-dev": "dev", "-p": "port", "--port": "port", "-s": "size",
-         "--size": "size", "-n": "iters", "--iters": "iters", "-D": "duration",
-         "--duration": "duration", "-q": "qps", "--qp": "qps"}
-IGNORED_VALUE = {"-i", "--ib-port", "-x", "--gid-index", "-m", "--mtu", "-c", "--connection",
-                 "-t", "--tx-depth", "-l", "--post_list", "-Q", "--cq-mod", "-T", "--tos",
-                 "-I", "--inline_size", "-u", "--qp-timeout", "--use_cuda", "-w",
-                 "--use_cuda_bus_id", "-g", "--mcg"}
-FLAGS = {"-a": "all", "--all": "all", "--report_gbits": "gbits", "-F": "cpu_freq",
-         "--CPU-freq": "cpu_freq"}
-IGNORED_FLAGS = {"-R", "--rdma_cm", "-b", "--bidirectional", "-z", "--comm_rdma_cm", "-N",
-                 "--noPeak", "-U", "--report-unsorted", "-H", "--report-histogram",
-                 "--report-both", "-e", "--events"}
+VALUE = {
+    "-d": "dev",
+    "--ib-dev": "dev",
+    "-p": "port",
+    "--port": "port",
+    "-s": "size",
+    "--size": "size",
+    "-n": "iters",
+    "--iters": "iters",
+    "-D": "duration",
+    "--duration": "duration",
+    "-q": "qps",
+    "--qp": "qps",
+}
+IGNORED_VALUE = {
+    "-i",
+    "--ib-port",
+    "-x",
+    "--gid-index",
+    "-m",
+    "--mtu",
+    "-c",
+    "--connection",
+    "-t",
+    "--tx-depth",
+    "-l",
+    "--post_list",
+    "-Q",
+    "--cq-mod",
+    "-T",
+    "--tos",
+    "-I",
+    "--inline_size",
+    "-u",
+    "--qp-timeout",
+    "--use_cuda",
+    "-w",
+    "--use_cuda_bus_id",
+    "-g",
+    "--mcg",
+}
+FLAGS = {
+    "-a": "all",
+    "--all": "all",
+    "--report_gbits": "gbits",
+    "-F": "cpu_freq",
+    "--CPU-freq": "cpu_freq",
+}
+IGNORED_FLAGS = {
+    "-R",
+    "--rdma_cm",
+    "-b",
+    "--bidirectional",
+    "-z",
+    "--comm_rdma_cm",
+    "-N",
+    "--noPeak",
+    "-U",
+    "--report-unsorted",
+    "-H",
+    "--report-histogram",
+    "--report-both",
+    "-e",
+    "--events",
+}
 RULE = "-" * 87
 
 
@@ -99,34 +152,45 @@ def parse(test: str, argv: Sequence[str]) -> Cli | None:
         raise SimExit(1, " More than one server name given")
     dev_name = vals.get("dev", "mlx5_0")
     if not dev_name.startswith("mlx5_") or not dev_name[5:].isdigit():
-        raise SimExit(1, f" IB device {dev_name} not found\n Unable to find the Infiniband/RoCE "
-                         "device")
+        raise SimExit(
+            1, f" IB device {dev_name} not found\n Unable to find the Infiniband/RoCE device"
+        )
     try:
-        params = Params(size=int(vals.get("size", "65536" if test == "bw" else "2")),
-                        all_sizes="all" in flags,
-                        iters=int(vals.get("iters", "5000" if test == "bw" else "1000")),
-                        duration=int(vals.get("duration", "0")), qps=int(vals.get("qps", "1")))
+        params = Params(
+            size=int(vals.get("size", "65536" if test == "bw" else "2")),
+            all_sizes="all" in flags,
+            iters=int(vals.get("iters", "5000" if test == "bw" else "1000")),
+            duration=int(vals.get("duration", "0")),
+            qps=int(vals.get("qps", "1")),
+        )
         port = int(vals.get("port", str(DEFAULT_PORT)))
     except ValueError as exc:
         raise SimExit(1, f" Invalid numeric option value: {exc}") from None
     if params.size < 1 or params.iters < 1 or params.qps < 1 or params.duration < 0:
         raise SimExit(1, " Invalid size, iteration, QP or duration value")
-    return Cli(test, hosts[0] if hosts else None, int(dev_name[5:]), port, "gbits" in flags,
-               params)
+    return Cli(test, hosts[0] if hosts else None, int(dev_name[5:]), port, "gbits" in flags, params)
 
 
 def check_device(state: HostState, dev: int) -> dict[str, Any]:
     """This end's HCA facts for the exchange; SimExit like perftest when unusable."""
     if dev >= state.facts.hca_count:
-        raise SimExit(1, f" IB device mlx5_{dev} not found\n Unable to find the Infiniband/RoCE "
-                         "device")
+        raise SimExit(
+            1, f" IB device mlx5_{dev} not found\n Unable to find the Infiniband/RoCE device"
+        )
     if state.hca_state(dev) != "Active":
-        raise SimExit(1, " Port number 1 state is Down\n Couldn't set the link layer\n"
-                         " Couldn't get context for the device")
+        raise SimExit(
+            1,
+            " Port number 1 state is Down\n Couldn't set the link layer\n"
+            " Couldn't get context for the device",
+        )
     rate = state.hca_rate(dev)
-    return {"host": state.host, "dev": dev, "rate": rate,
-            "bw": state.facts.ib_write_bw_gbps * rate / state.facts.hca_rate_gbps,
-            "lid": 0x10 + (int(rng(state.host, "lid", dev).random() * 0xfff))}
+    return {
+        "host": state.host,
+        "dev": dev,
+        "rate": rate,
+        "bw": state.facts.ib_write_bw_gbps * rate / state.facts.hca_rate_gbps,
+        "lid": 0x10 + (int(rng(state.host, "lid", dev).random() * 0xFFF)),
+    }
 
 
 def _recv_line(conn: socket.socket) -> dict[str, Any]:
@@ -156,8 +220,11 @@ def serve(cli: Cli, me: dict[str, Any]) -> tuple[dict[str, Any], Params]:
         except OSError as exc:
             raise SimExit(1, f" Couldn't bind to port {cli.port}: {exc.strerror}") from None
         # Printed once listening, so a client started on seeing it cannot be refused.
-        print("\n************************************\n* Waiting for client to connect... *\n"
-              "************************************", flush=True)
+        print(
+            "\n************************************\n* Waiting for client to connect... *\n"
+            "************************************",
+            flush=True,
+        )
         lsock.settimeout(timeout)
         try:
             conn, _ = lsock.accept()
@@ -183,24 +250,35 @@ def connect(cli: Cli, me: dict[str, Any]) -> dict[str, Any]:
             conn.sendall((json.dumps({**me, "params": asdict(cli.params)}) + "\n").encode())
             return _recv_line(conn)
     except OSError:
-        raise SimExit(1, f" Couldn't connect to {cli.server}:{cli.port}\nUnable to open file "
-                         "descriptor for socket connection Unable to init the socket "
-                         "connection") from None
+        raise SimExit(
+            1,
+            f" Couldn't connect to {cli.server}:{cli.port}\nUnable to open file "
+            "descriptor for socket connection Unable to init the socket "
+            "connection",
+        ) from None
 
 
 def header(cli: Cli, params: Params, dev: int) -> list[str]:
     bw = cli.test == "bw"
     title = "RDMA_Write BW Test" if bw else "RDMA_Write Latency Test"
-    return [RULE, f"{'':20s}{title}",
-            f" Dual-port       : OFF\t\tDevice         : mlx5_{dev}",
-            f" Number of qps   : {params.qps}\t\tTransport type : IB",
-            " Connection type : RC\t\tUsing SRQ      : OFF",
-            f" PCIe relax order: {'ON' if bw else 'OFF'}", " ibv_wr* API     : ON",
-            f" TX depth        : {128 if bw else 1}",
-            *([" CQ Moderation   : 1"] if bw else []),
-            " Mtu             : 4096[B]", " Link type       : IB",
-            f" Max inline data : {0 if bw else 220}[B]", " rdma_cm QPs\t : OFF",
-            " Data ex. method : Ethernet", f" Simulator       : {LABEL}", RULE]
+    return [
+        RULE,
+        f"{'':20s}{title}",
+        f" Dual-port       : OFF\t\tDevice         : mlx5_{dev}",
+        f" Number of qps   : {params.qps}\t\tTransport type : IB",
+        " Connection type : RC\t\tUsing SRQ      : OFF",
+        f" PCIe relax order: {'ON' if bw else 'OFF'}",
+        " ibv_wr* API     : ON",
+        f" TX depth        : {128 if bw else 1}",
+        *([" CQ Moderation   : 1"] if bw else []),
+        " Mtu             : 4096[B]",
+        " Link type       : IB",
+        f" Max inline data : {0 if bw else 220}[B]",
+        " rdma_cm QPs\t : OFF",
+        " Data ex. method : Ethernet",
+        f" Simulator       : {LABEL}",
+        RULE,
+    ]
 
 
 def addresses(me: dict[str, Any], peer: dict[str, Any], qps: int) -> list[str]:
@@ -208,9 +286,11 @@ def addresses(me: dict[str, Any], peer: dict[str, Any], qps: int) -> list[str]:
     for q in range(qps):
         for word, who in (("local", me), ("remote", peer)):
             r = rng(who["host"], who["dev"], q)
-            lines.append(f" {word} address: LID {who['lid']:#06x} QPN {r.randint(0x100, 0xffff):#06x}"
-                         f" PSN {r.randint(0, 0xffffff):#08x} RKey {r.randint(0, 0xffffff):#08x}"
-                         f" VAddr {r.randint(1 << 44, 1 << 47):#016x}")
+            lines.append(
+                f" {word} address: LID {who['lid']:#06x} QPN {r.randint(0x100, 0xFFFF):#06x}"
+                f" PSN {r.randint(0, 0xFFFFFF):#08x} RKey {r.randint(0, 0xFFFFFF):#08x}"
+                f" VAddr {r.randint(1 << 44, 1 << 47):#016x}"
+            )
     return lines
 
 
@@ -235,7 +315,12 @@ def run(test: str, argv: Sequence[str], table: Table) -> int:
         peer, params = serve(cli, me)
     else:
         peer, params = connect(cli, me), cli.params
-    lines = [*header(cli, params, cli.dev), *addresses(me, peer, params.qps), RULE,
-             *table(cli, params, me, peer), RULE]
+    lines = [
+        *header(cli, params, cli.dev),
+        *addresses(me, peer, params.qps),
+        RULE,
+        *table(cli, params, me, peer),
+        RULE,
+    ]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

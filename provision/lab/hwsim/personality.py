@@ -75,36 +75,103 @@ class Product:
 
 PRODUCTS: dict[str, Product] = {
     "NVIDIA H100 80GB HBM3": Product(
-        "Hopper", "9.0", "233010DE", "16C110DE", 700, 69.8, 1980, 2619, 5, 18, 26.562,
-        "692-2G520-0200-000", "G520.0200.00.05",
+        "Hopper",
+        "9.0",
+        "233010DE",
+        "16C110DE",
+        700,
+        69.8,
+        1980,
+        2619,
+        5,
+        18,
+        26.562,
+        "692-2G520-0200-000",
+        "G520.0200.00.05",
     ),
     "NVIDIA H200": Product(
-        "Hopper", "9.0", "233510DE", "18B010DE", 700, 76.3, 1980, 3201, 5, 18, 26.562,
-        "692-2G520-0280-000", "G520.0280.00.02",
+        "Hopper",
+        "9.0",
+        "233510DE",
+        "18B010DE",
+        700,
+        76.3,
+        1980,
+        3201,
+        5,
+        18,
+        26.562,
+        "692-2G520-0280-000",
+        "G520.0280.00.02",
     ),
     "NVIDIA A100-SXM4-80GB": Product(
-        "Ampere", "8.0", "20B210DE", "147F10DE", 400, 61.5, 1410, 1593, 4, 12, 25.0,
-        "692-2G506-0212-002", "G506.0212.00.01",
+        "Ampere",
+        "8.0",
+        "20B210DE",
+        "147F10DE",
+        400,
+        61.5,
+        1410,
+        1593,
+        4,
+        12,
+        25.0,
+        "692-2G506-0212-002",
+        "G506.0212.00.01",
     ),
     "NVIDIA A100-SXM4-40GB": Product(
-        "Ampere", "8.0", "20B010DE", "134F10DE", 400, 58.2, 1410, 1215, 4, 12, 25.0,
-        "692-2G506-0200-003", "G506.0200.00.04",
+        "Ampere",
+        "8.0",
+        "20B010DE",
+        "134F10DE",
+        400,
+        58.2,
+        1410,
+        1215,
+        4,
+        12,
+        25.0,
+        "692-2G506-0200-003",
+        "G506.0200.00.04",
     ),
 }
 GENERIC_PRODUCT = Product(
-    "Hopper", "9.0", "233010DE", "16C110DE", 700, 70.0, 1980, 2619, 5, 18, 26.562,
-    "692-2G520-0200-000", "G520.0200.00.05",
+    "Hopper",
+    "9.0",
+    "233010DE",
+    "16C110DE",
+    700,
+    70.0,
+    1980,
+    2619,
+    5,
+    18,
+    26.562,
+    "692-2G520-0200-000",
+    "G520.0200.00.05",
 )
 
 _PRESETS: dict[str, dict[str, object]] = {
-    "NVIDIA H100 80GB HBM3": {"gpu_memory_mib": 81559, "vbios_version": "96.00.99.00.01",
-                              "nccl_busbw_gbps": 470.0},
-    "NVIDIA H200": {"gpu_memory_mib": 143771, "vbios_version": "96.00.A5.00.01",
-                    "nccl_busbw_gbps": 480.0},
-    "NVIDIA A100-SXM4-80GB": {"gpu_memory_mib": 81920, "vbios_version": "92.00.36.00.02",
-                              "nccl_busbw_gbps": 230.0},
-    "NVIDIA A100-SXM4-40GB": {"gpu_memory_mib": 40960, "vbios_version": "92.00.19.00.10",
-                              "nccl_busbw_gbps": 225.0},
+    "NVIDIA H100 80GB HBM3": {
+        "gpu_memory_mib": 81559,
+        "vbios_version": "96.00.99.00.01",
+        "nccl_busbw_gbps": 470.0,
+    },
+    "NVIDIA H200": {
+        "gpu_memory_mib": 143771,
+        "vbios_version": "96.00.A5.00.01",
+        "nccl_busbw_gbps": 480.0,
+    },
+    "NVIDIA A100-SXM4-80GB": {
+        "gpu_memory_mib": 81920,
+        "vbios_version": "92.00.36.00.02",
+        "nccl_busbw_gbps": 230.0,
+    },
+    "NVIDIA A100-SXM4-40GB": {
+        "gpu_memory_mib": 40960,
+        "vbios_version": "92.00.19.00.10",
+        "nccl_busbw_gbps": 225.0,
+    },
 }
 
 # PCI bus numbers of the eight SXM GPUs on common HGX baseboards.
@@ -116,14 +183,22 @@ def product(name: str) -> Product:
     return PRODUCTS.get(name, GENERIC_PRODUCT)
 
 
-def default_personality(hostname: str, gpu_product: str = "NVIDIA H100 80GB HBM3",
-                        **overrides: object) -> Personality:
+def default_personality(
+    hostname: str, gpu_product: str = "NVIDIA H100 80GB HBM3", **overrides: object
+) -> Personality:
     """A plausible HGX personality for ``gpu_product`` (8 GPUs, 8 HDR HCAs), with overrides."""
     facts: dict[str, object] = {
-        "hostname": hostname, "gpu_product": gpu_product, "gpu_count": 8,
-        "gpu_memory_mib": 81559, "driver_version": "535.161.08", "cuda_version": "12.2",
-        "vbios_version": "96.00.99.00.01", "hca_count": 8, "hca_rate_gbps": 200,
-        "nccl_busbw_gbps": 470.0, "ib_write_bw_gbps": 192.0,
+        "hostname": hostname,
+        "gpu_product": gpu_product,
+        "gpu_count": 8,
+        "gpu_memory_mib": 81559,
+        "driver_version": "535.161.08",
+        "cuda_version": "12.2",
+        "vbios_version": "96.00.99.00.01",
+        "hca_count": 8,
+        "hca_rate_gbps": 200,
+        "nccl_busbw_gbps": 470.0,
+        "ib_write_bw_gbps": 192.0,
     }
     facts.update(_PRESETS.get(gpu_product, {}))
     facts.update(overrides)
@@ -188,7 +263,7 @@ def rng(*parts: object) -> random.Random:
 
 def gpu_bus_id(index: int) -> str:
     """PCI bus id of GPU ``index``, as nvidia-smi prints it (``00000000:18:00.0``)."""
-    bus = _GPU_BUSES[index] if index < len(_GPU_BUSES) else f"{(0xe0 + index) % 256:02x}"
+    bus = _GPU_BUSES[index] if index < len(_GPU_BUSES) else f"{(0xE0 + index) % 256:02x}"
     return f"00000000:{bus.upper()}:00.0"
 
 

@@ -45,8 +45,10 @@ class SimExit(Exception):
 def sim_dir_from_env() -> Path:
     value = os.environ.get(ENV_DIR)
     if not value:
-        raise LabError(f"{ENV_DIR} is not set: run the simulated tools through the wrappers "
-                       "that install_commands() writes")
+        raise LabError(
+            f"{ENV_DIR} is not set: run the simulated tools through the wrappers "
+            "that install_commands() writes"
+        )
     return Path(value)
 
 
@@ -129,15 +131,18 @@ class HostState:
         return {int(f.params["gpu"]) for f in self._of("ecc")}
 
     def nvlink_down(self, gpu: int) -> bool:
-        return any("gpu" not in f.params or int(f.params["gpu"]) == gpu
-                   for f in self._of("nvlink-down"))
+        return any(
+            "gpu" not in f.params or int(f.params["gpu"]) == gpu for f in self._of("nvlink-down")
+        )
 
     def any_nvlink_down(self) -> bool:
         return bool(self._of("nvlink-down"))
 
     def dcgm_failures(self) -> list[tuple[int, str | None]]:
-        return [(int(f.params["gpu"]), str(f.params["test"]) if "test" in f.params else None)
-                for f in self._of("dcgm-fail")]
+        return [
+            (int(f.params["gpu"]), str(f.params["test"]) if "test" in f.params else None)
+            for f in self._of("dcgm-fail")
+        ]
 
     def nccl_factor(self) -> float:
         """Fraction of its healthy busbw this node lets a collective reach (slow-nccl)."""
