@@ -1,0 +1,102 @@
+"""Plan -> Kea DHCPv4 configuration (``dhcp/kea-dhcp4.conf``).
+
+Subnets: the carved in-band (PXE) and out-of-band (BMC) subnets of every rack and the switch
+management subnet, each with its gateway, the site's DNS server and domain. Every planned
+address is a reservation carrying its hostname: by ``hw-address`` when the MAC is known
+(``macs``: ``"<device>/<interface>"`` -> MAC, e.g. from a delivery manifest), otherwise by
+``client-id`` = type 0 + the host name (RFC 2132 9.14; the installer/iPXE script sends it).
+The free tail of each subnet is a small dynamic pool so unknown machines can still be found.
+
+PXE/iPXE: legacy BIOS clients get ``undionly.kpxe``, UEFI x86-64 clients ``ipxe.efi`` over
+TFTP from the provisioning server; iPXE itself (user class ``iPXE``) then fetches
+``http://<provisioning server>/ipxe/boot.ipxe``. Subnet ids are the network address as an
+integer, so adding a rack never renumbers another subnet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import netaddr
+
+from provision.plan.build import Plan
+from provision.render.dns import host_records
+from provision.render.topo import services_address
+
+DHCP_POOLS = ("inband", "oob", "switch_mgmt")
+LEASE_FILE = "/var/lib/kea/kea-leases4.csv"
+
+
+def client_id(hostname: str) -> str:
+    return ":".join(f"{b:02x}" for b in b"\x00" + hostname.encode())
+
+
+def kea_config(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    site = plan.site.site
+    svc = services_address(plan)
+    names = {addr: name for name, addr in host_records(plan)}
+    by_subnet: dict[str, list[dict[str, Any]]] = {}
+    for a in plan.addresses:
+        if a.pool not in DHCP_POOLS:
+            continue
+        host = names[a.address]
+        res: dict[str, Any] = {"hostname": host}
+        mac = (macs or {}).get(f"{a.device}/{a.interface}")
+        if mac:
+            res["hw-address"] = mac.lower()
+        else:
+            res["client-id"] = client_id(host)
+        res["ip-address"] = a.address
+        by_subnet.setdefault(a.subnet, []).append(res)
+    subnets: list[dict[str, Any]] = []
+    for s in plan.subnets:
+        if s.pool not in DHCP_POOLS:
+            continue
+        net = netaddr.IPNetwork(s.cidr)
+        first_free = int(netaddr.IPAddress(s.first_host)) + s.capacity
+        last = int(net.last) - 1
+        entry: dict[str, Any] = {
+            "id": int(net.network), "subnet": s.cidr,
+            "user-context": {"pool": s.pool, "name": s.name},
+        }
+        if first_free <= last:
+            entry["pools"] = [{"pool": f"{netaddr.IPAddress(first_free)} - "
+                                       f"{netaddr.IPAddress(last)}"}]
+        entry["option-data"] = [
+            {"name": "routers", "data": s.gateway},
+            {"name": "domain-name-servers", "data": svc},
+            {"name": "domain-name", "data": site.domain},
+        ]
+        if s.pool == "inband":
+            entry["next-server"] = svc
+        entry["reservations"] = by_subnet.get(s.cidr, [])
+        subnets.append(entry)
+    return {"Dhcp4": {
+        "interfaces-config": {"interfaces": ["*"], "dhcp-socket-type": "udp"},
+        "lease-database": {"type": "memfile", "persist": True, "name": LEASE_FILE,
+                           "lfc-interval": 3600},
+        "valid-lifetime": 86400, "renew-timer": 43200, "rebind-timer": 75600,
+        "authoritative": True,
+        "host-reservation-identifiers": ["hw-address", "client-id"],
+        "reservations-global": False, "reservations-in-subnet": True,
+        "reservations-out-of-pool": True,
+        "client-classes": [
+            {"name": "ipxe", "test": "substring(option[77].hex,0,4) == 'iPXE'",
+             "boot-file-name": f"http://{svc}/ipxe/boot.ipxe"},
+            {"name": "pxe-uefi-x64",
+             "test": "not member('ipxe') and option[93].hex == 0x0007",
+             "next-server": svc, "boot-file-name": "ipxe.efi"},
+            {"name": "pxe-bios", "test": "not member('ipxe') and option[93].hex == 0x0000",
+             "next-server": svc, "boot-file-name": "undionly.kpxe"},
+        ],
+        "subnet4": subnets,
+        "loggers": [{"name": "kea-dhcp4", "output_options": [{"output": "stdout"}],
+                     "severity": "INFO"}],
+        "user-context": {"site": site.name, "generated-by": "gpuctl plan"},
+    }}
+
+
+def dhcp_tree(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {"dhcp/kea-dhcp4.conf": json.dumps(kea_config(plan, macs), indent=2) + "\n"}
