@@ -118,12 +118,12 @@ class _Verifier:
     # -- steps -----------------------------------------------------------------------------
     def matched(self) -> int:
         n = 0
-        for o in self.obs:
+        for i, o in enumerate(self.obs):
             lo, up, lk = o
             pl = self.exp.links.get(link_key(lo, up))
             if pl is None:
                 continue
-            self.done.add(self.obs_at[lo])
+            self.done.add(i)
             n += self.scope.covers(pl)
             sev = self.sev([pl], [])
             if lk.width is not None and lk.width != WIDTH:
