@@ -120,7 +120,7 @@ def test_credentials_env_file_and_per_host_override(tmp_path: Path) -> None:
     env = {"GPUCTL_BMC_USER": "envuser", "GPUCTL_BMC_PASSWORD": "envpw"}
     assert credentials_for("lab-gpu-01", env=env, files=[f]).user == "envuser"
     two = credentials_for("lab-gpu-02", env=env, files=[f])
-    assert (two.user, two.password) == ("fileuser", "other")
+    assert (two.user, two.password) == ("envuser", "other")
     assert credentials_for("lab-gpu-01", env={}, files=[f]).password == "filepw"
     assert "filepw" not in repr(credentials_for("lab-gpu-01", env={}, files=[f]))
     with pytest.raises(ExecutionError, match="no credentials"):

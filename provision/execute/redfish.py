@@ -60,22 +60,27 @@ def read_secret_file(path: Path) -> dict[str, str]:
 
 def credentials_for(host: str, *, env: Mapping[str, str],
                     files: Sequence[Path] = ()) -> Credentials:
-    """The BMC credentials of ``host``: a per-host entry in a file wins, then the
-    environment, then the first file that has both values."""
+    """The BMC credentials of ``host``; each value is looked up separately: a per-host entry
+    (``KEY[host]``) in a file wins, then the environment, then a plain entry in a file."""
     tables = [(str(p), read_secret_file(p)) for p in files if p.exists()]
-    for source, table in tables:
-        user = table.get(f"{USER_ENV}[{host}]") or table.get(USER_ENV)
-        password = table.get(f"{PASSWORD_ENV}[{host}]")
-        if password and user:
-            return Credentials(user, password, source)
-    if env.get(USER_ENV) and env.get(PASSWORD_ENV):
-        return Credentials(env[USER_ENV], env[PASSWORD_ENV], "env")
-    for source, table in tables:
-        if table.get(USER_ENV) and table.get(PASSWORD_ENV):
-            return Credentials(table[USER_ENV], table[PASSWORD_ENV], source)
-    where = ", ".join(str(p) for p in files) or "no credentials file"
-    raise ExecutionError(f"bmc of {host}: no credentials; set {USER_ENV}/{PASSWORD_ENV} "
-                         f"(looked in the environment and {where})")
+
+    def lookup(key: str) -> tuple[str, str] | None:
+        for source, table in tables:
+            if table.get(f"{key}[{host}]"):
+                return table[f"{key}[{host}]"], source
+        if env.get(key):
+            return env[key], "env"
+        for source, table in tables:
+            if table.get(key):
+                return table[key], source
+        return None
+
+    user, password = lookup(USER_ENV), lookup(PASSWORD_ENV)
+    if user is None or password is None:
+        where = ", ".join(str(p) for p in files) or "no credentials file"
+        raise ExecutionError(f"bmc of {host}: no credentials; set {USER_ENV}/{PASSWORD_ENV} "
+                             f"(looked in the environment and {where})")
+    return Credentials(user[0], password[0], password[1])
 
 
 @dataclass(frozen=True)
