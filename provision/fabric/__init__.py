@@ -10,3 +10,14 @@
 Nothing here runs a tool or writes a file: ``provision.execute.ibdiscover`` runs
 ``ibnetdiscover`` and the CLI writes what it learned.
 """
+
+from provision.fabric.expected import Expected, PlannedLink, Scope, expected_fabric, parse_scope
+from provision.fabric.findings import KINDS, Finding, LinkView, VerifyResult
+from provision.fabric.topology import Device, ObservedLink, Topology, parse_topology
+from provision.fabric.verify import learned_guids, verify
+
+__all__ = [
+    "KINDS", "Device", "Expected", "Finding", "LinkView", "ObservedLink", "PlannedLink", "Scope",
+    "Topology", "VerifyResult", "expected_fabric", "learned_guids", "parse_scope",
+    "parse_topology", "verify",
+]
