@@ -8,8 +8,6 @@ end never renumbers an existing host.
 from __future__ import annotations
 
 import math
-import socket
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,7 +46,7 @@ class Address:
 
 def ip_str(value: int) -> str:
     """Dotted quad of an integer IPv4 address (much faster than netaddr for bulk work)."""
-    return socket.inet_ntoa(struct.pack(">I", value))
+    return f"{value >> 24 & 255}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
 
 
 def prefix_for(hosts: int) -> int:
