@@ -1,0 +1,64 @@
+"""Plan -> every configuration file real systems consume, ``{relative path: text}``.
+
+Pure and deterministic; ``gpuctl plan`` writes the result next to the planning artifacts:
+
+=========================  ==========================================================
+``ansible/``               inventory.yml, group_vars/all.yml, group_vars/<group>.yml
+``dhcp/kea-dhcp4.conf``    Kea DHCPv4: subnets, reservations, PXE/iPXE classes
+``dns/``                   forward zone, reverse zones per /24, zones.conf
+``opensm/``                opensm.conf, root/cn/io GUID files, partitions.conf,
+                           node-name-map (``opensm/plane<N>/`` per plane)
+``ibsim/fabric.net``       the compute fabric for Debian's ibsim (and ``plane<N>.net``)
+``slurm/``                 topology.conf (tree), topology-block.conf (block)
+``k8s/``                   node-labels.yaml, kueue-topology.yaml (sites with Kubernetes)
+``netbox/``                bulk-import CSVs and device-types.yaml
+``cloud-init/<group>/``    Ubuntu autoinstall user-data and meta-data
+=========================  ==========================================================
+
+``guids`` (name -> GUID, from ``gpuctl fabric verify``'s discovered_guids.json, read by the
+CLI) override the synthetic GUIDs; ``macs`` (``"<device>/<interface>"`` -> MAC) turn DHCP
+reservations into hardware-address reservations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from provision.plan.build import Plan
+from provision.render.ansible import ansible_tree
+from provision.render.cloudinit import cloudinit_tree
+from provision.render.dhcp import dhcp_tree
+from provision.render.dns import dns_tree
+from provision.render.ibsim import ib_fabric, ibsim_net, split_planes
+from provision.render.k8s import k8s_tree
+from provision.render.netbox import netbox_tree
+from provision.render.opensm import opensm_tree, resolve_guids
+from provision.render.slurm import slurm_tree
+
+
+def fabric_tree(plan: Plan, guids: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``ibsim/`` and ``opensm/`` for the compute fabric (empty without one)."""
+    if "compute" not in plan.fabrics or plan.site.fabrics.compute is None:
+        return {}
+    g = resolve_guids(plan, guids)
+    files = {"ibsim/fabric.net": ibsim_net(plan, g)}
+    planes = [p for p in split_planes(ib_fabric(plan)) if p is not None]
+    for plane in planes:
+        files[f"ibsim/plane{plane}.net"] = ibsim_net(plan, g, plane)
+    files.update(opensm_tree(plan, g))
+    return files
+
+
+def render_artifacts(plan: Plan, guids: Mapping[str, str] | None = None,
+                     macs: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every artifact, keyed by path relative to the output directory."""
+    files: dict[str, str] = {}
+    files.update(ansible_tree(plan))
+    files.update(dhcp_tree(plan, macs))
+    files.update(dns_tree(plan))
+    files.update(fabric_tree(plan, guids))
+    files.update(slurm_tree(plan))
+    files.update(k8s_tree(plan))
+    files.update(netbox_tree(plan))
+    files.update(cloudinit_tree(plan))
+    return dict(sorted(files.items()))

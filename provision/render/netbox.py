@@ -1,0 +1,144 @@
+"""Plan -> NetBox bulk-import files (``netbox/*.csv`` plus ``netbox/device-types.yaml``).
+
+Import in this order (each file's references exist once the previous ones are in):
+manufacturers, device-roles, device-types (YAML, NetBox device-type-library format), sites,
+locations (halls, rows inside them), racks, devices (with rack position), interfaces, cables,
+prefixes, ip-addresses. Columns are NetBox's bulk-import field names.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from provision.plan.build import Plan
+from provision.render.ibsim import UFM
+
+_SLUG = re.compile(r"[^a-z0-9-]+")
+CABLE_TYPES = {"dac": "dac-passive", "acc": "dac-active", "aoc": "aoc", "fiber-mm": "mmf-om4",
+               "fiber-sm": "smf-os2", "copper-rj45": "cat6a"}
+ETH_TYPES = {1: "1000base-t", 10: "10gbase-x-sfpp", 25: "25gbase-x-sfp28",
+             100: "100gbase-x-qsfp28", 200: "200gbase-x-qsfp56", 400: "400gbase-x-osfp",
+             800: "800gbase-x-osfp"}
+ROLE_COLORS = {"gpu-node": "4caf50", "storage-node": "2196f3", "mgmt-node": "9e9e9e",
+               "head-node": "607d8b", "ib-switch": "ff9800", "eth-switch": "795548",
+               "ufm": "9c27b0"}
+
+
+def slug(text: str) -> str:
+    return _SLUG.sub("-", text.lower()).strip("-")
+
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _iface_type(plan: Plan, fabric: str, sku: str) -> str:
+    if fabric == "compute":
+        cf = plan.site.fabrics.compute
+        return f"infiniband-{(cf.speed if cf else 'ndr').lower()}"
+    cable = plan.catalog.cables.get(sku)
+    return ETH_TYPES.get(cable.speed_gbps if cable else 0, "other")
+
+
+def netbox_tree(plan: Plan) -> dict[str, str]:
+    site = plan.site.site
+    cat = plan.catalog
+    site_slug = slug(site.name)
+    node_types = sorted({n.type for n in plan.nodes})
+    sw_models = sorted({s.model for s in plan.switches})
+    makers = sorted({cat.nodes[t].vendor for t in node_types}
+                    | {cat.switches[m].vendor for m in sw_models} | ({"NVIDIA"} if plan.ufm_rack
+                                                                      else set()))
+    files: dict[str, str] = {}
+    files["netbox/manufacturers.csv"] = _csv(["name", "slug"], [(m, slug(m)) for m in makers])
+    files["netbox/device-roles.csv"] = _csv(
+        ["name", "slug", "color"], [(r, r, c) for r, c in ROLE_COLORS.items()])
+    types: list[str] = []
+    for t in node_types:
+        nt = cat.nodes[t]
+        types.append(_devtype(nt.vendor, nt.model, t, nt.rack_units))
+    for m in sw_models:
+        st = cat.switches[m]
+        types.append(_devtype(st.vendor, st.model, m, st.rack_units))
+    if plan.ufm_rack:
+        types.append(_devtype("NVIDIA", "UFM Enterprise Appliance", "ufm-appliance", 1))
+    files["netbox/device-types.yaml"] = "---\n".join(types)
+    files["netbox/sites.csv"] = _csv(["name", "slug", "status", "description"],
+                                     [(site.name, site_slug, "active", site.location)])
+    locs: list[tuple[str, str, str, str, str]] = []
+    for hall in plan.site.halls:
+        locs.append((site.name, "", hall.name, slug(f"{hall.name}"), "active"))
+        for row in hall.rows:
+            locs.append((site.name, hall.name, f"{hall.name}-{row.name}",
+                         slug(f"{hall.name}-{row.name}"), "active"))
+    files["netbox/locations.csv"] = _csv(["site", "parent", "name", "slug", "status"], locs)
+    files["netbox/racks.csv"] = _csv(
+        ["site", "location", "name", "status", "u_height", "width", "comments"],
+        [(site.name, f"{r.hall}-{r.row}", r.name, "active", r.size_u, 19,
+          f"{r.power_kw:g} kW {r.cooling}") for r in plan.racks])
+    racks = {r.name: r for r in plan.racks}
+    devices: list[tuple[Any, ...]] = []
+    for n in plan.nodes:
+        nt = cat.nodes[n.type]
+        devices.append((n.name, f"{n.role}-node", nt.vendor, nt.model, site.name,
+                        _loc(racks, n.rack), n.rack, n.u, "front", "planned"))
+    for s in plan.switches:
+        st = cat.switches[s.model]
+        role = "ib-switch" if st.technology == "infiniband" else "eth-switch"
+        devices.append((s.name, role, st.vendor, st.model, site.name, _loc(racks, s.rack),
+                        s.rack, s.u, "front", "planned"))
+    if plan.ufm_rack:
+        devices.append((UFM, "ufm", "NVIDIA", "UFM Enterprise Appliance", site.name,
+                        _loc(racks, plan.ufm_rack), plan.ufm_rack, "", "", "planned"))
+    files["netbox/devices.csv"] = _csv(
+        ["name", "role", "manufacturer", "device_type", "site", "location", "rack",
+         "position", "face", "status"], devices)
+    ifaces: dict[tuple[str, str], str] = {}
+    cables: list[tuple[Any, ...]] = []
+    for c in plan.cables:
+        itype = _iface_type(plan, c.fabric, c.sku)
+        ifaces.setdefault((c.a, c.a_port), itype)
+        ifaces.setdefault((c.b, c.b_port), itype)
+        cables.append((c.a, "dcim.interface", c.a_port, c.b, "dcim.interface", c.b_port,
+                       CABLE_TYPES.get(c.medium, ""), "planned", c.id, f"{c.length_m:g}", "m"))
+    ips: list[tuple[Any, ...]] = []
+    for a in plan.addresses:
+        ifaces.setdefault((a.device, a.interface), "1000base-t" if a.pool in (
+            "oob", "switch_mgmt") else "other")
+        primary = a.pool in ("switch_mgmt", "inband") and a.interface in ("mgmt0",) + tuple(
+            g.boot_interface for g in plan.site.node_groups)
+        ips.append((f"{a.address}/{a.prefix}", "active", a.device, a.interface,
+                    "true" if primary else "false", f"{a.device}.{site.domain}"
+                    if primary else f"{a.device}-{a.interface}.{site.domain}"))
+    files["netbox/interfaces.csv"] = _csv(
+        ["device", "name", "type", "mgmt_only"],
+        [(d, i, t, "true" if i in ("bmc", "mgmt0") else "false")
+         for (d, i), t in ifaces.items()])
+    files["netbox/cables.csv"] = _csv(
+        ["side_a_device", "side_a_type", "side_a_name", "side_b_device", "side_b_type",
+         "side_b_name", "type", "status", "label", "length", "length_unit"], cables)
+    files["netbox/prefixes.csv"] = _csv(
+        ["prefix", "status", "description"],
+        [(s.cidr, "active", f"{site.name} {s.pool} {s.name}") for s in plan.subnets])
+    files["netbox/ip-addresses.csv"] = _csv(
+        ["address", "status", "device", "interface", "is_primary", "dns_name"], ips)
+    return files
+
+
+def _loc(racks: dict[str, Any], rack: str) -> str:
+    r = racks[rack]
+    return f"{r.hall}-{r.row}"
+
+
+def _devtype(vendor: str, model: str, key: str, u: int) -> str:
+    return (f"manufacturer: {json.dumps(vendor)}\nmodel: {json.dumps(model)}\n"
+            f"slug: {json.dumps(slug(key))}\nu_height: {u}\nis_full_depth: true\n")
