@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from provision.platform.model import GPU_TAINT_KEY, PlatformConfig
+from provision.platform.model import DUMPER, GPU_TAINT_KEY, PlatformConfig
 
 Manifest = dict[str, Any]
 
@@ -215,5 +215,5 @@ def all_manifests(cfg: PlatformConfig) -> list[Manifest]:
 
 def render_yaml(docs: Iterable[Manifest]) -> str:
     """Multi-document YAML, keys sorted; byte-identical for the same input."""
-    return "".join("---\n" + yaml.safe_dump(d, sort_keys=True, default_flow_style=False,
-                                             width=100) for d in docs)
+    return "".join("---\n" + yaml.dump(d, Dumper=DUMPER, sort_keys=True,
+                                          default_flow_style=False, width=100) for d in docs)
