@@ -62,8 +62,9 @@ def up_cmd(site: str, lab_dir: str | None) -> None:
         click.echo(f"  BMC:    {state.bmc.url}/redfish/v1 (credentials: "
                    f"{'GPUCTL_BMC_USER/PASSWORD' if state.bmc.credentials == 'env' else paths.secrets})")
     if state.fabric is not None:
+        sms = ", ".join(repr(sm.sm_node) for sm in state.fabric.sms)
         click.echo(f"  fabric: ibsim at {state.fabric.server}:{state.fabric.port}, "
-                   f"OpenSM log {state.fabric.opensm_log}")
+                   f"OpenSM on {sms} (logs in {paths.fabric_dir})")
 
 
 @lab.command("down")
@@ -122,8 +123,10 @@ def _render(result: LabStatus) -> None:
                       f"answering {_mark(result.bmc.answering)} {result.bmc.detail} {powers}")
     if result.fabric is not None:
         f = result.fabric
-        console.print(f"fabric {f.server}:{f.port}: ibsim {_mark(f.ibsim_alive)}, "
-                      f"opensm {_mark(f.opensm_alive)}, SM {f.sm_state or '?'}, "
-                      f"subnet up {_mark(f.subnet_up)} {f.detail}")
-        if f.sminfo:
-            console.print(f"  {f.sminfo}", markup=False)
+        console.print(f"fabric {f.server}:{f.port}: ibsim {_mark(f.ibsim_alive)}")
+        for sub in f.subnets:
+            console.print(f"  subnet of {sub.sm_node!r}: opensm {_mark(sub.opensm_alive)}, "
+                          f"SM {sub.sm_state or '?'}, subnet up {_mark(sub.subnet_up)} "
+                          f"{sub.detail}")
+            if sub.sminfo:
+                console.print(f"    {sub.sminfo}", markup=False)

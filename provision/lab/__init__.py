@@ -22,7 +22,14 @@ from provision.lab.hostfs import HostRoot, HostSetup
 from provision.lab.lifecycle import default_lab_dir, down, require_root, resolve_lab_dir, up
 from provision.lab.spec import LabHost, LabSpec, validate
 from provision.lab.state import LabState
-from provision.lab.status import BmcStatus, FabricStatus, HostStatus, LabStatus, lab_status
+from provision.lab.status import (
+    BmcStatus,
+    FabricStatus,
+    HostStatus,
+    LabStatus,
+    SubnetStatus,
+    lab_status,
+)
 
 
 def status(site: str, lab_dir: str | Path | None = None) -> LabStatus:
@@ -32,7 +39,8 @@ def status(site: str, lab_dir: str | Path | None = None) -> LabStatus:
 
 
 __all__ = [
-    "BmcStatus", "FabricStatus", "HostRoot", "HostSetup", "HostStatus", "LabHost", "LabSpec", "LabState", "LabStatus",
-    "bmc_endpoint", "default_lab_dir", "down", "host_exec", "ib_env", "run_ib_tool",
-    "require_root", "resolve_lab_dir", "running_state", "status", "up", "validate",
+    "BmcStatus", "FabricStatus", "HostRoot", "HostSetup", "HostStatus", "LabHost", "LabSpec",
+    "LabState", "LabStatus", "SubnetStatus", "bmc_endpoint", "default_lab_dir", "down",
+    "host_exec", "ib_env", "require_root", "resolve_lab_dir", "run_ib_tool", "running_state",
+    "status", "up", "validate",
 ]

@@ -3,8 +3,13 @@
 ibsim talks to its clients over abstract unix sockets by default, and those are per network
 namespace, so the lab runs it in remote (UDP) mode: clients anywhere in the lab reach it at
 the bridge address (``IBSIM_SERVER_NAME``/``IBSIM_SERVER_PORT``). ibsim binds the control
-port and the next 10 (one per client slot) on all addresses. OpenSM attaches at the net
-file's first node (ibsim's default port) unless ``SIM_HOST`` says otherwise.
+port and the next 10 (one per client slot) on all addresses.
+
+One OpenSM per subnet: a net file may hold several independent subnets (a multi-plane
+fabric); each connected part gets its own OpenSM, attached (``SIM_HOST``) at the part's first
+node in file order -- for the whole file that is ibsim's default port, where a plan puts its
+subnet manager. Each SM keeps its files in ``fabric/sm<i>/`` (opensm.log, opensm.out, tmp/,
+cache/).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import random
 import re
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from provision.errors import LabError
@@ -60,8 +66,7 @@ def render_opensm_conf(conf: str, files: Mapping[str, str], directory: Path) -> 
 def write_files(paths: LabPaths, *, net: str, opensm_conf: str,
                 opensm_files: Mapping[str, str]) -> None:
     fdir = paths.fabric_dir
-    for sub in ("tmp", "cache"):
-        (fdir / sub).mkdir(parents=True, exist_ok=True)
+    fdir.mkdir(parents=True, exist_ok=True)
     (fdir / "ibsim.net").write_text(net)
     for name, text in opensm_files.items():
         (fdir / name).write_text(text)
@@ -107,13 +112,69 @@ def wait_ibsim(paths: LabPaths, proc: ProcRecord, *, timeout: float = 15.0) -> N
              what="lab fabric: ibsim did not load the net file")
 
 
-def start_opensm(paths: LabPaths, *, server: str, port: int) -> ProcRecord:
-    fdir = paths.fabric_dir
-    env = client_env(server, port)
-    env.update({"OSM_TMP_DIR": str(fdir / "tmp"), "OSM_CACHE_DIR": str(fdir / "cache")})
-    argv = ["opensm", "-F", str(fdir / "opensm.conf"), "-f", str(fdir / "opensm.log"),
-            "-d", "2"]
-    return spawn(argv, label="lab fabric: opensm", log=fdir / "opensm.out", env=env)
+@dataclass(frozen=True)
+class Subnet:
+    """One connected part of the net file: where its SM runs and a CA to probe it from."""
+
+    sm_node: str
+    probe_node: str  # first CA of the subnet (the SM node when it has none)
+    nodes: int
+
+
+_RECORD_RE = re.compile(r'^\s*(Switch|Hca|Ca)\s+\d+\s+"([^"]+)"')
+_LINK_RE = re.compile(r'^\s*\[\d+\]\s*"([^"]+)"\s*\[\d+\]')
+
+
+def subnets(net: str) -> list[Subnet]:
+    """The net file's connected parts, in the order of their first node."""
+    parent: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+
+    def find(node: str) -> str:
+        root = parent.setdefault(node, node)
+        while root != parent[root]:
+            root = parent[root]
+        while parent[node] != root:  # path compression
+            parent[node], node = root, parent[node]
+        return root
+
+    current: str | None = None
+    for line in net.splitlines():
+        if m := _RECORD_RE.match(line):
+            current = m.group(2)
+            kinds[current] = m.group(1)
+            find(current)
+        elif current is not None and (m := _LINK_RE.match(line)):
+            a, b = find(current), find(m.group(1))
+            if a != b:
+                parent[b] = a
+    parts: dict[str, list[str]] = {}
+    for node in kinds:  # insertion order == file order
+        parts.setdefault(find(node), []).append(node)
+    result = []
+    for members in parts.values():
+        cas = [n for n in members if kinds[n] != "Switch"]
+        result.append(Subnet(sm_node=members[0], probe_node=cas[0] if cas else members[0],
+                             nodes=len(members)))
+    return result
+
+
+def sm_dir(paths: LabPaths, index: int) -> Path:
+    return paths.fabric_dir / f"sm{index}"
+
+
+def start_opensm(paths: LabPaths, index: int, subnet: Subnet, *, server: str,
+                 port: int) -> ProcRecord:
+    """OpenSM for one subnet, attached at its SM node, its files in ``fabric/sm<i>/``."""
+    sdir = sm_dir(paths, index)
+    for sub in ("tmp", "cache"):
+        (sdir / sub).mkdir(parents=True, exist_ok=True)
+    env = client_env(server, port, subnet.sm_node)
+    env.update({"OSM_TMP_DIR": str(sdir / "tmp"), "OSM_CACHE_DIR": str(sdir / "cache")})
+    argv = ["opensm", "-F", str(paths.fabric_dir / "opensm.conf"),
+            "-f", str(sdir / "opensm.log"), "-d", "2"]
+    return spawn(argv, label=f"lab fabric: opensm on {subnet.sm_node!r}",
+                 log=sdir / "opensm.out", env=env)
 
 
 def sm_state(log: Path) -> tuple[str | None, bool]:
@@ -126,9 +187,7 @@ def sm_state(log: Path) -> tuple[str | None, bool]:
     return (states[-1] if states else None), "SUBNET UP" in text
 
 
-def wait_subnet_up(paths: LabPaths, proc: ProcRecord, *, timeout: float = 20.0) -> None:
-    log = paths.fabric_dir / "opensm.log"
-
+def wait_subnet_up(log: Path, proc: ProcRecord, *, timeout: float = 20.0) -> None:
     def up() -> bool | None:
         state, subnet_up = sm_state(log)
         return True if subnet_up and state == "MASTER" else None
@@ -136,7 +195,7 @@ def wait_subnet_up(paths: LabPaths, proc: ProcRecord, *, timeout: float = 20.0) 
     def died() -> str | None:
         if alive(proc):
             return None
-        return f"lab fabric: opensm exited: {log_tail(paths.fabric_dir / 'opensm.out', 2)}"
+        return f"{proc.label} exited: {log_tail(log.with_name('opensm.out'), 2)}"
 
     wait_for(up, timeout=timeout, interval=0.05, fail=died,
-             what="lab fabric: opensm did not reach SUBNET UP / MASTER")
+             what=f"{proc.label} did not reach SUBNET UP / MASTER")

@@ -6,7 +6,9 @@ tool from ``/usr/sbin`` with the umad2sim preload and the ibsim server address, 
 one of the host's HCAs (``SIM_HOST``), so a plain ``ibstat`` or ``ibnetdiscover`` over SSH
 works. ``ibstat`` without a CA argument shows every HCA of the host, and CA names are shown
 as the device part of the HCA id (``"lab-gpu-01 mlx5_3"`` -> ``mlx5_3``) instead of ibsim's
-``ibsim0``. ``-C <ca>`` selects the HCA for the other tools.
+``ibsim0``. ``-C <ca>`` selects the HCA for the other tools; otherwise ``SIM_HOST`` from the
+environment when it is one of the host's HCAs (then ``ibstat`` shows just that one), else
+the host's first HCA.
 
 Standard library only: this file runs under the host's ``/usr/bin/python3``. Its settings come
 from ``/etc/gpuctl-lab/ib.json``, written by ``gpuctl lab up``.
@@ -66,6 +68,12 @@ def split_ca_option(args: list[str]) -> tuple[str | None, list[str]]:
     return ca, rest
 
 
+def env_hca(hcas: list[str]) -> str | None:
+    """The host HCA named by ``SIM_HOST`` in the environment, if any."""
+    wanted = os.environ.get("SIM_HOST")
+    return find_hca(hcas, wanted) if wanted else None
+
+
 def run_ibstat(config: dict[str, object], hcas: list[str], args: list[str]) -> int:
     flags = [a for a in args if a.startswith("-")]
     positional = [a for a in args if not a.startswith("-")]
@@ -73,7 +81,8 @@ def run_ibstat(config: dict[str, object], hcas: list[str], args: list[str]) -> i
         for name in hcas:
             print(device_name(name))
         return 0
-    selected = hcas
+    chosen = env_hca(hcas)
+    selected = [chosen] if chosen is not None else hcas
     port: list[str] = []
     if positional:
         wanted = find_hca(hcas, positional[0])
@@ -106,7 +115,7 @@ def main(argv: list[str]) -> int:
     if tool == "ibstat":
         return run_ibstat(config, hcas, argv[1:])
     ca, rest = split_ca_option(argv[1:])
-    hca = hcas[0] if hcas else None
+    hca = env_hca(hcas) or (hcas[0] if hcas else None)
     if ca is not None:
         hca = find_hca(hcas, ca)
         if hca is None:
@@ -118,4 +127,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        sys.exit(main(sys.argv))
+    except BrokenPipeError:  # e.g. `ibstat | head`: exit quietly, as the real tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

@@ -28,6 +28,7 @@ from provision.lab.state import (
     HostRecord,
     LabPaths,
     LabState,
+    SmRecord,
     load_state,
     save_state,
 )
@@ -144,8 +145,9 @@ def healthy(state: LabState) -> bool:
     if any(not netns.netns_exists(h.netns) for h in state.hosts.values()):
         return False
     procs = state.processes()
-    expected = len(state.hosts) + 3  # sshd per host, ibsim, opensm, BMC emulator
-    return len(procs) == expected and all(alive(p) for p in procs)
+    sms = len(state.fabric.sms) if state.fabric is not None else 0
+    expected = len(state.hosts) + 2 + sms  # sshd per host, BMC emulator, ibsim, OpenSMs
+    return sms > 0 and len(procs) == expected and all(alive(p) for p in procs)
 
 
 def teardown(state: LabState, *, remove_dir: bool) -> None:
@@ -245,8 +247,7 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
     creds = bmc.credentials_for_up(paths)
     admin_pub = keys.generate_ed25519(paths.admin_key, comment=f"gpuctl-lab-{spec.site}-admin")
     # The slow starters first (the emulator imports Flask), so they overlap the host setup.
-    state.fabric = FabricRecord(server=gateway_ip, port=fabric.free_udp_base(),
-                                opensm_log=str(paths.fabric_dir / "opensm.log"))
+    state.fabric = FabricRecord(server=gateway_ip, port=fabric.free_udp_base())
     fabric.write_files(paths, net=spec.ibsim_net, opensm_conf=spec.opensm_conf,
                        opensm_files=spec.opensm_files)
     state.fabric.ibsim = fabric.start_ibsim(paths, state.fabric.port)
@@ -294,12 +295,19 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
         known, admin_key=paths.admin_key, known_hosts=paths.known_hosts), mode=0o644)
 
     fabric.wait_ibsim(paths, state.fabric.ibsim)
-    state.fabric.opensm = fabric.start_opensm(paths, server=gateway_ip, port=state.fabric.port)
+    for index, subnet in enumerate(fabric.subnets(spec.ibsim_net)):
+        sm = SmRecord(sm_node=subnet.sm_node, probe_node=subnet.probe_node,
+                      log=str(fabric.sm_dir(paths, index) / "opensm.log"))
+        state.fabric.sms.append(sm)
+        sm.proc = fabric.start_opensm(paths, index, subnet, server=gateway_ip,
+                                      port=state.fabric.port)
     save_state(state)
     for host in hosts:
         sshd.wait_ready(host, paths.host_dir(host.name) / "sshd.log")
     bmc.wait_ready(state.bmc.url, creds, state.bmc.proc, paths.bmc_dir / "emulator.log",
                    expected=len(hosts))
-    fabric.wait_subnet_up(paths, state.fabric.opensm)
+    for sm in state.fabric.sms:
+        assert sm.proc is not None
+        fabric.wait_subnet_up(Path(sm.log), sm.proc)
     state.complete = True
     save_state(state)

@@ -13,8 +13,8 @@ started, so ``down`` can clean up after a crash at any point of ``up``. Layout o
       hosts/<name>/          sshd_config, ssh_host_ed25519_key, sshd.log, holder.json,
                              upper/<dir>, work/<dir> for the /etc /var /opt /usr /root overlays
       bmc/                   emulator.conf, htpasswd, state/ (emulator's sqlite), emulator.log
-      fabric/                ibsim.net, ibsim.log, opensm.conf (+ its files), opensm.log,
-                             opensm.out, tmp/, cache/
+      fabric/                ibsim.net, ibsim.log, opensm.conf (+ its files),
+                             sm<i>/ per subnet: opensm.log, opensm.out, tmp/, cache/
 """
 
 from __future__ import annotations
@@ -106,12 +106,21 @@ class BmcRecord:
 
 
 @dataclass
+class SmRecord:
+    """The OpenSM of one subnet of the net file."""
+
+    sm_node: str  # SIM_HOST of this OpenSM
+    probe_node: str  # a CA of the subnet, for sminfo
+    log: str  # opensm.log (opensm.out, its stdout/stderr, next to it)
+    proc: ProcRecord | None = None
+
+
+@dataclass
 class FabricRecord:
     server: str  # IBSIM_SERVER_NAME for clients (the bridge address)
     port: int  # IBSIM_SERVER_PORT; ibsim also uses the next 10 UDP ports
-    opensm_log: str
     ibsim: ProcRecord | None = None
-    opensm: ProcRecord | None = None
+    sms: list[SmRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -137,7 +146,8 @@ class LabState:
         """Every recorded process, hosts first (stopped in this order)."""
         procs = [h.sshd for h in self.hosts.values() if h.sshd is not None]
         if self.fabric is not None:
-            procs += [p for p in (self.fabric.opensm, self.fabric.ibsim) if p is not None]
+            procs += [sm.proc for sm in self.fabric.sms if sm.proc is not None]
+            procs += [self.fabric.ibsim] if self.fabric.ibsim is not None else []
         if self.bmc is not None and self.bmc.proc is not None:
             procs.append(self.bmc.proc)
         return procs
@@ -168,8 +178,9 @@ def state_from_dict(data: dict[str, Any]) -> LabState:
             url=bmc["url"], port=int(bmc["port"]), credentials=bmc["credentials"],
             proc=_proc(bmc.get("proc"))),
         fabric=None if fabric is None else FabricRecord(
-            server=fabric["server"], port=int(fabric["port"]), opensm_log=fabric["opensm_log"],
-            ibsim=_proc(fabric.get("ibsim")), opensm=_proc(fabric.get("opensm"))),
+            server=fabric["server"], port=int(fabric["port"]), ibsim=_proc(fabric.get("ibsim")),
+            sms=[SmRecord(sm_node=sm["sm_node"], probe_node=sm["probe_node"], log=sm["log"],
+                          proc=_proc(sm.get("proc"))) for sm in fabric.get("sms", [])]),
         complete=bool(data.get("complete", False)), version=int(data.get("version", 0)),
     )
 

@@ -49,15 +49,29 @@ class BmcStatus:
 
 
 @dataclass(frozen=True)
+class SubnetStatus:
+    sm_node: str  # where this subnet's OpenSM is attached
+    opensm_alive: bool
+    sm_state: str | None  # last state OpenSM entered, e.g. "MASTER"
+    subnet_up: bool
+    sminfo: str = ""  # sminfo's answer, asked from a CA of the subnet
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.opensm_alive and self.subnet_up and self.sm_state == "MASTER"
+
+
+@dataclass(frozen=True)
 class FabricStatus:
     server: str | None
     port: int | None
     ibsim_alive: bool
-    opensm_alive: bool
-    sm_state: str | None  # last state OpenSM entered, e.g. "MASTER"
-    subnet_up: bool
-    sminfo: str = ""
-    detail: str = ""
+    subnets: list[SubnetStatus]
+
+    @property
+    def ok(self) -> bool:
+        return self.ibsim_alive and bool(self.subnets) and all(s.ok for s in self.subnets)
 
 
 @dataclass(frozen=True)
@@ -76,8 +90,7 @@ class LabStatus:
     def ok(self) -> bool:
         return (self.complete and self.bridge_present and all(h.ok for h in self.hosts)
                 and self.bmc is not None and self.bmc.answering
-                and self.fabric is not None and self.fabric.subnet_up
-                and self.fabric.ibsim_alive and self.fabric.opensm_alive)
+                and self.fabric is not None and self.fabric.ok)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -138,20 +151,22 @@ def _fabric_status(state: LabState) -> FabricStatus | None:
     if fab is None:
         return None
     ibsim_alive = fab.ibsim is not None and alive(fab.ibsim)
-    opensm_alive = fab.opensm is not None and alive(fab.opensm)
-    last_state, subnet_up = sm_state(Path(fab.opensm_log))
-    sminfo, detail = "", ""
-    if ibsim_alive:
-        hcas = [h for host in state.hosts.values() for h in host.hca_ids]
-        result = run(["sminfo"], what="lab fabric: sminfo", timeout=10, check=False,
-                     env=client_env(fab.server, fab.port, hcas[0] if hcas else None))
-        sminfo = result.stdout.strip()
-        if result.returncode != 0:
-            detail = f"sminfo exited with status {result.returncode}: " + (
-                result.stderr.strip().splitlines() or ["no output"])[-1]
+    subnets = []
+    for sm in fab.sms:
+        last_state, subnet_up = sm_state(Path(sm.log))
+        sminfo, detail = "", ""
+        if ibsim_alive:
+            result = run(["sminfo"], what="lab fabric: sminfo", timeout=10, check=False,
+                         env=client_env(fab.server, fab.port, sm.probe_node))
+            sminfo = result.stdout.strip()
+            if result.returncode != 0:
+                detail = f"sminfo exited with status {result.returncode}: " + (
+                    result.stderr.strip().splitlines() or ["no output"])[-1]
+        subnets.append(SubnetStatus(
+            sm_node=sm.sm_node, opensm_alive=sm.proc is not None and alive(sm.proc),
+            sm_state=last_state, subnet_up=subnet_up, sminfo=sminfo, detail=detail))
     return FabricStatus(server=fab.server, port=fab.port, ibsim_alive=ibsim_alive,
-                        opensm_alive=opensm_alive, sm_state=last_state, subnet_up=subnet_up,
-                        sminfo=sminfo, detail=detail)
+                        subnets=subnets)
 
 
 def lab_status(site: str, lab_dir: Path) -> LabStatus:

@@ -22,9 +22,10 @@ def hca_id(host: str, rail: int) -> str:
     return f"{host} mlx5_{rail}"
 
 
-def ibsim_net(hosts: list[str], leaves: list[str]) -> str:
+def ibsim_net(hosts: list[str], leaves: list[str], *, planes: bool = False) -> str:
     """Two HDR leaves, host rail r on leaf r, leaves joined on their last two ports
-    (40-port leaves; more ports when there are more than 38 hosts)."""
+    (40-port leaves; more ports when there are more than 38 hosts). With ``planes`` the
+    leaves are not joined: two independent subnets, one per rail, each needing its own SM."""
     ports = max(SWITCH_PORTS, len(hosts) + 2)
     top, low = ports, ports - 1
     records: list[str] = []
@@ -32,7 +33,8 @@ def ibsim_net(hosts: list[str], leaves: list[str]) -> str:
         other = leaves[1 - rail]
         lines = [f'Switch {ports} "{leaf}"']
         lines += [f'[{i + 1}] "{hca_id(h, rail)}"[1] # lid 0 4xHDR' for i, h in enumerate(hosts)]
-        lines += [f'[{p}] "{other}"[{p}] # lid 0 4xHDR' for p in (low, top)]
+        if not planes:
+            lines += [f'[{p}] "{other}"[{p}] # lid 0 4xHDR' for p in (low, top)]
         records.append("\n".join(lines))
     for i, host in enumerate(hosts):
         for rail, leaf in enumerate(leaves):
@@ -57,16 +59,16 @@ def free_subnet(seed: int) -> ipaddress.IPv4Network:
     raise RuntimeError("no free /24 in 10.213.0.0/16")
 
 
-def make_spec(site: str, count: int, *, seed: int = 0) -> LabSpec:
+def make_spec(site: str, count: int, *, seed: int = 0, planes: bool = False) -> LabSpec:
     """A spec on a /24 that is free on this machine (runs ``ip``)."""
-    return make_spec_offline(site, count, net=free_subnet(seed))
+    return make_spec_offline(site, count, net=free_subnet(seed), planes=planes)
 
 
 OFFLINE_NET = ipaddress.IPv4Network("10.213.0.0/24")
 
 
-def make_spec_offline(site: str, count: int, net: ipaddress.IPv4Network = OFFLINE_NET
-                      ) -> LabSpec:
+def make_spec_offline(site: str, count: int, net: ipaddress.IPv4Network = OFFLINE_NET, *,
+                      planes: bool = False) -> LabSpec:
     """A spec on ``net`` (default 10.213.0.0/24), without looking at this machine."""
     if count > 200:
         raise ValueError("at most 200 hosts in one /24")
@@ -87,7 +89,7 @@ def make_spec_offline(site: str, count: int, net: ipaddress.IPv4Network = OFFLIN
         site=site,
         gateway=f"{base + 1}/{net.prefixlen}",
         hosts=hosts,
-        ibsim_net=ibsim_net(names, leaves),
+        ibsim_net=ibsim_net(names, leaves, planes=planes),
         opensm_conf="routing_engine minhop\npartition_config_file partitions.conf\n"
                     "sweep_interval 10\n",
         opensm_files={"partitions.conf": "Default=0x7fff,ipoib:ALL=full;\n"},

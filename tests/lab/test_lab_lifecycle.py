@@ -1,4 +1,5 @@
-"""A failing ``up`` takes back everything it made."""
+"""Lab life cycle: rollback of a failing ``up``, down after a crash, rebuild on a changed
+spec, one SM per subnet."""
 
 from __future__ import annotations
 
@@ -90,6 +91,27 @@ def test_changed_spec_is_rebuilt(tmp_path: Path) -> None:
         assert sorted(second.hosts) == [f"{site}-gpu-01", f"{site}-gpu-02"]
         assert not any(alive(p) for p in first.processes())
         assert lab.status(site, root).ok
+    finally:
+        lab.down(site, root)
+    assert_nothing_left(site, root)
+
+
+def test_two_planes_get_an_sm_each(tmp_path: Path) -> None:
+    site = f"lp{os.getpid() % 100000}"
+    root = tmp_path / site
+    spec = make_spec(site, 2, seed=os.getpid() + 3, planes=True)
+    lab.up(spec, root)
+    try:
+        report = lab.status(site, root)
+        assert report.ok, report.to_dict()
+        assert report.fabric is not None
+        assert [s.sm_node for s in report.fabric.subnets] == [f"{site}-leaf-01",
+                                                              f"{site}-leaf-02"]
+        rail1 = spec.hosts[1].hca_ids[1]
+        found = lab.run_ib_tool(root, rail1, ["ibnetdiscover"])
+        assert found.returncode == 0, found.stderr
+        assert f'"{site}-leaf-02"' in found.stdout and f"{site}-leaf-01" not in found.stdout
+        assert "mlx5_0" not in found.stdout
     finally:
         lab.down(site, root)
     assert_nothing_left(site, root)

@@ -14,7 +14,7 @@ from labspec import make_spec_offline
 from provision.errors import LabError
 from provision.lab import bmc, ibwrap, names
 from provision.lab.bmc import emulator_config
-from provision.lab.fabric import render_opensm_conf, sm_state
+from provision.lab.fabric import Subnet, render_opensm_conf, sm_state, subnets
 from provision.lab.hostfs import check_lab_dir, hosts_file
 from provision.lab.keys import KnownHost, known_hosts_text, ssh_config_text
 from provision.lab.spec import LabSpec, ibsim_node_ids, spec_digest, validate
@@ -24,6 +24,7 @@ from provision.lab.state import (
     LabPaths,
     LabState,
     ProcRecord,
+    SmRecord,
     load_state,
     save_state,
 )
@@ -111,7 +112,8 @@ def test_state_round_trip(tmp_path: Path) -> None:
                                   veth="gvabc-0", mac="02:00:00:00:00:01",
                                   bmc_system_id="u", hca_ids=("h mlx5_0",),
                                   catalog_type="t", sshd=proc)
-    state.fabric = FabricRecord(server="10.0.0.1", port=7070, opensm_log="/x", ibsim=proc)
+    state.fabric = FabricRecord(server="10.0.0.1", port=7070, ibsim=proc, sms=[
+        SmRecord(sm_node="leaf", probe_node="h mlx5_0", log="/x/opensm.log", proc=proc)])
     save_state(state)
     assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
     assert load_state(tmp_path) == state
@@ -229,3 +231,20 @@ def test_cli_says_root_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
         assert result.exit_code == 1
         assert result.output.strip() == ("gpuctl: error: gpuctl lab needs root (network "
                                          "namespaces, mounts, sshd); run it with sudo")
+
+
+def test_one_subnet_per_connected_part_of_the_net_file(spec: LabSpec) -> None:
+    assert subnets(spec.ibsim_net) == [Subnet("unit-leaf-01", "unit-gpu-01 mlx5_0", 8)]
+    two_planes = make_spec_offline("unit", 3, planes=True).ibsim_net
+    assert subnets(two_planes) == [Subnet("unit-leaf-01", "unit-gpu-01 mlx5_0", 4),
+                                   Subnet("unit-leaf-02", "unit-gpu-01 mlx5_1", 4)]
+
+
+def test_wrapper_honours_sim_host_of_this_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    hcas = ["lab-gpu-01 mlx5_0", "lab-gpu-01 mlx5_1"]
+    monkeypatch.delenv("SIM_HOST", raising=False)
+    assert ibwrap.env_hca(hcas) is None
+    monkeypatch.setenv("SIM_HOST", "lab-gpu-01 mlx5_1")
+    assert ibwrap.env_hca(hcas) == hcas[1]
+    monkeypatch.setenv("SIM_HOST", "lab-gpu-02 mlx5_1")
+    assert ibwrap.env_hca(hcas) is None

@@ -223,8 +223,9 @@ def test_status_reports_everything_ok(running: Lab) -> None:
     result = lab.status(running.spec.site, running.root)
     assert result.ok, result.to_dict()
     assert [h.name for h in result.hosts] == [h.name for h in running.spec.hosts]
-    assert result.fabric is not None and result.fabric.sm_state == "MASTER"
-    assert "SMINFO_MASTER" in result.fabric.sminfo
+    assert result.fabric is not None and len(result.fabric.subnets) == 1
+    assert result.fabric.subnets[0].sm_state == "MASTER"
+    assert "SMINFO_MASTER" in result.fabric.subnets[0].sminfo
 
 
 def test_up_again_is_a_no_op(running: Lab) -> None:
