@@ -99,4 +99,15 @@ def kea_config(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, A
 
 
 def dhcp_tree(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, str]:
-    return {"dhcp/kea-dhcp4.conf": json.dumps(kea_config(plan, macs), indent=2) + "\n"}
+    """Indented JSON with one reservation per line (compact and diff-friendly)."""
+    cfg = kea_config(plan, macs)
+    marks: dict[str, list[dict[str, Any]]] = {}
+    for i, subnet in enumerate(cfg["Dhcp4"]["subnet4"]):
+        mark = f"@@reservations{i}@@"
+        marks[mark] = subnet["reservations"]
+        subnet["reservations"] = mark
+    text = json.dumps(cfg, indent=2)
+    for mark, res in marks.items():
+        body = ",\n".join(f"          {json.dumps(r)}" for r in res)
+        text = text.replace(f'"{mark}"', f"[\n{body}\n        ]" if res else "[]", 1)
+    return {"dhcp/kea-dhcp4.conf": text + "\n"}

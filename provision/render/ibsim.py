@@ -19,8 +19,9 @@ unset) at the *first port of the first record*, so the first record is the SM's 
 the plan has a UFM appliance (rail-optimized SuperPODs) the SM runs there, as NVIDIA's
 reference architecture puts it; otherwise it runs on the first switch of the top tier (a
 managed switch's embedded SM; its port 0). Multi-plane fabrics are independent subnets, one
-SM each: the whole file starts with plane 0's SM, and :func:`sm_node` names the SM node of
-every plane (give it to OpenSM as ``SIM_HOST``).
+SM each: the whole file lists the planes one after the other, each starting with its SM node
+(so the first node of every connected part is that part's SM), and :func:`sm_node` names the
+SM node of every plane (give it to OpenSM as ``SIM_HOST``).
 
 GUIDs: :func:`synthetic_guids` derives stable node GUIDs from device names (a hash with the
 locally-administered bit set and the low 4 bits clear, so ``node GUID + port`` never meets
@@ -36,20 +37,18 @@ says so), because ibsim would bring an unknown speed up as SDR.
 from __future__ import annotations
 
 import hashlib
-import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
 
 from provision.errors import PlanError
 from provision.plan.build import Plan
 from provision.plan.fabric import FabricPlan
+from provision.render.memo import memo
 
 IBSIM_SPEEDS = ("SDR", "DDR", "QDR", "FDR", "EDR", "HDR")
 """Link speeds Debian's ibsim 0.10 understands in a port comment (slowest first)."""
 
 UFM = "ufm"
-_T = TypeVar("_T")
 _TIER_RANK = {"core": 3, "spine": 2, "leaf": 1}
 
 
@@ -95,30 +94,21 @@ def _int_port(text: str, what: str) -> int:
         raise PlanError(f"compute fabric: {what} port {text!r} is not a port number") from exc
 
 
-_CACHE: dict[tuple[str, int, int | None], tuple[weakref.ref[Plan], Any]] = {}
-
-
-def _cached(kind: str, plan: Plan, plane: int | None, make: Callable[[], _T]) -> _T:
-    """Memoize per live Plan object (renderers share one fabric graph; read-only by contract)."""
-    key = (kind, id(plan), plane)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0]() is plan:
-        return cast(_T, hit[1])
-    value = make()
-    _CACHE[key] = (weakref.ref(plan, lambda _: _CACHE.pop(key, None)), value)
-    return value
-
-
 def ib_fabric(plan: Plan, plane: int | None = None) -> IbFabric:
     """The compute fabric of ``plan`` (one plane of a multi-plane fabric when ``plane`` is set).
 
     Raises PlanError when the plan has no compute fabric. The result is shared between
     callers for the same Plan object: do not modify it.
     """
-    return _cached("fabric", plan, plane, lambda: _build_fabric(plan, plane))
+    if plane is not None:
+        parts = memo("planes", plan, None, lambda: split_planes(ib_fabric(plan)))
+        if plane not in parts:
+            raise PlanError(f"compute fabric of site {plan.site.site.name} has no plane {plane}")
+        return parts[plane]
+    return memo("fabric", plan, None, lambda: _build_fabric(plan))
 
 
-def _build_fabric(plan: Plan, plane: int | None) -> IbFabric:
+def _build_fabric(plan: Plan) -> IbFabric:
     fab: FabricPlan | None = plan.fabrics.get("compute")
     cf = plan.site.fabrics.compute
     if fab is None or cf is None:
@@ -126,14 +116,11 @@ def _build_fabric(plan: Plan, plane: int | None) -> IbFabric:
     speed = cf.speed if cf.speed in IBSIM_SPEEDS else IBSIM_SPEEDS[-1]
     switches: dict[str, IbNode] = {}
     for sw in fab.switches:
-        if plane is None or sw.plane == plane:
-            ports = plan.catalog.switches[sw.model].ports
-            switches[sw.name] = IbNode(sw.name, "Switch", ports, plane=sw.plane, tier=sw.tier)
+        ports = plan.catalog.switches[sw.model].ports
+        switches[sw.name] = IbNode(sw.name, "Switch", ports, plane=sw.plane, tier=sw.tier)
     cas: dict[str, IbNode] = {}
     ufm_ports = sum(1 for lk in fab.links if lk.kind == "ufm-leaf")
     for lk in fab.links:
-        if lk.b not in switches:
-            continue
         if lk.kind == "node-leaf":
             a_name, a_port = hca_id(lk.a, lk.a_port), 1
             a = cas.setdefault(a_name, IbNode(a_name, "Hca", 1, plane=lk.plane))
@@ -146,7 +133,12 @@ def _build_fabric(plan: Plan, plane: int | None) -> IbFabric:
         b_port = _int_port(lk.b_port, lk.b)
         a.links[a_port] = (lk.b, b_port)
         switches[lk.b].links[b_port] = (a_name, a_port)
-    return _ordered(list(switches.values()), list(cas.values()), speed, cf.speed)
+    whole = _ordered(list(switches.values()), list(cas.values()), speed, cf.speed)
+    parts = split_planes(whole)
+    if None in parts:
+        return whole
+    # Multi-plane: plane after plane, each starting with its own SM node.
+    return IbFabric([n for part in parts.values() for n in part.nodes], speed, cf.speed)
 
 
 def _ordered(sw_list: list[IbNode], ca_list: list[IbNode], speed: str,
@@ -207,7 +199,7 @@ def synthetic_guids(plan: Plan) -> dict[str, str]:
         taken: set[int] = set()
         return {name: f"0x{_guid_of(name, taken):016x}" for name in names}
 
-    return dict(_cached("guids", plan, None, make))
+    return dict(memo("guids", plan, None, make))
 
 
 def port_guid(guids: Mapping[str, str], node: IbNode, port: int = 1) -> str:

@@ -20,6 +20,7 @@ import netaddr
 
 from provision.plan.build import Plan
 from provision.plan.layout import Node
+from provision.render.memo import memo
 
 _NUM_RE = re.compile(r"^(.*?)(\d+)$")
 
@@ -40,7 +41,11 @@ class Topology:
 
 
 def topology(plan: Plan) -> Topology:
-    """Blocks and spine groups of every compute-fabric node."""
+    """Blocks and spine groups of every compute-fabric node (shared: do not modify)."""
+    return memo("topology", plan, None, lambda: _topology(plan))
+
+
+def _topology(plan: Plan) -> Topology:
     topo = Topology()
     fab = plan.fabrics.get("compute")
     if fab is None:
