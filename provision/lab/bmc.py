@@ -123,6 +123,11 @@ def emulator_command(config: Path) -> list[str]:
     return [exe, "--fake", "--config", str(config)]
 
 
+def require_emulator() -> None:
+    """Fail early (before anything is made) when sushy-tools is missing."""
+    emulator_command(Path(os.devnull))
+
+
 def start(paths: LabPaths, *, port: int, creds: Credentials,
           hosts: Sequence[HostRecord]) -> ProcRecord:
     bmc_dir = paths.bmc_dir

@@ -91,7 +91,7 @@ def up(spec: LabSpec, lab_dir: str | Path | None = None, *,
     root = resolve_lab_dir(spec.site, lab_dir)
     hostfs.check_lab_dir(root)
     require_tools()
-    bmc.emulator_command(Path("/dev/null"))  # fails early when sushy-tools is missing
+    bmc.require_emulator()
     created = not root.exists()
     _claim_dir(root)
     with lab_lock(root):
@@ -122,7 +122,7 @@ def up(spec: LabSpec, lab_dir: str | Path | None = None, *,
 
 
 def down(site: str, lab_dir: str | Path | None = None) -> bool:
-    """Tear the lab down from its recorded state; True if there was anything to remove."""
+    """Tear the lab down from its recorded state; True if a lab was recorded there."""
     require_root()
     root = resolve_lab_dir(site, lab_dir)
     if not root.is_dir():
@@ -135,7 +135,7 @@ def down(site: str, lab_dir: str | Path | None = None) -> bool:
             teardown(state, remove_dir=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    return True
+    return state is not None
 
 
 def healthy(state: LabState) -> bool:
