@@ -52,8 +52,12 @@ def up_cmd(site: str, lab_dir: str | None) -> None:
         from provision.lab.from_plan import lab_spec_for_site
     except ImportError as exc:
         raise LabError(f"site {site}: cannot build a lab spec ({exc})") from exc
+    from provision.cli.common import load_and_plan
+    from provision.lab.hardware import hwsim_setup
+
     spec = lab_spec_for_site(site)
-    state = labmod.up(spec, _lab_dir(site, lab_dir))
+    _, plan = load_and_plan(Path(site))
+    state = labmod.up(spec, _lab_dir(site, lab_dir), host_setup=hwsim_setup(plan))
     paths = state.paths
     click.echo(f"lab {state.site}: {len(state.hosts)} hosts up on bridge {state.bridge} "
                f"({state.gateway})")
@@ -130,3 +134,12 @@ def _render(result: LabStatus) -> None:
                           f"{sub.detail}")
             if sub.sminfo:
                 console.print(f"    {sub.sminfo}", markup=False)
+
+
+def _register_fault() -> None:
+    from provision.cli.lab_fault import fault
+
+    lab.add_command(fault)
+
+
+_register_fault()
