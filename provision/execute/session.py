@@ -99,6 +99,19 @@ def plan_freshness(loaded: LoadedSite, plan: Plan) -> str:
     return f"{generated} is up to date"
 
 
+def boot_config(loaded: LoadedSite, plan: Plan) -> str:
+    """Where the image phase's network boot gets its configuration: the Kea config (PXE ->
+    iPXE) and the autoinstall seeds per node group that ``gpuctl plan`` renders."""
+    gen = site_dir(loaded) / "generated"
+    paths = [gen / "dhcp" / "kea-dhcp4.conf"] + [
+        gen / "cloud-init" / g / "user-data" for g in sorted({n.group for n in plan.nodes})]
+    missing = [p for p in paths if not p.exists()]
+    text = "boot config: " + ", ".join(str(p) for p in paths)
+    if missing:
+        text += f" ({len(missing)} not rendered yet: run gpuctl plan {site_dir(loaded)})"
+    return text
+
+
 def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Reporter,
              *, targets: inventory.Targets | None = None) -> phases.RunReport:
     t = targets or build_targets(loaded, plan, opts)
@@ -114,6 +127,10 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
     version = plan_version(plan)
     if "preflight" in opts.phases:
         reporter.note("preflight: lint clean; " + plan_freshness(loaded, plan))
+    if "image" in opts.phases:
+        reporter.note("image: " + boot_config(loaded, plan) + (
+            "; in the lab nothing is reinstalled: the BMC power-cycles its fake system and "
+            "the host stays reachable" if t.lab else ""))
     if t.lab:
         reporter.note(f"lab mode: hosts and BMCs of the lab at {t.lab_dir}")
     store_url = opts.store or default_store(loaded)
