@@ -18,7 +18,7 @@ from provision.cli.common import load_and_plan
 from provision.cli.platform import platform
 from provision.errors import ExecutionError
 from provision.execute import pulumi_stack as ps
-from provision.platform.config import stack_config
+from provision.platform.config import stack_config, stack_file
 from provision.platform.model import BLOCK_LABEL, HOSTNAME_LABEL, RACK_LABEL, PlatformConfig
 from tests.conftest import EXAMPLE_SITES, SITES
 
@@ -188,3 +188,50 @@ def test_cli_reports_errors_as_one_line(monkeypatch: pytest.MonkeyPatch) -> None
         pytest.skip("platform group not registered in the main CLI yet")
     assert res.exit_code == 1
     assert res.output.strip().splitlines() == [f"gpuctl: error: {ps.INSTALL_HINT}"]
+
+
+def test_provision_platform_phase_dry_run_and_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = load_and_plan(SITES / "lab")[1]
+    result = ps.provision_platform(plan, dry_run=True)
+    assert (result.site, result.operation) == ("lab", "dry-run")
+    assert (RELEASE, "network-operator") in result.resources
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ExecutionError, match="install the Pulumi CLI"):
+        ps.provision_platform(plan)
+
+
+def test_thin_program_reads_the_generated_stack_config() -> None:
+    """Run stacks/platform/__main__.py under mocks with the config `platform config` writes."""
+    import runpy
+
+    import pulumi
+    import yaml
+
+    cfg = config_of("lab")
+    recorded: list[str] = []
+
+    class Recorder(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            recorded.append(args.typ)
+            return f"{args.name}-id", dict(args.inputs)
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+            return {}, None
+
+    settings = yaml.safe_load(stack_file(cfg))["config"]
+    pulumi.runtime.set_mocks(Recorder(), project="gpuctl-platform", stack="lab", preview=False)
+    pulumi.runtime.set_all_config({k: json.dumps(v) for k, v in settings.items()})
+    main = ps.STACK_DIR / "__main__.py"
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator,unused-ignore]
+    def program() -> Any:
+        with ps._stack_on_path(ps.STACK_DIR):
+            ns = runpy.run_path(str(main), run_name="__main__")
+        return ns["platform"].urn
+
+    try:
+        program()
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert recorded.count(NODE_PATCH) == 4
+    assert recorded.count(RELEASE) == 3

@@ -21,7 +21,8 @@ from types import ModuleType
 from typing import Any, Literal
 
 from provision.errors import ExecutionError
-from provision.platform.config import PROJECT, stack_file
+from provision.plan.build import Plan
+from provision.platform.config import PROJECT, stack_config, stack_file
 from provision.platform.model import PlatformConfig
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "stacks" / "platform"
@@ -153,3 +154,30 @@ def run(op: Operation, cfg: PlatformConfig, *, stack_dir: Path = STACK_DIR,
     except auto.errors.CommandError as exc:
         raise ExecutionError(f"pulumi {op} of stack {cfg.site}: "
                              f"{_first_line(str(exc))}") from exc
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """What the platform phase did: the resources (dry run) or the engine's change counts."""
+
+    site: str
+    operation: str
+    resources: list[tuple[str, str]] = field(default_factory=list)
+    changes: dict[str, int] = field(default_factory=dict)
+
+
+def provision_platform(plan: Plan, *, dry_run: bool = False, preview: bool = False,
+                       host_installs_driver: bool = True, env: Mapping[str, str] | None = None,
+                       on_output: Callable[[str], None] | None = None,
+                       stack_dir: Path = STACK_DIR) -> PhaseResult:
+    """The ``platform`` phase of ``gpuctl provision site``: one call from a Plan.
+
+    ``dry_run`` lists the resources under mocks (no CLI, no cluster); otherwise ``preview``
+    or ``up`` run through the Automation API (ExecutionError with one line on failure).
+    """
+    cfg = stack_config(plan, host_installs_driver=host_installs_driver)
+    if dry_run:
+        return PhaseResult(cfg.site, "dry-run", resources=dry_run_resources(cfg, stack_dir))
+    op: Operation = "preview" if preview else "up"
+    return PhaseResult(cfg.site, op, changes=run(op, cfg, stack_dir=stack_dir, env=env,
+                                                  on_output=on_output))
