@@ -114,7 +114,11 @@ def network_operator_values(cfg: PlatformConfig) -> dict[str, Any]:
                                        {t for r in n.rdma_resources for t in r.link_types}},
                              "ipamPlugin": {"deploy": False}},
         "nvIpam": {"deploy": True},
-        "tolerations": gpu_tolerations(),
+        # The chart's default control-plane tolerations, plus gpuctl's GPU-node taint.
+        "operator": {"tolerations": [
+            {"key": f"node-role.kubernetes.io/{role}", "operator": "Equal", "value": "",
+             "effect": "NoSchedule"} for role in ("master", "control-plane")
+        ] + gpu_tolerations()},
     }
 
 
