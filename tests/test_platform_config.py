@@ -141,7 +141,7 @@ def test_every_plan_node_gets_location_block_and_topograph_labels(site: str) -> 
     for node, spec in zip(plan.nodes, cfg.nodes, strict=True):
         rack = racks[node.rack]
         lb = spec.labels
-        assert lb[HOSTNAME_LABEL] == node.name
+        assert HOSTNAME_LABEL not in lb  # the kubelet's label, never patched
         assert (lb[HALL_LABEL], lb[ROW_LABEL], lb[RACK_LABEL]) == (rack.hall, rack.row, rack.name)
         assert lb[BLOCK_LABEL] == lb[TOPOGRAPH_BLOCK]
         assert lb[TOPOGRAPH_DATACENTER] == site
@@ -251,8 +251,8 @@ def test_custom_resources_validate_structurally(site: str) -> None:
     levels = [lv["nodeLabel"] for lv in topo["spec"]["levels"]]
     assert levels == [BLOCK_LABEL, RACK_LABEL, HOSTNAME_LABEL]
     assert flavor["spec"]["topologyName"] == topo["metadata"]["name"]
-    labelled = {k for n in cfg.nodes for k in n.labels}
-    assert set(levels) <= labelled  # every level is a label the stack puts on nodes
+    for n in cfg.nodes:  # every level is a label every node carries (hostname: kubelet's)
+        assert set(levels) <= set(n.labels) | {HOSTNAME_LABEL}, n.name
     exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
     for metric in ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
                    "node_infiniband_state_id"):

@@ -139,8 +139,9 @@ def node_labels(plan: Plan) -> list[NodeLabels]:
     for n in plan.nodes:
         rack = racks[n.rack]
         ntype = plan.catalog.nodes[n.type]
+        # kubernetes.io/hostname is the kubelet's: gpuctl never co-owns it (a Pulumi patch
+        # would strip it on destroy); Kueue's lowest level reads the kubelet's value.
         labels = {
-            HOSTNAME_LABEL: n.name,
             HALL_LABEL: rack.hall,
             ROW_LABEL: rack.row,
             RACK_LABEL: rack.name,
