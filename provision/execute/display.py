@@ -13,7 +13,7 @@ from rich.table import Table
 from provision.execute.events import HostTally
 
 STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "unreachable": "magenta",
-         "skipped": "dim", "running": "cyan", "pending": "dim"}
+         "skipped": "dim", "running": "cyan", "pending": "dim", "interrupted": "red"}
 
 
 class Reporter(Protocol):
@@ -63,8 +63,7 @@ class RichReporter:
         for col in ("host", "status", "ok", "changed", "failed", "unreach.", "detail"):
             table.add_column(col, overflow="fold")
         for host, (status, t, detail) in self._rows.items():
-            style = STYLE.get(status, "")
-            table.add_row(host, f"[{style}]{status}[/]", str(t.ok), str(t.changed),
+            table.add_row(host, _styled(status), str(t.ok), str(t.changed),
                           str(t.failed), str(t.unreachable), detail or t.last_task)
         return table
 
@@ -94,7 +93,12 @@ class RichReporter:
             self._live.stop()
             self._live = None
         self.console.print()
-        self.console.print(f"phase {phase}: [{STYLE.get(status, '')}]{status}[/]")
+        self.console.print(f"phase {phase}: {_styled(status)}")
+
+
+def _styled(status: str) -> str:
+    style = STYLE.get(status, "bold")
+    return f"[{style}]{status}[/]"
 
 
 def summary_table(title: str, rows: Sequence[Mapping[str, str]], columns: Sequence[str]
