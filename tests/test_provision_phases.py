@@ -161,3 +161,20 @@ def test_playbooks_pass_ansible_lint_production_and_syntax_check() -> None:
     for playbook in ("site.yml", "base.yml"):
         err = ansible.syntax_check(Path("/dev/null"), ROOT / "playbooks" / playbook)
         assert err is None, err
+
+
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible not installed")
+def test_offline_check_reports_a_broken_playbook(tmp_path: Path) -> None:
+    from provision.execute.offline import offline_check
+
+    books = tmp_path / "playbooks"
+    shutil.copytree(ROOT / "playbooks", books)
+    (books / "base.yml").write_text("- name: Broken\n  hosts: gpuctl_nodes\n  tasks:\n"
+                                    "    - name: Bad\n      ansible.builtin.not_a_module: {}\n")
+    _, plan = load_and_plan(LAB_SITE)
+    t = targets(plan)
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(inventory_text(plan, t))
+    report = offline_check(t, select(t, None), ["preflight", "base"], inv, playbooks=books)
+    bad = [p for p in report.problems if p.startswith("base.yml")]
+    assert bad and "not_a_module" in bad[0], report.problems

@@ -164,4 +164,8 @@ def list_tasks(inventory: Path, playbook: Path) -> dict[str, list[str]]:
 def syntax_check(inventory: Path, playbook: Path) -> str | None:
     """None when ``--syntax-check`` passes, else its last error lines."""
     proc = ansible_playbook(["--syntax-check"], inventory=inventory, playbook=playbook)
-    return None if proc.returncode == 0 else _tail(proc.stderr or proc.stdout, 4)
+    if proc.returncode == 0:
+        return None
+    text = proc.stderr or proc.stdout
+    errors = [line.strip() for line in text.splitlines() if "ERROR" in line]
+    return " | ".join(errors[:2]) or _tail(text, 4)
