@@ -29,7 +29,7 @@ from provision.render.ansible import ansible_tree
 from provision.render.cloudinit import cloudinit_tree
 from provision.render.dhcp import dhcp_tree
 from provision.render.dns import dns_tree
-from provision.render.ibsim import ib_fabric, ibsim_net, split_planes
+from provision.render.ibsim import ib_fabric, ibsim_nets, split_planes
 from provision.render.k8s import k8s_tree
 from provision.render.netbox import netbox_tree
 from provision.render.opensm import opensm_tree, resolve_guids
@@ -41,10 +41,9 @@ def fabric_tree(plan: Plan, guids: Mapping[str, str] | None = None) -> dict[str,
     if "compute" not in plan.fabrics or plan.site.fabrics.compute is None:
         return {}
     g = resolve_guids(plan, guids)
-    files = {"ibsim/fabric.net": ibsim_net(plan, g)}
-    planes = [p for p in split_planes(ib_fabric(plan)) if p is not None]
-    for plane in planes:
-        files[f"ibsim/plane{plane}.net"] = ibsim_net(plan, g, plane)
+    planes = [None, *(p for p in split_planes(ib_fabric(plan)) if p is not None)]
+    files = {"ibsim/fabric.net" if plane is None else f"ibsim/plane{plane}.net": text
+             for plane, text in ibsim_nets(plan, g, planes).items()}
     files.update(opensm_tree(plan, g))
     return files
 

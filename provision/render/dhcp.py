@@ -16,6 +16,7 @@ integer, so adding a rack never renumbers another subnet.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,7 +108,11 @@ def dhcp_tree(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, st
         marks[mark] = subnet["reservations"]
         subnet["reservations"] = mark
     text = json.dumps(cfg, indent=2)
-    for mark, res in marks.items():
+
+    def block(m: re.Match[str]) -> str:
+        res = marks[m.group(1)]
         body = ",\n".join(f"          {json.dumps(r)}" for r in res)
-        text = text.replace(f'"{mark}"', f"[\n{body}\n        ]" if res else "[]", 1)
+        return f"[\n{body}\n        ]" if res else "[]"
+
+    text = re.sub(r'"(@@reservations\d+@@)"', block, text)
     return {"dhcp/kea-dhcp4.conf": text + "\n"}

@@ -22,7 +22,9 @@ TTL = 3600
 
 
 def _label(text: str) -> str:
-    return text.replace("_", "-").replace(".", "-").lower()
+    if "_" in text or "." in text or not text.islower():
+        return text.replace("_", "-").replace(".", "-").lower()
+    return text
 
 
 def host_records(plan: Plan) -> Iterator[tuple[str, str]]:
