@@ -21,7 +21,7 @@ from provision.burnin.probes.perftest import WriteBw, WriteLat
 from provision.burnin.probes.xid import KernelLogReport
 from provision.burnin.thresholds import Thresholds
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
 from provision.burnin.probes import KINDS, to_json
+from provision.cli.common import SITE_ARG, load_and_plan
 from provision.errors import ParseError, UsageError
 
 BURNIN_HELP = """Burn-in: prove new hardware works before it is accepted.
@@ -50,3 +56,153 @@ def parse_cmd(kind: str, file: str) -> None:
     except ParseError as exc:
         raise ParseError(f"{'<stdin>' if file == '-' else file}: {exc}") from exc
     click.echo(to_json(result))
+
+
+LEVEL_HELP = ("quick: inventory and health (nvidia-smi, NVLink, Xids, ibstat); standard: + "
+              "dcgmi diag -r 2, pairwise ib_write_bw/lat per rail, single-node and rack NCCL "
+              "with bad-node isolation; full: + dcgmi -r 3, all_to_all, cross-rack; soak: "
+              "standard repeated for --duration, with the trend judged.")
+
+
+@burnin.command("run", help="Run the acceptance tests on the nodes of one rack of SITE: "
+                "first a rack-scoped live fabric verify, then the tests of --level; print a "
+                "per-node verdict table with what to fix. Exit 0 when every node passes, 1 "
+                "otherwise. Everything is recorded in the site's results DB.\n\n" + LEVEL_HELP)
+@SITE_ARG
+@click.option("--rack", required=True, help="Rack to test, e.g. a01.")
+@click.option("--level", type=click.Choice(["quick", "standard", "full", "soak"]),
+              default="standard", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the last interrupted run of this rack "
+              "and level (finished probes are not run again).")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write JSON, JUnit XML and HTML reports here.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--duration", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="Seconds of repetition for --level soak.")
+@click.option("--backend", type=click.Choice(["ssh", "slurm", "kubernetes"]), default="ssh",
+              show_default=True, help="ssh runs the tests; slurm/kubernetes print the NCCL "
+              "test jobs (sbatch scripts / MPIJob manifests) instead.")
+@click.option("--store", default=None, help="Results DB [default: SITE/.gpuctl/provision.db].")
+@click.option("--lab-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The lab to test [default: .lab/<site> when it is up].")
+@click.option("--no-lab", is_flag=True, help="Ignore a running lab: SSH to the plan's "
+              "in-band addresses with --ssh-user/--ssh-key/--known-hosts.")
+@click.option("--ssh-user", default="root", show_default=True)
+@click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Host keys to verify against [default: ~/.ssh/known_hosts].")
+@click.option("--workers", type=click.IntRange(1, 512), default=16, show_default=True,
+              help="Probes running at once.")
+@click.option("--timeout", type=click.FloatRange(1, 86400), default=900.0, show_default=True,
+              help="Seconds any one probe may take.")
+@click.option("--skip-fabric", is_flag=True, help="Do not run the rack-scoped fabric verify.")
+@click.option("--accept", is_flag=True, help="When every node passes, move them to "
+              "production in the lifecycle record.")
+def run_cmd(site: Path, rack: str, level: str, resume: bool, report_dir: Path | None,
+            fmt: str, duration: float, backend: str, store: str | None,
+            lab_dir: Path | None, no_lab: bool, ssh_user: str, ssh_key: Path | None,
+            known_hosts: Path | None, workers: int, timeout: float, skip_fabric: bool,
+            accept: bool) -> None:
+    from provision.burnin.session import BurninOptions, run_burnin
+
+    loaded, plan = load_and_plan(site)
+    if backend != "ssh":
+        click.echo(_jobs(plan, rack, backend), nl=False)
+        return
+    opts = BurninOptions(rack=rack, level=level, resume=resume, report_dir=report_dir,
+                         store=store, lab_dir=lab_dir, no_lab=no_lab, workers=workers,
+                         timeout_s=timeout, soak_s=duration, ssh_user=ssh_user,
+                         ssh_key=ssh_key, known_hosts=known_hosts, skip_fabric=skip_fabric)
+
+    def say(message: str) -> None:
+        click.echo(f"burnin: {message}", err=True)
+
+    report = run_burnin(loaded, plan, opts, say=say)
+    if accept and report.ok:
+        _accept(opts, loaded.path.parent, report.site, report.nodes, report.run_id)
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        from provision.burnin.report import render_text
+
+        click.echo(render_text(report), nl=False)
+    sys.exit(0 if report.ok else 1)
+
+
+def _accept(opts: Any, site_dir: Path, site: str, nodes: list[str], run_id: int) -> None:
+    from provision.burnin.store import default_store_for, open_burnin_store
+
+    with open_burnin_store(opts.store or default_store_for(site_dir)) as st:
+        for node in nodes:
+            st.set_state(site, node, "production", f"accepted after run {run_id}", run_id)
+
+
+def _jobs(plan: Any, rack: str, backend: str) -> str:
+    from provision.burnin.schedule import leaf_groups
+    from provision.burnin.targets import mpijob_manifest, nccl_argv, rack_targets, sbatch_script
+
+    targets = rack_targets(plan, rack)
+    names = [t.name for t in targets]
+    groups = {f"rack-{rack}": names}
+    groups.update({f"leaf-{leaf}": members for leaf, members in
+                   leaf_groups(names, {t.name: t.leaf for t in targets}).items()
+                   if len(members) >= 2 and len(members) < len(names)})
+    parts = []
+    for label, members in groups.items():
+        if backend == "slurm":
+            argv = nccl_argv("all_reduce_perf", 1, "256M", "8G")
+            parts.append(f"# --- {label} ---\n"
+                         + sbatch_script(plan.site.site.name, label, members, targets[0].gpus,
+                                         argv))
+        else:
+            parts.append(mpijob_manifest(plan, members, "all_reduce_perf", "256M", "8G")
+                         .rstrip("\n") + "\n---\n")
+    return "".join(parts)
+
+
+@burnin.command("history", help="Show the stored burn-in runs of SITE and each node's "
+                "lifecycle state (new, burn-in, passed, failed, production).")
+@SITE_ARG
+@click.option("--store", default=None, help="Results DB [default: SITE/.gpuctl/provision.db].")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def history_cmd(site: Path, store: str | None, limit: int, fmt: str) -> None:
+    from provision.burnin.store import default_store_for, open_burnin_store
+
+    loaded, plan = load_and_plan(site)
+    name = plan.site.site.name
+    url = store or str(default_store_for(loaded.path.parent))
+    if "://" not in url and not Path(url).exists():
+        runs: list[dict[str, Any]] = []
+        nodes: list[dict[str, Any]] = []
+    else:
+        with open_burnin_store(url) as st:
+            runs = []
+            for r in st.burnin_runs(name, limit):
+                bad = sorted({v.node for v in st.verdicts(r.id) if v.failed})
+                runs.append({"run": r.id, "status": r.status, "rack": r.options.get("rack"),
+                             "level": r.options.get("level"), "plan": r.plan_version,
+                             "started": _ts(r.started_at), "failed_nodes": bad,
+                             "detail": r.detail})
+            nodes = [{"node": s.node, "state": s.state, "reason": s.reason, "run": s.run_id,
+                      "since": _ts(s.at)} for s in st.node_states(name).values()]
+    if fmt == "json":
+        click.echo(json.dumps({"site": name, "runs": runs, "nodes": nodes}, indent=2))
+        return
+    if not runs and not nodes:
+        click.echo(f"burn-in {name}: no runs recorded in {url}")
+        return
+    for row in runs:
+        click.echo(f"run {row['run']:>4} {row['started']} rack {row['rack']} "
+                   f"{row['level']:<8} {row['status']:<11} "
+                   f"{', '.join(row['failed_nodes']) or '-'}")
+    for n in sorted(nodes, key=lambda x: str(x["node"])):
+        click.echo(f"{n['node']:<20} {n['state']:<10} {n['since']}  {n['reason']}")
+
+
+def _ts(t: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")

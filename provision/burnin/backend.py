@@ -1,0 +1,216 @@
+"""Where burn-in commands run: a small :class:`Executor` protocol and its SSH implementation.
+
+The runner only ever calls ``run(node, argv, timeout=...)`` and ``put(node, path, text)``;
+argv lists are quoted with :func:`shlex.join` for the remote shell, never joined by hand.
+:class:`SshExecutor` keeps one paramiko connection per node (host keys verified against a
+known_hosts file with ``RejectPolicy``: see :mod:`provision.execute.ssh`), opens a channel
+per command (so commands on one node run in parallel) and bounds every command in time.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import paramiko
+
+from provision.errors import ExecutionError
+from provision.execute.ssh import SshTarget, connect
+
+TIMED_OUT = 124
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Exit status (124 when our timeout stopped it), output, and wall time."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    took_s: float
+
+
+class Running(Protocol):
+    """A command started in the background (a perftest server)."""
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """True once ``text`` appeared in its stdout; False if it exited or time ran out."""
+        ...
+
+    def result(self) -> CommandResult:
+        """Wait (bounded by the start timeout) for it to end."""
+        ...
+
+
+class Executor(Protocol):
+    """Runs probes on nodes. Implementations must allow concurrent calls from threads."""
+
+    def run(self, node: str, argv: Sequence[str], *, timeout: float) -> CommandResult: ...
+
+    def start(self, node: str, argv: Sequence[str], *, timeout: float) -> Running: ...
+
+    def put(self, node: str, path: str, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SshAccess:
+    """How to log in: user, private key, known_hosts (None: the user's defaults)."""
+
+    user: str = "root"
+    key_file: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout: float = 10.0
+
+
+def lab_access(lab_dir: Path) -> SshAccess:
+    """The lab's admin key and known_hosts (``gpuctl lab up`` wrote them)."""
+    from provision.lab.state import LabPaths
+
+    paths = LabPaths(lab_dir)
+    for needed in (paths.admin_key, paths.known_hosts):
+        if not needed.exists():
+            raise ExecutionError(f"lab dir {lab_dir}: no {needed.name}; is the lab up?")
+    return SshAccess(user="root", key_file=paths.admin_key, known_hosts=paths.known_hosts)
+
+
+class Collector:
+    """Output of a running command, filled by a reader thread; ``wait_for`` watches it."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.err = bytearray()
+        self.cond = threading.Condition()
+        self.final: CommandResult | None = None
+
+    def feed(self, out: bytes = b"", err: bytes = b"") -> None:
+        with self.cond:
+            self.out += out
+            self.err += err
+            self.cond.notify_all()
+
+    def finish(self, result: CommandResult) -> None:
+        with self.cond:
+            self.final = result
+            self.cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        needle = text.encode()
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while needle not in self.out:
+                left = deadline - time.monotonic()
+                if self.final is not None or left <= 0:
+                    return needle in self.out
+                self.cond.wait(min(left, 0.5))
+            return True
+
+    def result(self) -> CommandResult:
+        with self.cond:
+            while self.final is None:
+                self.cond.wait(0.5)
+            return self.final
+
+
+class SshExecutor:
+    """Commands over SSH to each node's in-band address; host keys always verified."""
+
+    def __init__(self, addresses: Mapping[str, str], access: SshAccess) -> None:
+        self._targets = {node: SshTarget(host=node, address=addr, user=access.user,
+                                         key_file=access.key_file,
+                                         known_hosts=access.known_hosts)
+                         for node, addr in addresses.items()}
+        self._timeout = access.connect_timeout
+        self._clients: dict[str, paramiko.SSHClient] = {}
+        self._locks = {node: threading.Lock() for node in self._targets}
+
+    def _client(self, node: str) -> paramiko.SSHClient:
+        if node not in self._targets:
+            raise ExecutionError(f"burn-in: no address for node {node!r}")
+        with self._locks[node]:
+            client = self._clients.get(node)
+            transport = client.get_transport() if client is not None else None
+            if client is None or transport is None or not transport.is_active():
+                client = connect(self._targets[node], timeout=self._timeout)
+                self._clients[node] = client
+            return client
+
+    def _open(self, node: str, argv: Sequence[str]) -> paramiko.Channel:
+        transport = self._client(node).get_transport()
+        if transport is None:
+            raise ExecutionError(f"ssh to {node}: connection lost")
+        try:
+            chan = transport.open_session(timeout=self._timeout)
+            chan.settimeout(1.0)
+            chan.exec_command(shlex.join(argv))
+        except (paramiko.SSHException, OSError) as exc:
+            raise ExecutionError(f"ssh to {node}: cannot start {argv[0]} ({exc})") from exc
+        return chan
+
+    @staticmethod
+    def _pump(node: str, argv: Sequence[str], chan: paramiko.Channel, sink: Collector,
+              timeout: float, start: float) -> CommandResult:
+        deadline = start + timeout
+        rc = TIMED_OUT
+        try:
+            while True:
+                got = False
+                while chan.recv_ready():
+                    sink.feed(out=chan.recv(65536))
+                    got = True
+                while chan.recv_stderr_ready():
+                    sink.feed(err=chan.recv_stderr(65536))
+                    got = True
+                if chan.exit_status_ready() and not chan.recv_ready() \
+                        and not chan.recv_stderr_ready():
+                    rc = chan.recv_exit_status()
+                    break
+                if time.monotonic() > deadline:
+                    sink.feed(err=f"\ngpuctl: {argv[0]} stopped after {timeout:g}s\n".encode())
+                    break
+                if not got:
+                    time.sleep(0.02)
+        except (paramiko.SSHException, OSError) as exc:
+            sink.feed(err=f"\ngpuctl: ssh to {node}: {argv[0]} failed ({exc})\n".encode())
+            rc = 255
+        finally:
+            chan.close()
+        result = CommandResult(rc, sink.out.decode(errors="replace"),
+                               sink.err.decode(errors="replace"), time.monotonic() - start)
+        sink.finish(result)
+        return result
+
+    def run(self, node: str, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        start = time.monotonic()
+        chan = self._open(node, argv)
+        return self._pump(node, argv, chan, Collector(), timeout, start)
+
+    def start(self, node: str, argv: Sequence[str], *, timeout: float) -> Collector:
+        start = time.monotonic()
+        chan = self._open(node, argv)
+        sink = Collector()
+        threading.Thread(target=self._pump, args=(node, argv, chan, sink, timeout, start),
+                         daemon=True, name=f"burnin-{node}-{argv[0]}").start()
+        return sink
+
+    def put(self, node: str, path: str, text: str) -> None:
+        try:
+            sftp = self._client(node).open_sftp()
+            try:
+                with sftp.file(path, "w") as fh:
+                    fh.write(text.encode())
+            finally:
+                sftp.close()
+        except (paramiko.SSHException, OSError) as exc:
+            raise ExecutionError(f"ssh to {node}: cannot write {path} ({exc})") from exc
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -1,0 +1,206 @@
+"""Stored raw outputs -> verdicts (pure): parse each unit with its probe, then judge it.
+
+Verdicts are always recomputed from the raw outputs in the store, so a resumed run and a
+re-judged old run (new thresholds) give the same answer as a fresh one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from provision.burnin import judge as j
+from provision.burnin.probes import KINDS
+from provision.burnin.probes.nccl import NcclResult, large_message_busbw
+from provision.burnin.schedule import PairOutcome, attribute_pairs
+from provision.burnin.store import UnitOutput
+from provision.burnin.targets import NodeTarget
+from provision.burnin.thresholds import Thresholds
+from provision.errors import ParseError
+
+NODE_TESTS: dict[str, str] = {
+    "nvidia-smi": "nvidia-smi-xml",
+    "nvlink": "nvlink",
+    "xid": "xid",
+    "ibstat": "ibstat",
+    "dcgm-r2": "dcgmi-diag",
+    "dcgm-r3": "dcgmi-diag",
+    "nccl-single": "nccl",
+    "a2a-single": "nccl",
+}
+"""Node-level test name -> probe kind that parses it."""
+
+BLOCKING = ("gpu-count", "xid", "ecc", "row-remap", "nvidia-smi")
+"""Failed tests that keep a node out of multi-node collectives (it cannot run them, or must
+not: a fatal Xid or uncorrectable ECC needs a reset first)."""
+
+
+def parsed(out: UnitOutput) -> Any:
+    """The probe's parse of a unit's stdout; ParseError (naming the unit) when it fails."""
+    try:
+        return KINDS[out.kind](out.stdout)
+    except ParseError as exc:
+        tail = _last_line(out.stderr)
+        raise ParseError(f"{out.unit}: exit {out.rc}: {exc}"
+                         + (f" (stderr: {tail})" if tail else "")) from exc
+
+
+_PROBLEM = re.compile(r"fail|error|warn|not found|down|unable|couldn't", re.IGNORECASE)
+
+
+def _last_line(text: str) -> str:
+    """The most telling line of stderr: the first that names a problem, else the last."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "simulator" not in ln]
+    telling = [ln for ln in lines if _PROBLEM.search(ln)]
+    pick = telling[0] if telling else (lines[-1] if lines else "")
+    return pick[:200]
+
+
+def judge_node_unit(target: NodeTarget, out: UnitOutput, th: Thresholds) -> list[j.Verdict]:
+    """Verdicts of one node-level unit."""
+    node = target.name
+    try:
+        result = parsed(out)
+    except ParseError as exc:
+        why = _last_line(out.stderr) or str(exc)
+        return [j.probe_error(node, out.test, f"{out.test}: {why}")]
+    if out.test == "nvidia-smi":
+        return j.judge_gpus(node, result, th)
+    if out.test == "nvlink":
+        return j.judge_nvlink(node, result, th)
+    if out.test == "xid":
+        return j.judge_xid(node, result, th)
+    if out.test == "ibstat":
+        cabling = {h: target.cable(h) for h in target.hcas}
+        return j.judge_ib_ports(node, result, th, target.hcas, cabling)
+    if out.test.startswith("dcgm-r"):
+        return j.judge_dcgm(node, result, th, int(out.test[-1]))
+    if out.test in ("nccl-single", "a2a-single"):
+        return j.judge_nccl(node, result, th, test=out.test, floor=(
+            th.nccl_single_busbw_gbps * (0.75 if out.test == "a2a-single" else 1.0)))
+    return []
+
+
+def judge_nodes(targets: Sequence[NodeTarget], outputs: Iterable[UnitOutput],
+                th: Thresholds) -> list[j.Verdict]:
+    by_name = {t.name: t for t in targets}
+    out: list[j.Verdict] = []
+    for unit in outputs:
+        if unit.test in NODE_TESTS and unit.node in by_name and not unit.peer:
+            out += judge_node_unit(by_name[unit.node], unit, th)
+    return out
+
+
+def judge_pairs(outputs: Iterable[UnitOutput], th: Thresholds
+                ) -> tuple[list[j.Verdict], list[j.Verdict]]:
+    """(per-pair verdicts as measured, per-node verdicts after attributing blame)."""
+    measured: list[j.Verdict] = []
+    outcomes: list[PairOutcome] = []
+    for unit in outputs:
+        if unit.test not in ("ib-write-bw", "ib-write-lat"):
+            continue
+        try:
+            result = parsed(unit)
+            verdicts = (j.judge_write_bw(unit.node, unit.peer, unit.rail, result, th)
+                        if unit.test == "ib-write-bw"
+                        else j.judge_write_lat(unit.node, unit.peer, unit.rail, result, th))
+        except ParseError as exc:
+            why = _last_line(unit.stderr) or str(exc)
+            verdicts = [j.probe_error(unit.node, unit.test, f"{unit.rail} with {unit.peer}: "
+                                      f"{why}", unit.rail, unit.peer)]
+        measured += verdicts
+        outcomes.append(PairOutcome(f"{unit.test}:{unit.rail}", unit.peer, unit.node,
+                                    not any(v.failed for v in verdicts)))
+    by_pair = {(v.test, v.rail, frozenset((v.node, v.peer or ""))): v for v in measured}
+    per_node: list[j.Verdict] = []
+    for blame in attribute_pairs(outcomes):
+        test, rail = blame.rail.split(":", 1)
+        failures = [by_pair[(test, rail, frozenset((blame.node, p)))]
+                    for p in blame.failed_with]
+        worst = failures[0]
+        who = ", ".join(blame.failed_with)
+        certain = "" if blame.certain else " (either end; too few peers to tell)"
+        per_node.append(j.Verdict(
+            blame.node, test, j.FAIL, f"{rail} failed with {who}{certain}: {worst.reason}",
+            rail=rail, metric=worst.metric, value=worst.value, threshold=worst.threshold,
+            peer=blame.failed_with[0], fix=worst.fix))
+    blamed = {(v.node, v.test, v.rail) for v in per_node}
+    for v in measured:
+        for node in (v.node, v.peer or ""):
+            if not v.failed and (node, v.test, v.rail) not in blamed:
+                per_node.append(j.Verdict(node, v.test, j.PASS, v.reason, v.rail, v.metric,
+                                          v.value, v.threshold, v.peer if node == v.node
+                                          else v.node))
+    return measured, per_node
+
+
+def collective_busbw(out: UnitOutput, th: Thresholds) -> tuple[bool, float | None, str]:
+    """(passed, large-message busbw, why) of a multi-node NCCL unit."""
+    try:
+        result: NcclResult = parsed(out)
+    except ParseError:
+        return False, None, _last_line(out.stderr) or f"exit {out.rc}, no nccl-tests report"
+    if result.wrong_rows:
+        return False, None, f"{result.wrong_rows} rows with wrong data"
+    busbw = large_message_busbw(result, th.nccl_large_bytes)
+    if busbw is None:
+        return False, None, "no large message size measured"
+    ok = busbw >= th.nccl_multi_busbw_gbps
+    return ok, busbw, (f"busbw {busbw:.1f} GB/s {'>=' if ok else '<'} "
+                       f"{th.nccl_multi_busbw_gbps:g} floor")
+
+
+def blocked(verdicts: Iterable[j.Verdict]) -> dict[str, str]:
+    """Nodes that must stay out of collectives, with the first blocking reason."""
+    out: dict[str, str] = {}
+    for v in verdicts:
+        if v.failed and v.test in BLOCKING:
+            out.setdefault(v.node, v.reason)
+    return out
+
+
+def no_active_hca(verdicts: Iterable[j.Verdict], targets: Sequence[NodeTarget]) -> set[str]:
+    ok_ports: dict[str, int] = {}
+    for v in verdicts:
+        if v.test == "ib-port" and v.rail:
+            ok_ports.setdefault(v.node, 0)
+            if not v.failed or v.metric == "rate_gbps":
+                ok_ports[v.node] += 1
+    return {t.name for t in targets if t.hcas and ok_ports.get(t.name, 0) == 0}
+
+
+_VERSION = re.compile(r"Version:\s*(\S+)")
+
+
+def versions(outputs: Iterable[UnitOutput]) -> dict[str, dict[str, str]]:
+    """Tool versions per node, from the outputs that report them."""
+    found: dict[str, dict[str, str]] = {}
+    for unit in outputs:
+        if unit.peer or unit.rc != 0:
+            continue
+        mine = found.setdefault(unit.node, {})
+        try:
+            if unit.test == "nvidia-smi":
+                rep = parsed(unit)
+                mine["driver"] = rep.driver_version or "?"
+                mine["cuda"] = rep.cuda_version or "?"
+            elif unit.test.startswith("dcgm-r"):
+                mine["dcgm"] = parsed(unit).dcgm_version or "?"
+            elif unit.test == "nccl-single":
+                mine["nccl-tests"] = parsed(unit).version or "?"
+            elif unit.test == "perftest-version" and (m := _VERSION.search(unit.stdout)):
+                mine["perftest"] = m.group(1)
+        except ParseError:
+            continue
+    return {k: v for k, v in sorted(found.items()) if v}
+
+
+def per_node_status(verdicts: Iterable[j.Verdict], nodes: Sequence[str]
+                    ) -> Mapping[str, list[j.Verdict]]:
+    """Failures per node (every node present, failures in test order)."""
+    out: dict[str, list[j.Verdict]] = {n: [] for n in nodes}
+    for v in verdicts:
+        if v.failed and v.node in out:
+            out[v.node].append(v)
+    return out

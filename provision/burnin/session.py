@@ -1,0 +1,193 @@
+"""From ``gpuctl burnin run SITE --rack R`` to a stored, judged, reported run.
+
+Loads the plan, runs the rack-scoped fabric verify (live; skipped with a note when the
+fabric cannot be reached), opens the site's results DB, resumes an interrupted run when
+asked, moves the nodes through their lifecycle, runs the level and writes the reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from provision.burnin import backend
+from provision.burnin.flow import execute
+from provision.burnin.html import render_html
+from provision.burnin.report import RunReport, junit_xml
+from provision.burnin.runner import RunConfig, Runner
+from provision.burnin.store import BurninStore, default_store_for, open_burnin_store
+from provision.burnin.targets import NodeTarget, other_rack_node, rack_targets
+from provision.burnin.thresholds import thresholds_for
+from provision.errors import GpuctlError, UsageError
+from provision.loader import LoadedSite
+from provision.plan.build import Plan
+
+
+@dataclass(frozen=True)
+class BurninOptions:
+    rack: str
+    level: str = "standard"
+    resume: bool = False
+    report_dir: Path | None = None
+    store: str | None = None
+    lab_dir: Path | None = None
+    no_lab: bool = False
+    workers: int = 16
+    timeout_s: float = 900.0
+    soak_s: float = 3600.0
+    ssh_user: str = "root"
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None
+    skip_fabric: bool = False
+
+
+def find_lab(loaded: LoadedSite, opts: BurninOptions) -> Path | None:
+    """``--lab-dir``, else ``.lab/<site>`` when a lab is recorded there."""
+    if opts.no_lab:
+        return None
+    if opts.lab_dir is not None:
+        return opts.lab_dir
+    from provision.lab import default_lab_dir
+
+    candidate = default_lab_dir(loaded.site.site.name)
+    return candidate if (candidate / "state.json").exists() else None
+
+
+def fabric_check(plan: Plan, rack: str, targets: list[NodeTarget],
+                 lab_dir: Path | None) -> tuple[str, str, dict[str, object] | None]:
+    """(pass|fail|skip, detail, verify JSON) of ``fabric verify --live --scope rack=R``."""
+    from provision.fabric.expected import expected_fabric, parse_scope
+    from provision.fabric.topology import parse_topology
+    from provision.fabric.verify import verify
+
+    try:
+        exp = expected_fabric(plan)
+        scope = parse_scope([f"rack={rack}"], exp)
+        if lab_dir is not None:
+            from provision.lab.access import run_ib_tool
+
+            first = next(t for t in targets if t.hcas)
+            done = run_ib_tool(lab_dir, f"{first.name} {first.hcas[0]}", ["ibnetdiscover"],
+                               timeout=60.0)
+            if done.returncode != 0 or not done.stdout.strip():
+                tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise UsageError(f"ibnetdiscover in the lab exited {done.returncode}: {tail}")
+            text = done.stdout
+        else:
+            from provision.execute.ibdiscover import run_ibnetdiscover
+
+            text = run_ibnetdiscover(timeout=60.0)
+        result = verify(parse_topology(text), exp, scope)
+    except (GpuctlError, StopIteration, OSError) as exc:
+        return "skip", f"fabric not reachable, verify skipped: {exc}", None
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
+    detail = (f"rack {rack}: {result.matched}/{result.planned_in_scope} planned links matched"
+              + (f"; findings: {counts}" if counts else ""))
+    return ("pass" if result.ok else "fail"), detail, result.to_json()
+
+
+def _executor(plan: Plan, targets: list[NodeTarget], lab_dir: Path | None,
+              opts: BurninOptions) -> backend.Executor:
+    addresses = {t.name: t.address for t in targets}
+    if lab_dir is not None:
+        access = backend.lab_access(lab_dir)
+    else:
+        access = backend.SshAccess(opts.ssh_user, opts.ssh_key, opts.known_hosts)
+    return backend.SshExecutor(addresses, access)
+
+
+def _start(store: BurninStore, site: str, version: str, opts: BurninOptions,
+           say: Callable[[str], None]) -> int:
+    previous = store.resumable(site, version, opts.rack, opts.level) if opts.resume else None
+    run_id = store.start_run(site, version, {"rack": opts.rack, "level": opts.level,
+                                             "resumed_from": previous})
+    if previous is not None:
+        copied = store.copy_outputs(previous, run_id)
+        say(f"resuming run {previous}: {copied} finished probes kept")
+    elif opts.resume:
+        say("--resume: no interrupted run of this rack and level; starting afresh")
+    return run_id
+
+
+def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
+               say: Callable[[str], None] = lambda _m: None,
+               executor: backend.Executor | None = None) -> RunReport:
+    site = plan.site.site.name
+    th = thresholds_for(plan.site.burnin.profile, plan.site.burnin.overrides)
+    targets = rack_targets(plan, opts.rack)
+    lab_dir = find_lab(loaded, opts)
+    if lab_dir is not None:
+        say(f"lab mode: hosts of the lab at {lab_dir}")
+    fabric: tuple[str, str, dict[str, object] | None]
+    if opts.skip_fabric:
+        fabric = ("skip", "skipped (--skip-fabric)", None)
+    else:
+        fabric = fabric_check(plan, opts.rack, targets, lab_dir)
+    say(f"fabric verify: {fabric[0]}: {fabric[1]}")
+    from provision.execute.session import plan_version
+
+    version = plan_version(plan)
+    store_url = opts.store or os.environ.get("GPUCTL_BURNIN_STORE") \
+        or str(default_store_for(loaded.path.parent))
+    partner_name = other_rack_node(plan, opts.rack) if opts.level == "full" else None
+    partner = rack_targets(plan, next(n.rack for n in plan.nodes if n.name == partner_name))[0] \
+        if partner_name else None
+    cfg = RunConfig(site, opts.rack, opts.level, tuple(targets), th, workers=opts.workers,
+                    timeout_s=opts.timeout_s, soak_s=opts.soak_s, cross_partner=partner)
+    with open_burnin_store(store_url) as store:
+        run_id = _start(store, site, version, opts, say)
+        if fabric[2] is not None:
+            store.record_fabric(site, fabric[0] == "pass", json.dumps(fabric[2]), run_id)
+        states = store.node_states(site)
+        for t in targets:
+            if t.name not in states:
+                store.set_state(site, t.name, "new", run_id=run_id)
+            store.set_state(site, t.name, "burn-in", f"run {run_id} ({opts.level})", run_id)
+        ex = executor or _executor(plan, targets + ([partner] if partner else []), lab_dir,
+                                   opts)
+        try:
+            outcome = execute(Runner(cfg, ex, store, run_id, progress=say))
+        except BaseException as exc:
+            store.finish_run(run_id, "interrupted", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            ex.close()
+        report = RunReport(site, opts.rack, opts.level, th.profile, run_id,
+                           [t.name for t in targets], outcome.verdicts, outcome.pairs,
+                           outcome.collectives, outcome.isolations, outcome.versions,
+                           outcome.notes, fabric[0], fabric[1], store=store.where)
+        store.record_verdicts(run_id, outcome.verdicts)
+        for node, tools in outcome.versions.items():
+            store.record_versions(run_id, node, tools)
+        for s in report.summaries():
+            if s.status == "fail":
+                reason = "; ".join(f"{v.test}{' ' + v.rail if v.rail else ''}: {v.reason}"
+                                   for v in s.failures[:3])
+                store.set_state(site, s.node, "failed", reason, run_id)
+            else:
+                store.set_state(site, s.node, "passed", f"run {run_id}", run_id)
+        report.states = {n: st.state for n, st in store.node_states(site).items()}
+        store.finish_run(run_id, "ok" if report.ok else "failed",
+                         f"failed: {', '.join(report.failed_nodes())}"
+                         if report.failed_nodes() else "")
+    if opts.report_dir is not None:
+        write_reports(report, opts.report_dir)
+    return report
+
+
+def write_reports(report: RunReport, directory: Path) -> list[Path]:
+    """``burnin-<site>-<rack>-run<N>.{json,xml,html}`` in ``directory``."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = directory / f"burnin-{report.site}-{report.rack}-run{report.run_id}"
+        files = {stem.with_suffix(".json"): json.dumps(report.to_json(), indent=2) + "\n",
+                 stem.with_suffix(".xml"): junit_xml(report),
+                 stem.with_suffix(".html"): render_html(report)}
+        for path, text in files.items():
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--report-dir {directory}: cannot write reports ({exc})") from exc
+    return sorted(files)

@@ -1,0 +1,105 @@
+"""An :class:`~provision.burnin.backend.Executor` over the lab hardware simulator, no lab.
+
+For tests and demos without root: every node is a simulator personality on this machine
+(:class:`provision.lab.hwsim.local.LocalSim`). Since all "nodes" share one network stack, a
+perftest server's port is shifted per node and a client's server address (the node's
+planned in-band address) is pointed at loopback; files ``put`` on a node land under the
+simulator directory and argv references to them are rewritten. Not for real sites.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from provision.burnin.backend import Collector, CommandResult
+from provision.lab.hwsim.local import LocalSim
+
+PORT_STRIDE = 97
+
+
+class SimExecutor:
+    def __init__(self, sim: LocalSim, addresses: Mapping[str, str],
+                 port_base: int = 0) -> None:
+        self.sim = sim
+        self.addresses = dict(addresses)
+        self.by_address = {a: n for n, a in addresses.items()}
+        self.index = {n: i for i, n in enumerate(sorted(addresses))}
+        self.files: dict[str, Path] = {}
+        self.port_base = port_base
+        self.calls: list[tuple[str, tuple[str, ...]]] = []
+        self._lock = threading.Lock()
+
+    def _port(self, node: str, port: str) -> str:
+        return str(int(port) + self.port_base + PORT_STRIDE * (1 + self.index.get(node, 0)))
+
+    def _rewrite(self, node: str, argv: Sequence[str]) -> list[str]:
+        args = list(argv)
+        if args[:1] == ["timeout"]:
+            args = args[2:]
+        args = [str(self.files.get(f"{node}:{a}", a)) for a in args]
+        if args and args[0] in ("ib_write_bw", "ib_write_lat"):
+            server = next((a for a in args[1:] if a in self.by_address), None)
+            owner = self.by_address[server] if server else node
+            for i, a in enumerate(args):
+                if a == "-p" and i + 1 < len(args):
+                    args[i + 1] = self._port(owner, args[i + 1])
+            if server:
+                args[args.index(server)] = "127.0.0.1"
+        return args
+
+    def run(self, node: str, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        with self._lock:
+            self.calls.append((node, tuple(argv)))
+        start = time.monotonic()
+        args = self._rewrite(node, argv)
+        try:
+            done = self.sim.run(node, args, timeout=timeout)
+        except FileNotFoundError as exc:
+            return CommandResult(127, "", f"{args[0]}: command not found ({exc})",
+                                 time.monotonic() - start)
+        except subprocess.TimeoutExpired:
+            return CommandResult(124, "", f"{args[0]}: timed out after {timeout:g}s",
+                                 time.monotonic() - start)
+        return CommandResult(done.returncode, done.stdout, done.stderr,
+                             time.monotonic() - start)
+
+    def start(self, node: str, argv: Sequence[str], *, timeout: float) -> Collector:
+        with self._lock:
+            self.calls.append((node, tuple(argv)))
+        begin = time.monotonic()
+        sink = Collector()
+        proc = self.sim.start(node, self._rewrite(node, argv))
+
+        def pump() -> None:
+            assert proc.stdout is not None and proc.stderr is not None
+            err: list[str] = []
+            reader = threading.Thread(target=lambda: err.append(proc.stderr.read()
+                                                                if proc.stderr else ""))
+            reader.start()
+            for line in proc.stdout:
+                sink.feed(out=line.encode())
+            try:
+                rc = proc.wait(timeout=max(0.1, timeout - (time.monotonic() - begin)))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+            reader.join(timeout=5)
+            sink.feed(err="".join(err).encode())
+            sink.finish(CommandResult(rc, sink.out.decode(), sink.err.decode(),
+                                      time.monotonic() - begin))
+        threading.Thread(target=pump, daemon=True).start()
+        return sink
+
+    def put(self, node: str, path: str, text: str) -> None:
+        local = self.sim.sim_dir / "files" / node / path.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(text, encoding="utf-8")
+        with self._lock:
+            self.files[f"{node}:{path}"] = local
+
+    def close(self) -> None:
+        return None
