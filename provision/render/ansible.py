@@ -1,7 +1,8 @@
 """Plan -> Ansible inventory (YAML) and group_vars.
 
 Groups: ``hall_<hall>`` > ``row_<hall>_<row>`` > ``rack_<rack>`` (every node and switch in
-its rack), ``su_<NN>`` / ``block_<block>`` (compute fabric placement), ``role_<role>``
+its rack), ``su_<NN>`` (a rail-optimized scalable unit: its nodes and leaves) or
+``block_<leaf>`` (other fat trees: the nodes whose HCAs are mostly on that leaf), ``role_<role>``
 (gpu, storage, mgmt, head, switch), each node group under its own name, ``switch_<fabric>``,
 ``rail_<r>`` (leaves of one rail) and ``plane_<p>`` (switches of one plane). Group names
 use ``_`` for ``-``, as Ansible wants.
@@ -29,6 +30,7 @@ from provision.render.templating import render
 from provision.render.topo import Topology, services_address, topology
 
 _BAD = re.compile(r"[^A-Za-z0-9_]")
+_SU = re.compile(r"^su(\d+)$")
 
 
 def group_name(*parts: str) -> str:
@@ -64,6 +66,8 @@ def _hostvars(plan: Plan, topo: Topology) -> dict[str, dict[str, Any]]:
             v["gpuctl_storage"] = storage
         if n.name in topo.block:
             v["gpuctl_block"] = topo.block[n.name]
+            if m := _SU.match(topo.block[n.name]):
+                v["gpuctl_su"] = int(m.group(1))
             v["gpuctl_spine"] = topo.spine[n.name]
             v["gpuctl_hca_rails"] = {dev: rail for rail, dev, _, _ in topo.rails[n.name]}
             ipoib = {a.interface: f"{a.address}/{a.prefix}" for a in addrs if a.pool == "ipoib"}
@@ -86,6 +90,12 @@ def _hostvars(plan: Plan, topo: Topology) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _block_group(block: str) -> str:
+    """``su_01`` for a scalable unit (the same group as its leaves), else ``block_<leaf>``."""
+    m = _SU.match(block)
+    return group_name("su", m.group(1)) if m else group_name("block", block)
+
+
 def _groups(plan: Plan, topo: Topology) -> dict[str, list[str]]:
     """Flat groups (name -> hosts in plan order), besides the hall/row/rack tree."""
     groups: dict[str, list[str]] = {}
@@ -99,7 +109,7 @@ def _groups(plan: Plan, topo: Topology) -> dict[str, list[str]]:
         add(group_name(n.group), n.name)
         add(group_name("role", n.role), n.name)
         if n.name in topo.block:
-            add(group_name("block", topo.block[n.name]), n.name)
+            add(_block_group(topo.block[n.name]), n.name)
     leaf_rails: dict[str, set[int]] = {}
     compute = plan.fabrics.get("compute")
     if compute is not None:
