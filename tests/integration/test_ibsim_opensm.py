@@ -3,7 +3,8 @@ file, OpenSM (through umad2sim) runs with the rendered opensm.conf and GUID file
 ibnetdiscover must see exactly the planned links.
 
 Cases: the ``lab`` site (fat tree, SM on the spine switch) and a one-SU rail-optimized HDR
-site made here (QM8700, su_size 20, 19 DGX A100 + the UFM, SM on the UFM). The SuperPOD-sized
+site made here (QM8700, su_size 20, 19 DGX A100 + the UFM, SM on the UFM, an IPoIB
+partition besides the default one). The SuperPOD-sized
 example (1,065 nodes) is the slow scale case. Needs root, ibsim-utils, opensm and
 infiniband-diags; every wait is bounded and ibsim is always stopped.
 """
@@ -70,6 +71,7 @@ fabrics:
     node_groups: [dgx]
     su_size: 20
     ufm_ports: 4
+    ipoib_pkey: "0x8001"
     network_racks: [n01]
   inband: {switch: sn4600c}
   oob: {switch: mgmt-1g-48}
@@ -189,6 +191,9 @@ def _prove(plan: Plan, tmp: Path) -> dict[str, float]:
         timings["opensm_s"] = time.monotonic() - t1
         log = (tmp / "opensm.log").read_text(errors="replace")
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:] + log[-3000:]
+        problems = [ln for ln in log.splitlines()
+                    if "PARSE ERROR" in ln or re.search(r"\bERR [0-9A-F]{4}\b", ln)]
+        assert not problems, "\n".join(problems[:10])
         assert "Entering MASTER state" in log, log[-3000:]
         assert "SUBNET UP" in log, log[-3000:]
         used = re.findall(r"(\w+) tables configured on all switches", log)
