@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import netaddr
 
 from provision.plan.build import Plan
-from provision.plan.layout import Node
 from provision.render.memo import memo
 
 _NUM_RE = re.compile(r"^(.*?)(\d+)$")
@@ -124,10 +123,6 @@ def hostlist(names: Iterable[str]) -> str:
     return ",".join(out)
 
 
-def fqdn(plan: Plan, name: str) -> str:
-    return f"{name}.{plan.site.site.domain}"
-
-
 def services_address(plan: Plan) -> str:
     """Where provisioning services (DHCP/TFTP/HTTP boot, DNS) answer: the in-band address of
     the first mgmt/head node when the site has one, else the first service address (network
@@ -139,7 +134,3 @@ def services_address(plan: Plan) -> str:
                 return inband[0].address
     first = next(s for s in plan.subnets if s.pool == "inband")
     return str(netaddr.IPNetwork(first.cidr)[2])
-
-
-def node_by_name(plan: Plan) -> dict[str, Node]:
-    return {n.name: n for n in plan.nodes}
