@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -66,7 +67,10 @@ def run_ibnetdiscover(*, ca: str | None = None, port: int | None = None,
     kwargs: dict[str, Any] = {"capture_output": True, "text": True, "timeout": timeout,
                               "check": False, "env": tool_env(extra_env)}
     try:
-        result = run(argv, **kwargs)
+        # umad2sim fakes sysfs as ./sys-<pid> in the working directory: keep it out of the
+        # user's checkout.
+        with tempfile.TemporaryDirectory(prefix="gpuctl-ib-") as scratch:
+            result = run(argv, cwd=scratch, **kwargs)
     except subprocess.TimeoutExpired as exc:
         raise ExecutionError(f"ibnetdiscover did not finish within {timeout:g} s "
                              f"({' '.join(argv)})") from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -77,8 +78,10 @@ def host_exec(lab_dir: str | Path, host: str, argv: Sequence[str], *,
     full_env.update(env or {})
     command = ["nsenter", "-t", str(record.sshd.pid), "-n", "-m", "-u", "--", *argv]
     try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=full_env, stdin=subprocess.DEVNULL, check=False)
+        with tempfile.TemporaryDirectory(prefix="gpuctl-lab-") as scratch:  # umad2sim's sys-*
+            return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                  env=full_env, stdin=subprocess.DEVNULL, check=False,
+                                  cwd=scratch)
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"lab host {host}: {argv[0]} did not finish within {timeout:g}s") from exc
 

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 CONFIG = "/etc/gpuctl-lab/ib.json"
 SIM_CA = "ibsim0"
@@ -95,8 +96,9 @@ def run_ibstat(config: dict[str, object], hcas: list[str], args: list[str]) -> i
     worst = 0
     for hca in selected:
         argv = ["/usr/sbin/ibstat", *flags] + ([SIM_CA, *port] if positional else [])
-        result = subprocess.run(argv, env=tool_env(config, hca), capture_output=True,
-                                text=True, timeout=30, check=False)
+        with tempfile.TemporaryDirectory(prefix="gpuctl-ib-") as scratch:  # umad2sim's sys-*
+            result = subprocess.run(argv, env=tool_env(config, hca), capture_output=True,
+                                    text=True, timeout=30, check=False, cwd=scratch)
         sys.stdout.write(result.stdout.replace(f"'{SIM_CA}'", f"'{device_name(hca)}'"))
         sys.stderr.write(result.stderr)
         worst = max(worst, result.returncode)
