@@ -115,6 +115,10 @@ class Runner:
             self.store.finish_run(run_id, "interrupted", "stopped by signal")
             raise Interrupted(f"run {run_id} interrupted; rerun with --resume to continue") \
                 from exc
+        except GpuctlError as exc:
+            report.status = "failed"
+            self.store.finish_run(run_id, "failed", str(exc))
+            raise
         report.status = "failed" if report.failed_hosts() else "ok"
         self.store.finish_run(run_id, report.status,
                               f"{len(report.failed_hosts())} host(s) failed")
