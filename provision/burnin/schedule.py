@@ -79,8 +79,9 @@ class Blame:
 
 
 def attribute_pairs(outcomes: Iterable[PairOutcome]) -> list[Blame]:
-    """Per (node, rail): blamed when more of its pairs failed than passed; a failed pair
-    neither of whose ends is blamed blames both, uncertain (e.g. only two nodes)."""
+    """Per (node, rail): blamed when more of its pairs failed than passed (``certain`` when
+    one of the peers it failed with is not blamed itself); a failed pair neither of whose
+    ends is blamed blames both, uncertain (e.g. only two nodes)."""
     failed: dict[tuple[str, str], list[str]] = {}
     passed: dict[tuple[str, str], list[str]] = {}
     bad_pairs: list[PairOutcome] = []
@@ -93,12 +94,16 @@ def attribute_pairs(outcomes: Iterable[PairOutcome]) -> list[Blame]:
     def majority(key: tuple[str, str]) -> bool:
         return len(failed.get(key, [])) > len(passed.get(key, []))
 
+    def certain(key: tuple[str, str]) -> bool:
+        """Blamed with confidence: it failed with at least one peer that is not blamed."""
+        return any(not majority((peer, key[1])) for peer in failed.get(key, []))
+
     blamed: dict[tuple[str, str], bool] = {}
     for o in bad_pairs:
         ends = [(o.a, o.rail), (o.b, o.rail)]
         hits = [k for k in ends if majority(k)]
         for k in hits:
-            blamed[k] = True
+            blamed[k] = certain(k)
         if not hits:
             for k in ends:
                 blamed.setdefault(k, False)
