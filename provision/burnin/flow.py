@@ -86,7 +86,7 @@ def one_pass(r: Runner, prefix: str) -> Outcome:
     good = [n for n in eligible if n not in bad]
     leaf_of = {t.name: t.leaf for t in cfg.targets}
     groups = {leaf: m for leaf, m in leaf_groups(good, leaf_of).items() if len(m) >= 2}
-    if len(groups) > 1:
+    if groups and [set(m) for m in groups.values()] != [set(good)]:
         for leaf, members in groups.items():
             others = [n for n in good if n not in members]
             coll = r.collective(prefix, f"leaf-{leaf}", members, "all_reduce_perf", o,

@@ -1,0 +1,213 @@
+"""Whole burn-in runs of the lab site's rack, on the in-process hardware simulator (no root):
+verdicts, levels, resume after a kill, the store record and the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from provision.burnin import session
+from provision.burnin.backend import CommandResult
+from provision.burnin.report import RunReport
+from provision.burnin.session import BurninOptions, run_burnin
+from provision.burnin.simexec import InProcessSimExecutor
+from provision.burnin.store import open_burnin_store, record_fabric_verify
+from provision.burnin.targets import rack_targets
+from provision.cli.common import load_and_plan
+from provision.cli.main import cli
+from provision.lab.hwsim import default_personality
+from provision.lab.hwsim.local import LocalSim
+from provision.loader import LoadedSite
+from provision.plan.build import Plan
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "inventory" / "sites" / "lab"
+NODES = [f"lab-gpu-0{i}" for i in range(1, 5)]
+
+
+@pytest.fixture(scope="module")
+def planned() -> tuple[LoadedSite, Plan]:
+    return load_and_plan(SITE)
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> LocalSim:
+    return LocalSim.create(tmp_path / "sim", [
+        default_personality(n, "NVIDIA A100-SXM4-80GB", hca_rate_gbps=200) for n in NODES])
+
+
+def executor(sim: LocalSim, plan: Plan) -> InProcessSimExecutor:
+    return InProcessSimExecutor(sim, {t.name: t.address for t in rack_targets(plan, "a01")})
+
+
+def run(planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp: Path, level: str = "standard",
+        **kw: Any) -> tuple[RunReport, InProcessSimExecutor]:
+    ex = kw.pop("ex", None) or executor(sim, planned[1])
+    opts = BurninOptions(rack="a01", level=level, no_lab=True, skip_fabric=True,
+                         store=str(tmp / "burnin.db"), report_dir=tmp / "reports", soak_s=0,
+                         **kw)
+    return run_burnin(*planned, opts, executor=ex), ex
+
+
+def faults(sim: LocalSim) -> None:
+    sim.fault("lab-gpu-01", "gpu-missing", gpu=3)
+    sim.fault("lab-gpu-01", "xid", gpu=3, xid=79)
+    sim.fault("lab-gpu-02", "hca-200g", hca=2)
+    sim.fault("lab-gpu-03", "slow-nccl", percent=50)
+
+
+def test_standard_run_names_the_faulty_nodes_rails_and_reasons(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path) -> None:
+    faults(sim)
+    report, ex = run(planned, sim, tmp_path)
+    assert not report.ok and report.failed_nodes() == NODES[:3]
+    by = {s.node: s for s in report.summaries()}
+    assert by["lab-gpu-04"].status == "warn"  # inconclusive rack collective only
+    assert by["lab-gpu-02"].failed_rails == ("mlx5_2",)
+    assert by["lab-gpu-01"].failed_rails == () == by["lab-gpu-03"].failed_rails
+    text = {n: " | ".join(v.reason for v in s.failures) for n, s in by.items()}
+    assert "7 of 8 GPUs visible" in text["lab-gpu-01"] and "Xid 79" in text["lab-gpu-01"]
+    assert "95." in text["lab-gpu-02"] and "< 180" in text["lab-gpu-02"]
+    assert "cable to ib-leaf001 port 11" in text["lab-gpu-02"]
+    assert "< 210 floor" in text["lab-gpu-03"]
+    assert report.collectives[0].members == tuple(NODES[1:])  # lab-gpu-01 kept out
+    hostfile = next(a for n, argv in ex.calls if argv[0] == "mpirun"
+                    for a in argv if a.endswith(".hosts"))
+    assert hostfile.startswith("/tmp/gpuctl-burnin-")
+    bw_calls = [argv for _, argv in ex.calls if "ib_write_bw" in argv and "--version" not in argv]
+    assert len(bw_calls) == 2 * 8 * 6  # server + client, 8 rails, 6 pairs (3 rounds of 2)
+    lines = report.to_json()
+    assert lines["nodes"][0]["status"] == "fail" and lines["ok"] is False
+    with open_burnin_store(tmp_path / "burnin.db") as st:
+        states = st.node_states("lab")
+        assert states["lab-gpu-02"].state == "failed" and "mlx5_2" in states["lab-gpu-02"].reason
+        assert [s.state for s in st.node_history("lab", "lab-gpu-04")] == \
+            ["new", "burn-in", "passed"]
+        assert st.versions(report.run_id)["lab-gpu-04"]["perftest"] == "6.22"
+        stored = st.verdicts(report.run_id)
+        assert stored == report.verdicts
+        outs = st.outputs(report.run_id)
+        assert outs["node/lab-gpu-01/xid"].stdout.count("Xid") >= 1
+        assert st.burnin_runs("lab")[0].status == "failed"
+
+
+def test_clean_rack_passes_and_accept_moves_to_production(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    report, _ = run(planned, sim, tmp_path)
+    assert report.ok and report.failed_nodes() == []
+    # rack, then the leaf with more than one node (lab-gpu-04 alone on ib-leaf002)
+    assert [(c.label, c.ok) for c in report.collectives] == [("rack-a01", True),
+                                                             ("leaf-ib-leaf001", True)]
+    ex = executor(sim, planned[1])
+    monkeypatch.setattr(session, "_executor", lambda *a: ex)
+    result = CliRunner().invoke(cli, ["burnin", "run", str(SITE), "--rack", "a01", "--no-lab",
+                                      "--skip-fabric", "--store", str(tmp_path / "burnin.db"),
+                                      "--level", "quick", "--accept"])
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.stdout and "cordon" not in result.stdout
+    hist = CliRunner().invoke(cli, ["burnin", "history", str(SITE), "--store",
+                                    str(tmp_path / "burnin.db"), "--format", "json"])
+    data = json.loads(hist.stdout)
+    assert {n["state"] for n in data["nodes"]} == {"production"}
+    assert [r["level"] for r in data["runs"]] == ["quick", "standard"]
+
+
+def test_cli_failure_prints_table_fixes_and_dry_run_drain(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    faults(sim)
+    monkeypatch.setattr(session, "_executor", lambda *a: executor(sim, planned[1]))
+    result = CliRunner().invoke(cli, ["burnin", "run", str(SITE), "--rack", "a01", "--no-lab",
+                                      "--skip-fabric", "--store", str(tmp_path / "b.db"),
+                                      "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 1, result.output
+    out = result.stdout
+    assert "FAIL" in out and "kubectl drain lab-gpu-02" in out
+    assert 'scontrol update NodeName=lab-gpu-03 State=DRAIN' in out
+    assert "kubectl cordon lab-gpu-04" not in out
+    assert sorted(p.suffix for p in (tmp_path / "r").iterdir()) == [".html", ".json", ".xml"]
+    hist = CliRunner().invoke(cli, ["burnin", "history", str(SITE), "--store",
+                                    str(tmp_path / "b.db")])
+    assert "failed" in hist.stdout and "lab-gpu-01, lab-gpu-02, lab-gpu-03" in hist.stdout
+
+
+def test_levels(planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path) -> None:
+    quick, ex = run(planned, sim, tmp_path / "q", level="quick")
+    tools = {argv[0] for _, argv in ex.calls}
+    assert tools == {"nvidia-smi", "dmesg", "ibstat"} and quick.ok
+    full, ex = run(planned, sim, tmp_path / "f", level="full")
+    tests = {v.test for v in full.verdicts}
+    assert {"dcgm-r3", "a2a-single", "nccl-a2a"} <= tests and "dcgm-r2" not in tests
+    assert any("cross-rack NCCL skipped" in n for n in full.notes)
+    soak, _ = run(planned, sim, tmp_path / "s", level="soak")
+    assert soak.ok and all(v.reason.startswith("soak pass 1: ") for v in soak.verdicts
+                           if v.test != "soak-trend")
+    with open_burnin_store(tmp_path / "s" / "burnin.db") as st:
+        assert all(u.startswith("soak000/") for u in st.outputs(soak.run_id))
+
+
+class Killer(InProcessSimExecutor):
+    """Dies (like Ctrl-C) after ``limit`` commands."""
+
+    limit = 10_000
+
+    def run(self, node: str, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        if len(self.calls) >= self.limit:
+            raise KeyboardInterrupt
+        return super().run(node, argv, timeout=timeout)
+
+
+def test_resume_continues_an_interrupted_run(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path) -> None:
+    faults(sim)
+    addresses = {t.name: t.address for t in rack_targets(planned[1], "a01")}
+    killer = Killer(sim, addresses)
+    killer.limit = 40
+    with pytest.raises(KeyboardInterrupt):
+        run(planned, sim, tmp_path, ex=killer)
+    with open_burnin_store(tmp_path / "burnin.db") as st:
+        first = st.burnin_runs("lab")[0]
+        assert first.status == "interrupted"
+        kept = st.outputs(first.id)
+        assert 20 <= len(kept) <= 40
+    resumed, ex = run(planned, sim, tmp_path, resume=True)
+    fresh, ex_fresh = run(planned, sim, tmp_path / "fresh")
+    assert len(ex.calls) < len(ex_fresh.calls)
+    assert not {u for u in kept} & {f"node/{n}/{a[0]}" for n, a in ex.calls}
+    assert resumed.failed_nodes() == fresh.failed_nodes() == NODES[:3]
+    with open_burnin_store(tmp_path / "burnin.db") as st:
+        runs = st.burnin_runs("lab")
+        assert runs[0].options["resumed_from"] == first.id and runs[0].status == "failed"
+
+
+def test_fabric_verify_hook_records_into_the_store(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUCTL_BURNIN_STORE", str(tmp_path / "f.db"))
+    where = record_fabric_verify("lab", {"site": "lab", "ok": False, "findings": [1]})
+    assert where == str(tmp_path / "f.db")
+    record_fabric_verify("lab", json.dumps({"ok": True}))
+    with open_burnin_store(tmp_path / "f.db") as st:
+        assert [ok for _, ok, _ in st.fabric_results("lab")] == [False, True]
+        with pytest.raises(ValueError, match="must be one of"):
+            st.set_state("lab", "x", "broken")
+
+
+def test_backends_print_jobs_instead_of_running() -> None:
+    slurm = CliRunner().invoke(cli, ["burnin", "run", str(SITE), "--rack", "a01",
+                                     "--backend", "slurm"])
+    assert slurm.exit_code == 0, slurm.output
+    assert slurm.stdout.count("#!/bin/bash") == 2  # rack + ib-leaf001 (3 nodes)
+    assert "#SBATCH --nodelist=lab-gpu-01,lab-gpu-02,lab-gpu-03,lab-gpu-04" in slurm.stdout
+    assert "srun --mpi=pmix all_reduce_perf -b 256M -e 8G" in slurm.stdout
+    k8s = CliRunner().invoke(cli, ["burnin", "run", str(SITE), "--rack", "a01",
+                                   "--backend", "kubernetes"])
+    assert k8s.exit_code == 0, k8s.output
+    assert "kind: MPIJob" in k8s.stdout
+    bad = CliRunner().invoke(cli, ["burnin", "run", str(SITE), "--rack", "z99"])
+    assert bad.exit_code == 2 and "racks: a01" in bad.output
