@@ -117,7 +117,7 @@ def _ibsim(net: Path, sizes: dict[str, int], log: Path) -> Iterator[dict[str, st
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     with log.open("w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env)
+                                stdin=subprocess.DEVNULL, env=env, cwd=log.parent)
     try:
         deadline = time.monotonic() + READY_S
         while "Network simulator ready" not in log.read_text(errors="replace"):
@@ -187,7 +187,7 @@ def _prove(plan: Plan, tmp: Path) -> dict[str, float]:
         t1 = time.monotonic()
         res = subprocess.run(["opensm", "-F", str(conf), "-f", str(tmp / "opensm.log"),
                               "-o", "-d", "2"], env=sm_env, capture_output=True, text=True,
-                             timeout=TOOL_S, check=False)
+                             timeout=TOOL_S, check=False, cwd=tmp)
         timings["opensm_s"] = time.monotonic() - t1
         log = (tmp / "opensm.log").read_text(errors="replace")
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:] + log[-3000:]
@@ -201,7 +201,8 @@ def _prove(plan: Plan, tmp: Path) -> dict[str, float]:
         probe = next(n.name for n in fabric.nodes if n.kind == "Hca" and n.name != "ufm")
         t2 = time.monotonic()
         disc = subprocess.run(["ibnetdiscover"], env=dict(env, SIM_HOST=probe),
-                              capture_output=True, text=True, timeout=TOOL_S, check=False)
+                              capture_output=True, text=True, timeout=TOOL_S, check=False,
+                              cwd=tmp)  # umad2sim leaves a sys-<pid> tree in its cwd
         timings["ibnetdiscover_s"] = time.monotonic() - t2
         assert disc.returncode == 0, disc.stderr[-2000:]
     links, lids, speeds = discovered(disc.stdout)
