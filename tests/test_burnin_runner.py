@@ -192,6 +192,9 @@ def test_fabric_verify_hook_records_into_the_store(tmp_path: Path,
     where = record_fabric_verify("lab", {"site": "lab", "ok": False, "findings": [1]})
     assert where == str(tmp_path / "f.db")
     record_fabric_verify("lab", json.dumps({"ok": True}))
+    monkeypatch.delenv("GPUCTL_BURNIN_STORE")
+    monkeypatch.chdir(tmp_path)
+    assert "not recorded" in record_fabric_verify("nosuchsite", {"ok": True})
     with open_burnin_store(tmp_path / "f.db") as st:
         assert [ok for _, ok, _ in st.fabric_results("lab")] == [False, True]
         with pytest.raises(ValueError, match="must be one of"):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.burnin.judge import Verdict
-from provision.errors import ExecutionError, UsageError
+from provision.errors import ExecutionError
 from provision.execute.store import SCHEMA as RUNS_SCHEMA
 from provision.execute.store import RunRecord, Store, sqlite_path
 
@@ -276,20 +276,22 @@ def default_store_for(site_dir: Path) -> Path:
 def record_fabric_verify(site: str, result: Mapping[str, Any] | str) -> str:
     """Hook for ``gpuctl fabric verify``: store its result for ``site`` (by name).
 
-    The DB is ``$GPUCTL_BURNIN_STORE``, else ``inventory/sites/<site>/.gpuctl/provision.db``
-    of the checkout or the current directory, whichever site dir exists.
+    The DB is ``$GPUCTL_BURNIN_STORE``, else the site's existing results DB
+    (``inventory/sites/<site>/.gpuctl/provision.db`` under the current directory or the
+    checkout). A verify never creates a DB of its own: without one, nothing is recorded and
+    the answer says so.
     """
     env = os.environ.get(ENV_STORE)
     if env:
         url: str | Path = env
     else:
         checkout = Path(__file__).resolve().parents[2]
-        dirs = [base / "inventory" / "sites" / site for base in (Path.cwd(), checkout)]
-        found = next((d for d in dirs if d.is_dir()), None)
+        dbs = [default_store_for(base / "inventory" / "sites" / site)
+               for base in (Path.cwd(), checkout)]
+        found = next((d for d in dbs if d.is_file()), None)
         if found is None:
-            raise UsageError(f"site {site!r}: no inventory/sites/{site} here; set "
-                             f"{ENV_STORE} to record the fabric verify result")
-        url = default_store_for(found)
+            return f"no results DB for site {site!r} (set {ENV_STORE}): not recorded"
+        url = found
     data = dict(result) if not isinstance(result, str) else _loads(result)
     with open_burnin_store(url) as store:
         store.record_fabric(site, bool(data.get("ok", False)), json.dumps(data, sort_keys=True))
