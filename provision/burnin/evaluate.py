@@ -64,7 +64,7 @@ def judge_node_unit(target: NodeTarget, out: UnitOutput, th: Thresholds) -> list
         result = parsed(out)
     except ParseError as exc:
         why = _last_line(out.stderr) or str(exc)
-        return [j.probe_error(node, out.test, f"{out.test}: {why}")]
+        return [j.probe_error(node, out.test, why)]
     if out.test == "nvidia-smi":
         return j.judge_gpus(node, result, th)
     if out.test == "nvlink":

@@ -16,6 +16,16 @@ from provision.burnin.judge import FAIL, PASS, SKIP, WARN, Verdict
 from provision.burnin.runner import Collective
 
 STATUS_ORDER = {FAIL: 0, WARN: 1, SKIP: 2, PASS: 3}
+TEST_ORDER = ("gpu-count", "gpu-model", "nvidia-smi", "xid", "ecc", "row-remap", "pcie",
+              "nvlink", "ib-port", "ibstat", "dcgm-r2", "dcgm-r3", "nccl-single", "a2a-single",
+              "ib-write-bw", "ib-write-lat", "nccl-rack", "nccl-leaf", "nccl-a2a",
+              "nccl-cross", "soak-trend")
+"""Most fundamental first: a missing GPU explains a failed NCCL run, not the other way."""
+
+
+def verdict_rank(v: Verdict) -> tuple[int, str, str]:
+    rank = TEST_ORDER.index(v.test) if v.test in TEST_ORDER else len(TEST_ORDER)
+    return rank, v.test, v.rail or ""
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,7 @@ class RunReport:
         """One per node, failed nodes first (then by name)."""
         out = []
         for node in self.nodes:
-            mine = [v for v in self.verdicts if v.node == node]
+            mine = sorted((v for v in self.verdicts if v.node == node), key=verdict_rank)
             fails = tuple(_dedupe(v for v in mine if v.status == FAIL))
             warns = tuple(_dedupe(v for v in mine if v.status == WARN))
             status = FAIL if fails else (WARN if warns else PASS)
@@ -124,7 +134,7 @@ def junit_xml(report: RunReport) -> str:
     skipped += report.fabric_status == SKIP
     for s in report.summaries():
         mine = sorted((v for v in report.verdicts if v.node == s.node),
-                      key=lambda v: (STATUS_ORDER.get(v.status, 9), v.test, v.rail or ""))
+                      key=lambda v: (STATUS_ORDER.get(v.status, 9), *verdict_rank(v)))
         suite = ET.SubElement(suites, "testsuite", name=f"{report.site}.{s.node}")
         counts = {FAIL: 0, SKIP: 0}
         for v in mine:
@@ -186,7 +196,7 @@ def render_text(report: RunReport, width: int = 140) -> str:
     for s in report.summaries():
         what = "\n".join(f"{v.test}{' ' + v.rail if v.rail else ''}: {v.reason}"
                          for v in s.failures + s.warnings) or "all checks passed"
-        fixes = "\n".join(sorted({v.fix for v in s.failures if v.fix}))
+        fixes = "\n".join(dict.fromkeys(f"{v.test}: {v.fix}" for v in s.failures if v.fix))
         table.add_row(s.node, s.status.upper(), s.state, what, fixes)
     console.print(table)
     console.print(f"fabric verify: {report.fabric_status}"
