@@ -6,6 +6,7 @@ a semantic lint finding, can point at the exact spot: ``site.yaml:42:7: halls[0]
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -266,6 +267,26 @@ def validate_site(path: Path, raw: dict[str, Any], positions: Positions) -> Load
         raise schema_errors(exc, positions, str(path))[0] from exc
     catalog = load_catalog([path.parent / c for c in site.catalogs])
     return LoadedSite(site=site, catalog=catalog, path=path, positions=positions)
+
+
+GUIDS_FILE = "discovered_guids.json"
+"""GUIDs learned by ``gpuctl fabric verify --write-guids``, next to site.yaml."""
+
+
+def load_discovered_guids(site_dir: Path) -> dict[str, str] | None:
+    """Device name -> GUID from the site's discovery file, or None when there is none."""
+    path = site_dir / GUIDS_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SiteLoadError(f"cannot read discovered GUIDs: {exc}", file=str(path)) from exc
+    if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise SiteLoadError("expected a JSON object of device name -> GUID strings",
+                            file=str(path))
+    return data
 
 
 def load_site(site: str | Path) -> LoadedSite:

@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(iproute2 openssh-server openssh-client ibsim-utils opensm infiniband-diags
-      kea-dhcp4-server bind9utils bridge-utils procps util-linux dpkg-dev)
+      kea-dhcp4-server bind9utils bridge-utils procps util-linux dpkg-dev
+      cloud-init)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,8 +18,7 @@ from provision.fabric.findings import KINDS, VerifyResult
 from provision.fabric.report import to_json, to_text
 from provision.fabric.topology import Topology, parse_topology
 from provision.fabric.verify import verify
-
-GUIDS_FILE = "discovered_guids.json"
+from provision.loader import GUIDS_FILE
 
 FABRIC_HELP = """InfiniBand compute fabric: check the cabling against the plan.
 

@@ -10,24 +10,17 @@ import click
 
 from provision.cli.common import SITE_ARG, load_and_plan
 from provision.errors import UsageError
-from provision.plan.build import summary
+from provision.loader import load_discovered_guids
+from provision.plan.build import Plan, summary
+from provision.render.artifacts import render_artifacts
 from provision.render.files import diff_tree, write_tree
 from provision.render.plan_files import render_plan_files
 
 
-def render_all(plan: object) -> dict[str, str]:
-    """Planning artifacts plus every config renderer that exists."""
-    from provision.plan.build import Plan
-
-    assert isinstance(plan, Plan)
+def render_all(plan: Plan, guids: dict[str, str] | None = None) -> dict[str, str]:
+    """Planning artifacts plus the configs real systems load (GUIDs from discovery if any)."""
     files = render_plan_files(plan)
-    try:
-        from provision.render.artifacts import render_artifacts
-    except ModuleNotFoundError as exc:
-        if exc.name != "provision.render.artifacts":
-            raise
-        return files
-    files.update(render_artifacts(plan))
+    files.update(render_artifacts(plan, guids=guids))
     return files
 
 
@@ -54,7 +47,7 @@ def plan(site: Path, output: Path | None, fmt: str, check: bool) -> None:
     """
     loaded, p = load_and_plan(site)
     out = output if output is not None else loaded.path.parent / "generated"
-    files = render_all(p)
+    files = render_all(p, load_discovered_guids(loaded.path.parent))
     if check:
         drift = diff_tree(out, files)
         if drift:

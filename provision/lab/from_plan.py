@@ -12,37 +12,22 @@ BMC system ids are ``uuid5`` of site and host, stable across runs.
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
 from provision.cli.common import load_and_plan
 from provision.errors import LabError
 from provision.lab.spec import LabHost, LabSpec
+from provision.loader import load_discovered_guids
 from provision.plan.build import Plan
 from provision.render.ibsim import hca_id, ibsim_net
 from provision.render.opensm import opensm_conf, opensm_files, resolve_guids
 
 LAB_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "gpuctl-lab")
-GUIDS_FILE = "discovered_guids.json"
 
 
 def bmc_system_id(site: str, host: str) -> str:
     return str(uuid.uuid5(LAB_NAMESPACE, f"{site}/{host}"))
-
-
-def _read_guids(site_dir: Path) -> dict[str, str] | None:
-    path = site_dir / GUIDS_FILE
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LabError(f"{path}: cannot read discovered GUIDs ({exc})") from exc
-    if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise LabError(f"{path}: expected a JSON object of node name -> GUID strings")
-    return data
 
 
 def lab_spec_from_plan(plan: Plan, guids: dict[str, str] | None = None) -> LabSpec:
@@ -78,4 +63,4 @@ def lab_spec_from_plan(plan: Plan, guids: dict[str, str] | None = None) -> LabSp
 def lab_spec_for_site(site_path: str) -> LabSpec:
     """Load, lint and plan the site at ``site_path`` (directory or site.yaml) -> LabSpec."""
     loaded, plan = load_and_plan(Path(site_path))
-    return lab_spec_from_plan(plan, _read_guids(loaded.path.parent))
+    return lab_spec_from_plan(plan, load_discovered_guids(loaded.path.parent))
