@@ -118,6 +118,24 @@ def test_clean_rack_passes_and_accept_moves_to_production(
     assert [r["level"] for r in data["runs"]] == ["quick", "standard"]
 
 
+def test_a_bad_rail_is_isolated_from_the_rack_collective(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path) -> None:
+    sim.fault("lab-gpu-02", "hca-200g", hca=2)
+    report, _ = run(planned, sim, tmp_path)
+    iso = report.isolations["rack-a01"]
+    assert iso.bad == iso.confirmed == ("lab-gpu-02",) and not iso.suspects
+    assert iso.good == ("lab-gpu-01", "lab-gpu-03", "lab-gpu-04") and iso.rounds == 3
+    assert report.failed_nodes() == ["lab-gpu-02"]
+    rack = next(v for v in report.verdicts if v.test == "nccl-rack" and v.failed)
+    assert rack.node == "lab-gpu-02" and rack.rail == "mlx5_2"
+    assert "isolated to this node by bisection (3 rounds" in rack.reason
+    assert "confirmed with a known-good partner" in rack.reason
+    labels = [c.label for c in report.collectives]
+    assert labels[0] == "rack-a01"
+    assert all(x.startswith("iso-rack-a01-") for x in labels[1:1 + iso.tests])
+    assert labels[1 + iso.tests:] == ["leaf-ib-leaf001"]  # the good nodes of that leaf
+
+
 def test_cli_failure_prints_table_fixes_and_dry_run_drain(
         planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,8 +37,11 @@ def _collective_verdicts(coll: Collective, o: Outcome, test: str, floor: float
     cost = f"{iso.rounds} rounds, {iso.tests} tests"
     for n in iso.bad:
         how = "confirmed with a known-good partner" if n in iso.confirmed else "unconfirmed"
+        rails = sorted({v.rail for v in o.verdicts if v.node == n and v.failed and v.rail})
+        on = f"; its failing rails: {', '.join(rails)}" if rails else ""
         out.append(j.Verdict(n, test, j.FAIL, f"{coll.label} failed ({coll.why}); isolated "
-                             f"to this node by bisection ({cost}, {how})",
+                             f"to this node by bisection ({cost}, {how}){on}",
+                             rail=rails[0] if len(rails) == 1 else None,
                              fix="check its HCAs/cables and GPUs; the collective runs at "
                              "the speed of its slowest member"))
     for n in iso.suspects:
