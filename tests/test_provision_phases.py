@@ -178,3 +178,17 @@ def test_offline_check_reports_a_broken_playbook(tmp_path: Path) -> None:
     report = offline_check(t, select(t, None), ["preflight", "base"], inv, playbooks=books)
     bad = [p for p in report.problems if p.startswith("base.yml")]
     assert bad and "not_a_module" in bad[0], report.problems
+
+
+def test_history_lists_runs_latest_first(tmp_path: Path) -> None:
+    runner, hosts = make_runner(tmp_path, FakePlaybooks(bad={"lab-gpu-03"}))
+    runner.run(opts(hosts))
+    runner.store.close()
+    result = CliRunner().invoke(cli, ["provision", "history", str(LAB_SITE), "--store",
+                                      str(tmp_path / "p.db"), "--format", "json"], obj={})
+    assert result.exit_code == 0, result.output
+    import json
+
+    [row] = json.loads(result.output)
+    assert row["status"] == "failed" and row["failed hosts"] == "lab-gpu-03"
+    assert row["phases"] == "base=failed, nvidia=skipped"

@@ -91,6 +91,22 @@ def statuses(data: dict[str, Any], phase: str) -> dict[str, str]:
     return {r["host"]: r["status"] for r in data.get("results", []) if r["phase"] == phase}
 
 
+def test_dry_run_on_fresh_hosts_changes_nothing(lab_site: Lab) -> None:
+    rc, data, err = gpuctl(lab_site, "--phases", "preflight,image,base", "--dry-run",
+                           store="dry.db")
+    assert rc == 0, err[-3000:]
+    assert set(statuses(data, "image").values()) == {"skipped"}
+    assert "Boot = Pxe, Once" in statuses_detail(data, "image")
+    assert set(statuses(data, "base").values()) == {"changed"}  # would change
+    assert "check mode" in statuses_detail(data, "base")
+    import testinfra
+
+    host = testinfra.get_host(f"ssh://root@{lab_site.addresses['lab-gpu-01']}",
+                              ssh_config=str(lab_site.root / "ssh_config"))
+    assert not host.file("/etc/security/limits.d/90-gpuctl-rdma.conf").exists
+    assert not host.user("gpuadmin").exists
+
+
 def test_preflight_image_base_succeed_on_every_host(lab_site: Lab) -> None:
     started = time.monotonic()
     rc, data, err = gpuctl(lab_site, "--phases", "preflight,image,base")
