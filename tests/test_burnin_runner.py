@@ -164,10 +164,30 @@ def test_levels(planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path)
     assert {"dcgm-r3", "a2a-single", "nccl-a2a"} <= tests and "dcgm-r2" not in tests
     assert any("cross-rack NCCL skipped" in n for n in full.notes)
     soak, _ = run(planned, sim, tmp_path / "s", level="soak")
-    assert soak.ok and all(v.reason.startswith("soak pass 1: ") for v in soak.verdicts
-                           if v.test != "soak-trend")
+    assert soak.ok and {v.reason.split(":")[0] for v in soak.verdicts} == \
+        {"soak pass 1", "soak pass 2"}
     with open_burnin_store(tmp_path / "s" / "burnin.db") as st:
-        assert all(u.startswith("soak000/") for u in st.outputs(soak.run_id))
+        assert {u.split("/")[0] for u in st.outputs(soak.run_id)} == {"soak000", "soak001"}
+
+
+class Degrading(InProcessSimExecutor):
+    """lab-gpu-03 throttles (80% busbw) once the second soak pass starts."""
+
+    def run(self, node: str, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        if node == "lab-gpu-03" and argv[0] == "all_reduce_perf":
+            self.passes = getattr(self, "passes", 0) + 1
+            if self.passes == 2:
+                self.sim.fault("lab-gpu-03", "slow-nccl", percent=80)
+        return super().run(node, argv, timeout=timeout)
+
+
+def test_soak_judges_the_trend(planned: tuple[LoadedSite, Plan], sim: LocalSim,
+                               tmp_path: Path) -> None:
+    ex = Degrading(sim, {t.name: t.address for t in rack_targets(planned[1], "a01")})
+    soak, _ = run(planned, sim, tmp_path, level="soak", ex=ex)
+    trend = [v for v in soak.verdicts if v.test == "soak-trend"]
+    assert [(v.node, v.failed) for v in trend] == [("lab-gpu-03", True)]
+    assert "over 2 passes" in trend[0].reason and not soak.ok
 
 
 class Killer(InProcessSimExecutor):

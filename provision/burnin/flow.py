@@ -128,14 +128,16 @@ def _trend(passes: list[Outcome], fraction: float) -> list[j.Verdict]:
 
 
 def execute(r: Runner) -> Outcome:
-    """Run the configured level; soak repeats ``standard`` until ``soak_s`` is spent."""
+    """Run the configured level; soak repeats ``standard`` until ``soak_s`` is spent (and
+    at least ``soak_min_passes`` times, so that there is a trend to judge)."""
     cfg = r.cfg
     start = time.monotonic()
     passes: list[Outcome] = []
     while True:
         prefix = f"soak{len(passes):03d}/" if cfg.level == "soak" else ""
         passes.append(one_pass(r, prefix))
-        if cfg.level != "soak" or time.monotonic() - start >= cfg.soak_s:
+        if cfg.level != "soak" or (time.monotonic() - start >= cfg.soak_s
+                                   and len(passes) >= cfg.soak_min_passes):
             break
     total = Outcome()
     for i, o in enumerate(passes):

@@ -46,6 +46,7 @@ class RunConfig:
     nccl_min_bytes: str = "256M"
     nccl_max_bytes: str = "8G"
     soak_s: float = 0.0
+    soak_min_passes: int = 2
     cross_partner: NodeTarget | None = None
     client_retries: int = 8
 
