@@ -67,6 +67,7 @@ class SshAccess:
     key_file: Path | None = None
     known_hosts: Path | None = None
     connect_timeout: float = 10.0
+    port: int = 22
 
 
 def lab_access(lab_dir: Path) -> SshAccess:
@@ -123,7 +124,7 @@ class SshExecutor:
 
     def __init__(self, addresses: Mapping[str, str], access: SshAccess) -> None:
         self._targets = {node: SshTarget(host=node, address=addr, user=access.user,
-                                         key_file=access.key_file,
+                                         port=access.port, key_file=access.key_file,
                                          known_hosts=access.known_hosts)
                          for node, addr in addresses.items()}
         self._timeout = access.connect_timeout

@@ -1,0 +1,109 @@
+"""The SSH executor against a real OpenSSH server on loopback (root only, like the lab):
+commands, background commands, file upload, time limits and host-key verification."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provision.burnin.backend import Collector, CommandResult, SshAccess, SshExecutor
+from provision.errors import ExecutionError
+from provision.lab.keys import generate_ed25519, write_private
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def test_collector_waits_for_text_or_exit() -> None:
+    sink = Collector()
+    sink.feed(out=b"starting\n")
+    assert not sink.wait_for("Waiting", timeout=0.05)
+    sink.feed(out=b"* Waiting for client *\n")
+    assert sink.wait_for("Waiting", timeout=0.0)
+    other = Collector()
+    other.finish(CommandResult(1, "", "boom", 0.1))
+    assert not other.wait_for("Waiting", timeout=5.0) and other.result().rc == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, Path]]:
+    if os.geteuid() != 0 or not os.path.exists(SSHD):
+        pytest.skip("needs root and OpenSSH's sshd")
+    d = tmp_path_factory.mktemp("sshd")
+    host_pub = generate_ed25519(d / "host_key", comment="host")
+    client_pub = generate_ed25519(d / "client_key", comment="client")
+    write_private(d / "authorized_keys", client_pub + "\n")
+    port = _free_port()
+    (d / "sshd_config").write_text(
+        f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {d / 'host_key'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\n"
+        f"StrictModes no\nPidFile {d / 'sshd.pid'}\nSubsystem sftp internal-sftp\n")
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n")
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port, d / "client_key", d / "known_hosts"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _executor(port: int, key: Path, known: Path) -> SshExecutor:
+    return SshExecutor({"n1": "127.0.0.1"},
+                       SshAccess("root", key, known, connect_timeout=5, port=port))
+
+
+def test_ssh_executor_runs_quotes_uploads_and_bounds(sshd: tuple[int, Path, Path],
+                                                     tmp_path: Path) -> None:
+    ex = _executor(*sshd)
+    try:
+        done = ex.run("n1", ["printf", "%s|", "a b", "$HOME", ";id"], timeout=20)
+        assert done.rc == 0 and done.stdout == "a b|$HOME|;id|"
+        failed = ex.run("n1", ["sh", "-c", "echo oops >&2; exit 3"], timeout=20)
+        assert (failed.rc, failed.stderr.strip()) == (3, "oops")
+        slow = ex.run("n1", ["sleep", "30"], timeout=1)
+        assert slow.rc == 124 and "stopped after 1s" in slow.stderr
+        path = str(tmp_path / "hosts")
+        ex.put("n1", path, "n1 slots=8\n")
+        assert Path(path).read_text() == "n1 slots=8\n"
+        bg = ex.start("n1", ["sh", "-c", "echo '* Waiting for client'; sleep 1; echo done"],
+                      timeout=20)
+        assert bg.wait_for("Waiting for client", timeout=10)
+        assert bg.result().stdout.endswith("done\n")
+        with pytest.raises(ExecutionError, match="no address for node 'zz'"):
+            ex.run("zz", ["true"], timeout=5)
+    finally:
+        ex.close()
+
+
+def test_unknown_host_key_is_refused(sshd: tuple[int, Path, Path], tmp_path: Path) -> None:
+    port, key, _ = sshd
+    other = tmp_path / "known_hosts"
+    other.write_text(f"[127.0.0.1]:{port} {generate_ed25519(tmp_path / 'k', comment='x')}\n")
+    with pytest.raises(ExecutionError, match="host key CHANGED"):
+        _executor(port, key, other).run("n1", ["true"], timeout=5)
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    with pytest.raises(ExecutionError, match="host key unknown"):
+        _executor(port, key, empty).run("n1", ["true"], timeout=5)
