@@ -136,6 +136,23 @@ def test_a_bad_rail_is_isolated_from_the_rack_collective(
     assert labels[1 + iso.tests:] == ["leaf-ib-leaf001"]  # the good nodes of that leaf
 
 
+def test_pairs_with_a_down_port_are_not_run_and_blamed_on_it(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path) -> None:
+    sim.fault("lab-gpu-04", "hca-down", hca=5)
+    report, ex = run(planned, sim, tmp_path)
+    assert not [a for n, a in ex.calls if "mlx5_5" in a and "lab-gpu-04" in (n, *a)]
+    s = next(x for x in report.summaries() if x.node == "lab-gpu-04")
+    assert s.status == "fail" and s.failed_rails == ("mlx5_5",)
+    bw = next(v for v in s.failures if v.test == "ib-write-bw")
+    assert "not run: mlx5_5 of lab-gpu-04 is down" in bw.reason
+    assert "(either end" not in bw.reason
+    assert {v.test for v in s.failures} >= {"ib-port", "ib-write-bw", "ib-write-lat"}
+    assert report.failed_nodes() == ["lab-gpu-04"]
+    # one rail short drags the rack collective below its floor: isolated, rail named
+    rack = next(v for v in s.failures if v.test == "nccl-rack")
+    assert rack.rail == "mlx5_5" and "confirmed" in rack.reason
+
+
 def test_cli_failure_prints_table_fixes_and_dry_run_drain(
         planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

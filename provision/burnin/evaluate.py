@@ -110,21 +110,21 @@ def judge_pairs(outputs: Iterable[UnitOutput], th: Thresholds
             verdicts = [j.probe_error(unit.node, unit.test, f"{unit.rail} with {unit.peer}: "
                                       f"{why}", unit.rail, unit.peer)]
         measured += verdicts
-        outcomes.append(PairOutcome(f"{unit.test}:{unit.rail}", unit.peer, unit.node,
+        outcomes.append(PairOutcome(unit.rail, unit.peer, unit.node,
                                     not any(v.failed for v in verdicts)))
-    by_pair = {(v.test, v.rail, frozenset((v.node, v.peer or ""))): v for v in measured}
     per_node: list[j.Verdict] = []
-    for blame in attribute_pairs(outcomes):
-        test, rail = blame.rail.split(":", 1)
-        failures = [by_pair[(test, rail, frozenset((blame.node, p)))]
-                    for p in blame.failed_with]
-        worst = failures[0]
-        who = ", ".join(blame.failed_with)
+    for blame in attribute_pairs(outcomes):  # bandwidth and latency evidence pooled per rail
+        mine = [v for v in measured if v.failed and v.rail == blame.rail
+                and blame.node in (v.node, v.peer)]
         certain = "" if blame.certain else " (either end; too few peers to tell)"
-        per_node.append(j.Verdict(
-            blame.node, test, j.FAIL, f"{rail} failed with {who}{certain}: {worst.reason}",
-            rail=rail, metric=worst.metric, value=worst.value, threshold=worst.threshold,
-            peer=blame.failed_with[0], fix=worst.fix))
+        for test in sorted({v.test for v in mine}):
+            failures = [v for v in mine if v.test == test]
+            peers = sorted({(v.peer or "") if v.node == blame.node else v.node for v in failures})
+            worst = failures[0]
+            per_node.append(j.Verdict(
+                blame.node, test, j.FAIL, f"{blame.rail} failed with {', '.join(peers)}"
+                f"{certain}: {worst.reason}", rail=blame.rail, metric=worst.metric,
+                value=worst.value, threshold=worst.threshold, peer=peers[0], fix=worst.fix))
     blamed = {(v.node, v.test, v.rail) for v in per_node}
     for v in measured:
         for node in (v.node, v.peer or ""):

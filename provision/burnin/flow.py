@@ -66,7 +66,10 @@ def one_pass(r: Runner, prefix: str) -> Outcome:
                                               and not u.unit.startswith("coll")], th)
     if cfg.level == "quick":
         return o
-    r.pair_phase(prefix)
+    down = {(v.node, v.rail): "down" if " is " in v.reason else "missing"
+            for v in o.verdicts if v.test == "ib-port" and v.failed and v.rail
+            and v.metric != "rate_gbps"}
+    r.pair_phase(prefix, down)
     outputs = [u for k, u in sorted(r.done.items()) if k.startswith(prefix)]
     o.pairs, per_node = ev.judge_pairs(outputs, th)
     o.verdicts += per_node

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provision.burnin import evaluate as ev
@@ -31,6 +31,8 @@ from provision.burnin.thresholds import Thresholds
 
 LEVELS = ("quick", "standard", "full", "soak")
 BW_PORT, LAT_PORT = 18515, 18615
+PAIR_TIMEOUT_S = 120.0
+"""A perftest server gives up after this long (it waits for its client forever otherwise)."""
 Progress = Callable[[str], None]
 
 
@@ -146,7 +148,8 @@ class Runner:
               ) -> tuple[list[str], CommandResult]:
         """Server on ``a``, client on ``b`` (retried until the server listens)."""
         build = perftest.write_lat_command if lat else perftest.write_bw_command
-        server = ["timeout", str(int(self.cfg.timeout_s)), *build(rail, None, port=port)]
+        limit = min(self.cfg.timeout_s, PAIR_TIMEOUT_S)
+        server = ["timeout", str(int(limit)), *build(rail, None, port=port)]
         client = build(rail, a.address, port=port)
         srv = self.ex.start(a.name, server, timeout=self.cfg.timeout_s + 5)
         srv.wait_for("Waiting for client", timeout=min(60.0, self.cfg.timeout_s))
@@ -163,11 +166,21 @@ class Runner:
                                 f"{srv_res.stderr.strip()}", res.took_s)
         return client, res
 
+    @staticmethod
+    def _not_run(why: str) -> Callable[[], tuple[list[str], CommandResult]]:
+        return lambda: ([], CommandResult(1, "", f"not run: {why} (ibstat)", 0.0))
+
     def _pair_task(self, a: NodeTarget, b: NodeTarget, rail: str, port: int, lat: bool
                    ) -> Callable[[], tuple[list[str], CommandResult]]:
         return lambda: self._pair(a, b, rail, port, lat)
 
-    def pair_phase(self, prefix: str = "") -> None:
+    def pair_phase(self, prefix: str = "",
+                   down: Mapping[tuple[str, str], str] | None = None) -> None:
+        """All pairs of every rail in round-robin rounds (a round's pairs run at once).
+
+        A pair with an end whose port ibstat showed down is not run (its server would wait
+        for a client that never comes); it is recorded as failed with that reason."""
+        down = down or {}
         rails = sorted({h for t in self.cfg.targets for h in t.hcas})
         schedule = {rail: round_robin([t.name for t in self.cfg.targets if rail in t.hcas])
                     for rail in rails}
@@ -188,8 +201,13 @@ class Runner:
                             continue
                         port = (LAT_PORT if lat else BW_PORT) + index
                         ta, tb = self.by_name[a], self.by_name[b]
-                        tasks[unit] = self._pair_task(ta, tb, rail, port, lat)
                         meta[unit] = (b, a, rail, test)
+                        dead = [f"{rail} of {n} is {down[(n, rail)]}" for n in (a, b)
+                                if (n, rail) in down]
+                        if dead:
+                            tasks[unit] = self._not_run("; ".join(dead))
+                        else:
+                            tasks[unit] = self._pair_task(ta, tb, rail, port, lat)
             for unit, (argv, res) in run_bounded(tasks, max(1, self.cfg.workers // 2)):
                 client, server, rail, test = meta[unit]
                 kind = "ib-write-lat" if test == "ib-write-lat" else "ib-write-bw"
