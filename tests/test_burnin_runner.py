@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from provision.burnin import session
-from provision.burnin.backend import CommandResult
+from provision.burnin.backend import Collector, CommandResult
 from provision.burnin.report import RunReport
 from provision.burnin.session import BurninOptions, run_burnin
 from provision.burnin.simexec import InProcessSimExecutor
@@ -20,6 +20,7 @@ from provision.burnin.store import open_burnin_store, record_fabric_verify
 from provision.burnin.targets import rack_targets
 from provision.cli.common import load_and_plan
 from provision.cli.main import cli
+from provision.errors import ExecutionError
 from provision.lab.hwsim import default_personality
 from provision.lab.hwsim.local import LocalSim
 from provision.loader import LoadedSite
@@ -151,6 +152,31 @@ def test_pairs_with_a_down_port_are_not_run_and_blamed_on_it(
     # one rail short drags the rack collective below its floor: isolated, rail named
     rack = next(v for v in s.failures if v.test == "nccl-rack")
     assert rack.rail == "mlx5_5" and "confirmed" in rack.reason
+
+
+class Unreachable(InProcessSimExecutor):
+    """lab-gpu-03 does not answer SSH."""
+
+    def run(self, node: str, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        if node == "lab-gpu-03":
+            raise ExecutionError("ssh to lab-gpu-03 (10.210.0.13): unreachable (timed out)")
+        return super().run(node, argv, timeout=timeout)
+
+    def start(self, node: str, argv: Sequence[str], *, timeout: float) -> Collector:
+        if node == "lab-gpu-03":
+            raise ExecutionError("ssh to lab-gpu-03 (10.210.0.13): unreachable (timed out)")
+        return super().start(node, argv, timeout=timeout)
+
+
+def test_an_unreachable_node_fails_alone_and_the_run_completes(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path) -> None:
+    ex = Unreachable(sim, {t.name: t.address for t in rack_targets(planned[1], "a01")})
+    report, _ = run(planned, sim, tmp_path, ex=ex)
+    assert report.failed_nodes() == ["lab-gpu-03"]
+    s = next(x for x in report.summaries() if x.node == "lab-gpu-03")
+    assert "unreachable" in s.failures[0].reason
+    assert report.collectives[0].members == ("lab-gpu-01", "lab-gpu-02", "lab-gpu-04")
+    assert report.collectives[0].ok
 
 
 def test_cli_failure_prints_table_fixes_and_dry_run_drain(

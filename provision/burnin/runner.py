@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from provision.burnin import evaluate as ev
 from provision.burnin import judge as j
-from provision.burnin.backend import CommandResult, Executor
+from provision.burnin.backend import CommandResult, Executor, Running
 from provision.burnin.isolate import Group, Isolation, isolate
 from provision.burnin.probes import dcgmi_diag, infiniband, nvidia_smi_xml, nvlink, perftest, xid
 from provision.burnin.schedule import round_robin, run_bounded
@@ -28,6 +28,7 @@ from provision.burnin.targets import (
     nccl_argv,
 )
 from provision.burnin.thresholds import Thresholds
+from provision.errors import GpuctlError
 
 LEVELS = ("quick", "standard", "full", "soak")
 BW_PORT, LAT_PORT = 18515, 18615
@@ -98,6 +99,13 @@ class Runner:
             self.by_name[cfg.cross_partner.name] = cfg.cross_partner
 
     # -- units ---------------------------------------------------------------------------
+    def _run(self, node: str, argv: Sequence[str]) -> CommandResult:
+        """Run a probe; an unreachable node is a failed probe (exit 255), not a dead run."""
+        try:
+            return self.ex.run(node, argv, timeout=self.cfg.timeout_s)
+        except GpuctlError as exc:
+            return CommandResult(255, "", str(exc), 0.0)
+
     def _record(self, unit: str, node: str, test: str, kind: str, argv: Sequence[str],
                 res: CommandResult, rail: str = "", peer: str = "") -> UnitOutput:
         out = UnitOutput(unit, node, test, kind, tuple(argv), res.rc, res.stdout, res.stderr,
@@ -134,7 +142,7 @@ class Runner:
 
                 def task(t: NodeTarget = target, test: str = test, kind: str = kind,
                          argv: list[str] = argv) -> UnitOutput:
-                    res = self.ex.run(t.name, argv, timeout=self.cfg.timeout_s)
+                    res = self._run(t.name, argv)
                     return UnitOutput("", t.name, test, kind, tuple(argv), res.rc, res.stdout,
                                       res.stderr, res.took_s)
                 tasks[unit] = task
@@ -151,15 +159,18 @@ class Runner:
         limit = min(self.cfg.timeout_s, PAIR_TIMEOUT_S)
         server = ["timeout", str(int(limit)), *build(rail, None, port=port)]
         client = build(rail, a.address, port=port)
-        srv = self.ex.start(a.name, server, timeout=self.cfg.timeout_s + 5)
+        try:
+            srv: Running = self.ex.start(a.name, server, timeout=limit + 5)
+        except GpuctlError as exc:
+            return client, CommandResult(255, "", f"[server {a.name}] {exc}", 0.0)
         srv.wait_for("Waiting for client", timeout=min(60.0, self.cfg.timeout_s))
-        res = self.ex.run(b.name, client, timeout=self.cfg.timeout_s)
+        res = self._run(b.name, client)
         for attempt in range(self.cfg.client_retries):
             if res.rc == 0 or "connect" not in (res.stderr + res.stdout) \
                     or not srv.wait_for("Waiting for client", timeout=0.0):
                 break
             time.sleep(0.25 * (attempt + 1))
-            res = self.ex.run(b.name, client, timeout=self.cfg.timeout_s)
+            res = self._run(b.name, client)
         srv_res = srv.result()
         if res.rc != 0 and srv_res.rc != 0 and srv_res.stderr.strip():
             res = CommandResult(res.rc, res.stdout, f"{res.stderr}\n[server {a.name}] "
@@ -259,10 +270,14 @@ class Runner:
             if out is None:
                 launcher = self.by_name[members[0]]
                 path = hostfile_path(self.run_id, f"{prefix}{label}")
-                self.ex.put(launcher.name, path, hostfile_text(members, launcher.gpus))
                 argv = mpirun_argv(path, launcher.gpus, nccl_argv(
                     test, 1, self.cfg.nccl_min_bytes, self.cfg.nccl_max_bytes))
-                res = self.ex.run(launcher.name, argv, timeout=self.cfg.timeout_s)
+                try:
+                    self.ex.put(launcher.name, path, hostfile_text(members, launcher.gpus))
+                except GpuctlError as exc:
+                    res = CommandResult(255, "", str(exc), 0.0)
+                else:
+                    res = self._run(launcher.name, argv)
                 out = fresh = UnitOutput(unit, launcher.name, "nccl-multi", "nccl", tuple(argv),
                                          res.rc, res.stdout, res.stderr, round(res.took_s, 3),
                                          peer=",".join(members))

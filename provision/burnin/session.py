@@ -133,10 +133,13 @@ def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
     store_url = opts.store or os.environ.get("GPUCTL_BURNIN_STORE") \
         or str(default_store_for(loaded.path.parent))
     partner_name = other_rack_node(plan, opts.rack) if opts.level == "full" else None
-    partner = rack_targets(plan, next(n.rack for n in plan.nodes if n.name == partner_name))[0] \
-        if partner_name else None
+    partner = None
+    if partner_name is not None:
+        rack_of = next(n.rack for n in plan.nodes if n.name == partner_name)
+        partner = next(t for t in rack_targets(plan, rack_of) if t.name == partner_name)
     cfg = RunConfig(site, opts.rack, opts.level, tuple(targets), th, workers=opts.workers,
                     timeout_s=opts.timeout_s, soak_s=opts.soak_s, cross_partner=partner)
+    ex = executor or _executor(plan, targets + ([partner] if partner else []), lab_dir, opts)
     with open_burnin_store(store_url) as store:
         run_id = _start(store, site, version, opts, say)
         if fabric[2] is not None:
@@ -146,8 +149,6 @@ def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
             if t.name not in states:
                 store.set_state(site, t.name, "new", run_id=run_id)
             store.set_state(site, t.name, "burn-in", f"run {run_id} ({opts.level})", run_id)
-        ex = executor or _executor(plan, targets + ([partner] if partner else []), lab_dir,
-                                   opts)
         try:
             outcome = execute(Runner(cfg, ex, store, run_id, progress=say))
         except BaseException as exc:
