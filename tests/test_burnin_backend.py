@@ -105,5 +105,8 @@ def test_unknown_host_key_is_refused(sshd: tuple[int, Path, Path], tmp_path: Pat
         _executor(port, key, other).run("n1", ["true"], timeout=5)
     empty = tmp_path / "empty"
     empty.write_text("")
+    ex = _executor(port, key, empty)
     with pytest.raises(ExecutionError, match="host key unknown"):
-        _executor(port, key, empty).run("n1", ["true"], timeout=5)
+        ex.run("n1", ["true"], timeout=5)
+    with pytest.raises(ExecutionError, match="host key unknown"):  # remembered, not retried
+        ex.start("n1", ["true"], timeout=5)

@@ -130,15 +130,22 @@ class SshExecutor:
         self._timeout = access.connect_timeout
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._locks = {node: threading.Lock() for node in self._targets}
+        self._dead: dict[str, str] = {}
 
     def _client(self, node: str) -> paramiko.SSHClient:
         if node not in self._targets:
             raise ExecutionError(f"burn-in: no address for node {node!r}")
         with self._locks[node]:
+            if node in self._dead:  # one connect timeout per node, not one per probe
+                raise ExecutionError(self._dead[node])
             client = self._clients.get(node)
             transport = client.get_transport() if client is not None else None
             if client is None or transport is None or not transport.is_active():
-                client = connect(self._targets[node], timeout=self._timeout)
+                try:
+                    client = connect(self._targets[node], timeout=self._timeout)
+                except ExecutionError as exc:
+                    self._dead[node] = str(exc)
+                    raise
                 self._clients[node] = client
             return client
 
