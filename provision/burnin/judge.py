@@ -148,12 +148,10 @@ def judge_ib_ports(node: str, report: IbReport, th: Thresholds,
             out.append(Verdict(node, "ib-port", PASS, f"{hca} Active at {port.rate_gbps:g} "
                                "Gb/s", rail=hca, metric="rate_gbps", value=port.rate_gbps,
                                threshold=th.ib_rate_gbps))
-    extra = sorted(set(cas) - set(hcas))
     if len(hcas) < th.hca_count:
         out.append(_v(node, "ib-port", False, f"{len(hcas)} compute HCAs planned, profile "
                       f"expects {th.hca_count}", "fix the catalog or the profile"))
-    del extra  # storage/in-band HCAs are not judged here
-    return out
+    return out  # HCAs not planned for compute (storage, in-band) are not judged here
 
 
 def judge_dcgm(node: str, diag: DcgmDiag, th: Thresholds, level: int) -> list[Verdict]:
