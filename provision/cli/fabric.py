@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -96,18 +94,11 @@ def write_guid_file(path: Path, learned: dict[str, str]) -> int:
 
 
 def record(result: VerifyResult) -> str:
-    """Store the result in the burn-in store when one exists; says what happened."""
-    try:
-        store: Any = importlib.import_module("provision.burnin.store")
-    except ModuleNotFoundError as exc:
-        if exc.name != "provision.burnin.store":
-            raise
-        return "burn-in store not available: result not recorded"
-    fn = getattr(store, "record_fabric_verify", None)
-    if fn is None:
-        return "burn-in store has no record_fabric_verify(): result not recorded"
-    fn(result.site, result.to_json())
-    return "result recorded in the burn-in store"
+    """Store the result in the site's results DB when it has one; says what happened."""
+    from provision.burnin.store import record_fabric_verify
+
+    where = record_fabric_verify(result.site, result.to_json())
+    return where if where.startswith("no results DB") else f"result recorded in {where}"
 
 
 @fabric.command("verify", help="Compare the discovered fabric of SITE with its plan; exit 0 "

@@ -40,6 +40,9 @@ def hwsim_setup(plan: Plan) -> HostSetup:
     def setup(host: HostRoot) -> None:
         sim_dir = host.lab_dir / SIM_SUBDIR
         write_personality(sim_dir, host.name, personality_for(plan, host.name))
-        install_commands(host.root / "usr/local/bin", sim_dir, python=sys.executable)
+        # The simulator's ibstat reports the personality and its faults (rate, state); ibsim's
+        # own would show simulator values (e.g. "Rate: 104") that no real HCA reports.
+        install_commands(host.root / "usr/local/bin", sim_dir, python=sys.executable,
+                         extra=("ibstat",))
 
     return setup
