@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -77,9 +78,14 @@ def measure(n: int, defaults: bool, tmp: Path, site: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="4", help="comma-separated host counts (4,16,64)")
+    parser.add_argument("--modes", default="defaults,gpuctl",
+                        help="comma-separated: defaults (Ansible's), gpuctl (tuned)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    modes = [m.strip() == "defaults" for m in args.modes.split(",")]
     lab.require_root()
+    # a timeout's SIGTERM still takes the lab down (finally blocks run on SystemExit)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     header = f"{'hosts':>5} {'mode':<16} " + " ".join(f"{p:>10}" for p in PHASES) + \
         f" {'total':>8} {'failed':>6}"
     lines = [header]
@@ -92,7 +98,7 @@ def main() -> None:
             except GpuctlError as exc:
                 lines.append(f"{n:>5} (site does not plan: {exc})")
                 continue
-            for defaults in (True, False):
+            for defaults in modes:
                 mode = "ansible defaults" if defaults else "gpuctl"
                 r = measure(n, defaults, tmp, site)
                 lines.append(f"{n:>5} {mode:<16} "
