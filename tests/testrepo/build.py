@@ -91,8 +91,8 @@ def stack_packages() -> list[Pkg]:
     for v in (DRIVER_VERSION, DRIVER_NEW):
         pkgs += driver_packages(v) + fabricmanager_packages(v)
     pkgs += fabricmanager_packages(DRIVER_OLD_FM)
-    pkgs += driver_packages("590.44.01", suffix=False) + fabricmanager_packages(
-        "590.44.01", suffix=False)
+    pkgs += driver_packages("595.45.04", suffix=False) + fabricmanager_packages(
+        "595.45.04", suffix=False)
     major_minor, toolkit = CUDA_TOOLKIT
     pkgs += [
         Pkg("cuda-keyring", "1.1-1", (), {"/usr/share/keyrings/cuda-archive-keyring.gpg":
