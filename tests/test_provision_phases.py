@@ -63,7 +63,7 @@ def make_runner(tmp_path: Path, fake: FakePlaybooks) -> tuple[phases.Runner, lis
 
 
 def opts(hosts: list[str], **kw: Any) -> phases.RunOptions:
-    return phases.RunOptions(phases=kw.pop("phases", ["base", "nvidia"]), hosts=hosts,
+    return phases.RunOptions(phases=kw.pop("phases", ["base", "platform"]), hosts=hosts,
                              plan_version="v1", inventory=Path("/nonexistent"), **kw)
 
 
@@ -72,9 +72,9 @@ def test_failed_host_is_recorded_and_resume_runs_only_it(tmp_path: Path) -> None
     runner, hosts = make_runner(tmp_path, fake)
     first = runner.run(opts(hosts))
     assert first.status == "failed" and first.failed_hosts() == ["lab-gpu-02"]
-    assert first.phase_status == {"base": "failed", "nvidia": "skipped"}
+    assert first.phase_status == {"base": "failed", "platform": "skipped"}
     assert first.results[("base", "lab-gpu-02")].detail == "template error"
-    assert any("nvidia: not available yet" in line for line in runner.reporter.lines)  # type: ignore[attr-defined]
+    assert any("platform: not available yet" in line for line in runner.reporter.lines)  # type: ignore[attr-defined]
     fake.bad = set()
     second = runner.run(opts(hosts, resume=True))
     assert fake.calls[-1] == ["lab-gpu-02"]
@@ -141,6 +141,8 @@ def test_offline_dry_run_checks_every_phase_without_hosts(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     out = result.output
     assert "rdma_tuning : Write memlock and nofile limits" in out
+    if (ROOT / "playbooks" / "nvidia.yml").exists():
+        assert "nvidia on lab-gpu-01" in out
     assert "Boot = Pxe, Once" in out
     assert "not available yet" in out
     assert not (tmp_path / "x.db").exists()  # offline: no store, no lock
@@ -191,4 +193,4 @@ def test_history_lists_runs_latest_first(tmp_path: Path) -> None:
 
     [row] = json.loads(result.output)
     assert row["status"] == "failed" and row["failed hosts"] == "lab-gpu-03"
-    assert row["phases"] == "base=failed, nvidia=skipped"
+    assert row["phases"] == "base=failed, platform=skipped"

@@ -51,6 +51,9 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--boot-timeout", type=float, default=None,
                      help="Seconds a host may take to come back on SSH after the power "
                      "cycle [default: 600, lab 30]."),
+        click.option("--extra-vars", "extra_vars", type=click.Path(path_type=Path,
+                     dir_okay=False, exists=True), default=None, help="YAML file of extra "
+                     "variables for the phase playbooks (e.g. lab apt repositories)."),
         click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
                      show_default=True),
     ]
@@ -108,14 +111,15 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
         resume=kw["resume"], forks=kw["forks"], max_fail_percent=kw["max_fail_percent"],
         store=kw["store"], lab_dir=kw["lab_dir"], no_lab=kw["no_lab"],
         verify_tls=not kw["insecure_bmc_tls"], credential_files=kw["bmc_credentials"],
-        boot_timeout=kw["boot_timeout"])
+        boot_timeout=kw["boot_timeout"], extravars=_extra_vars(kw["extra_vars"]))
     targets = session.build_targets(loaded, plan, opts)
     hosts = select(targets, limit)
     console.print(summary_table(
         f"provision {targets.site}: {len(hosts)} host(s), plan {session.plan_version(plan)}"
         + (" (dry run)" if opts.dry_run else ""),
         [{"phase": p, "hosts": _hosts(hosts),
-          "does": _DOES[p] if p in phases.AVAILABLE else "not available yet (skipped)"}
+          "does": _DOES.get(p, "Ansible: playbooks/" + p + ".yml")
+                  if p in phases.available() else "not available yet (skipped)"}
          for p in opts.phases], ["phase", "hosts", "does"]))
     if kw["offline"]:
         with session.rendered_inventory(plan, targets) as inv:
@@ -146,6 +150,22 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
                          "stats": dict(o.stats)}
                         for (p, h), o in sorted(report.results.items())]}, indent=2))
     sys.exit(1 if failed else 0)
+
+
+def _extra_vars(path: Path | None) -> dict[str, Any]:
+    from provision.errors import UsageError
+
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"--extra-vars {path}: not readable YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"--extra-vars {path}: must be a mapping of variable names")
+    return data
 
 
 _DOES = {

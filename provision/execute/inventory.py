@@ -203,12 +203,41 @@ def _site_vars(plan: Plan, t: Targets) -> dict[str, Any]:
     return v
 
 
+SECRET_VARS = ("gpuctl_bmc_username", "gpuctl_bmc_password")  # never in a run's inventory
+
+
+def rendered_vars(plan: Plan) -> tuple[dict[str, Any], dict[str, dict[str, Any]],
+                                       dict[str, dict[str, Any]]]:
+    """The plan's Ansible variables as ``gpuctl plan`` renders them (provision.render):
+    (all.yml, {node group: its group_vars}, {host: host vars}); BMC secrets left out."""
+    from provision.render.ansible import group_vars, inventory
+
+    files = group_vars(plan)
+    allvars = yaml.safe_load(files.pop("ansible/group_vars/all.yml")) or {}
+    for key in SECRET_VARS:
+        allvars.pop(key, None)
+    groups = {Path(path).stem: yaml.safe_load(text) or {} for path, text in files.items()}
+    hostvars: dict[str, dict[str, Any]] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        for name, hv in (node.get("hosts") or {}).items():
+            if hv:
+                hostvars[name] = hv
+        for child in (node.get("children") or {}).values():
+            walk(child or {})
+
+    walk(yaml.safe_load(inventory(plan))["all"])
+    return allvars, groups, hostvars
+
+
 def inventory_data(plan: Plan, t: Targets) -> dict[str, Any]:
+    allvars, groups, planned = rendered_vars(plan)
     racks: dict[str, dict[str, Any]] = {}
     for h in t.hosts:
         rack = racks.setdefault(f"rack_{h.rack}".replace("-", "_"), {"hosts": {}})
-        rack["hosts"][h.name] = _host_vars(plan, h)
-    return {"all": {"vars": _site_vars(plan, t),
+        hv = {k: v for k, v in planned.get(h.name, {}).items() if k != "ansible_host"}
+        rack["hosts"][h.name] = {**groups.get(h.group, {}), **hv, **_host_vars(plan, h)}
+    return {"all": {"vars": {**allvars, **_site_vars(plan, t)},
                     "children": {"gpuctl_nodes": {"children": racks}}}}
 
 

@@ -42,7 +42,7 @@ def offline_check(t: Targets, hosts: Sequence[str], phase_names: Sequence[str],
             tasks = steps.image_actions(first, settings) if first else []
             if t.lab:
                 tasks.append("lab: nothing is reinstalled; the host stays reachable")
-        elif phase in phases.PLAYBOOK_PHASES:
+        elif phase in phases.available(playbooks):
             playbook = playbooks / phases.PLAYBOOK_PHASES[phase]
             err = _syntax(inventory, playbook)
             if err:

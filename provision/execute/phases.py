@@ -1,9 +1,9 @@
 """The bring-up phases of ``gpuctl provision site`` and the loop that runs them.
 
 preflight (BMC + SSH + clock checks; always re-run, also on --resume) -> image (Redfish PXE
-once + power cycle, wait for SSH) -> base (Ansible roles). Later phases (nvidia, fabric,
-kubernetes, platform, burnin) are not available yet: they are reported as such and counted as
-skipped. Every host result goes to the store as it is known, so an interrupted run leaves a
+once + power cycle, wait for SSH) -> base (Ansible roles). Later phases run their
+playbook (``playbooks/<phase>.yml``) when this checkout has one (nvidia, fabric, kubernetes);
+the others (platform, burnin) are reported as not available yet and counted as skipped. Every host result goes to the store as it is known, so an interrupted run leaves a
 consistent record and ``--resume`` skips what already succeeded for the same plan version.
 A host that fails a phase drops out of the later phases; the others go on.
 """
@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from provision.errors import ExecutionError, GpuctlError
 from provision.execute import ansible, steps
@@ -23,8 +24,15 @@ from provision.execute.inventory import Targets
 from provision.execute.store import Store
 
 PHASES = ("preflight", "image", "base", "nvidia", "fabric", "kubernetes", "platform", "burnin")
-AVAILABLE = ("preflight", "image", "base")
-PLAYBOOK_PHASES = {"base": "base.yml"}
+PYTHON_PHASES = ("preflight", "image")
+PLAYBOOK_PHASES = {p: f"{p}.yml" for p in ("base", "nvidia", "fabric", "kubernetes",
+                                           "platform", "burnin")}
+
+
+def available(playbooks: Path = ansible.PLAYBOOKS) -> tuple[str, ...]:
+    """Phases this checkout can run: the Python ones and those whose playbook exists."""
+    return tuple(p for p in PHASES if p in PYTHON_PHASES
+                 or (p in PLAYBOOK_PHASES and (playbooks / PLAYBOOK_PHASES[p]).exists()))
 KIND = "provision"
 DRY_KIND = "provision-dry-run"
 
@@ -59,6 +67,7 @@ class RunOptions:
     tuning: ansible.Tuning = ansible.Tuning()
     settings: steps.StepSettings = field(default_factory=lambda: steps.StepSettings(env={}))
     playbooks: Path = ansible.PLAYBOOKS
+    extravars: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,7 +145,7 @@ class Runner:
 
     def _phase(self, phase: str, active: Sequence[str], done: set[tuple[str, str]],
                opts: RunOptions, report: RunReport) -> str:
-        if phase not in AVAILABLE:
+        if phase not in available(opts.playbooks):
             self.reporter.note(f"phase {phase}: not available yet in this gpuctl version — "
                                "skipped (nothing was done)")
             self.store.record_phase(report.run_id, phase, "skipped", "not available yet")
@@ -194,7 +203,8 @@ class Runner:
                        report: RunReport) -> None:
         req = ansible.PlaybookRequest(
             playbook=opts.playbooks / PLAYBOOK_PHASES[phase], inventory=opts.inventory,
-            limit=list(todo), check=opts.dry_run, tuning=opts.tuning)
+            limit=list(todo), check=opts.dry_run, tuning=opts.tuning,
+            extravars=opts.extravars)
 
         def update(tallies: Mapping[str, HostTally]) -> None:
             for host, tally in tallies.items():

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from provision.errors import ExecutionError
 from provision.execute import ansible, inventory, phases, steps
@@ -42,6 +43,7 @@ class SessionOptions:
     verify_tls: bool = True
     credential_files: Sequence[Path] = ()
     boot_timeout: float | None = None
+    extravars: dict[str, Any] = field(default_factory=dict)
     ansible_defaults: bool = False  # benchmark: forks 5, no pipelining, no ControlPersist
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -144,7 +146,7 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
         return runner.run(phases.RunOptions(
             phases=opts.phases, hosts=hosts, plan_version=version, inventory=inv,
             dry_run=opts.dry_run, resume=opts.resume, max_fail_percent=opts.max_fail_percent,
-            tuning=tuning, settings=settings))
+            tuning=tuning, settings=settings, extravars=opts.extravars))
 
 
 def history(loaded: LoadedSite, store: str | None, limit: int = 20) -> list[dict[str, str]]:
