@@ -42,6 +42,14 @@ def offline_check(t: Targets, hosts: Sequence[str], phase_names: Sequence[str],
             tasks = steps.image_actions(first, settings) if first else []
             if t.lab:
                 tasks.append("lab: nothing is reinstalled; the host stays reachable")
+        elif phase == "platform":
+            tasks = ["Pulumi Automation API: up the site's platform stack (needs the Pulumi "
+                     "CLI; `gpuctl platform preview SITE` lists its resources without it)"]
+        elif phase == "burnin":
+            racks = list(dict.fromkeys(by_name[h].rack for h in hosts
+                                       if getattr(by_name[h], "rack", None)))
+            tasks = [f"gpuctl burnin run SITE --rack {r} --level standard" for r in racks] \
+                or ["gpuctl burnin run SITE --rack R for each rack"]
         elif phase in phases.available(playbooks):
             playbook = playbooks / phases.PLAYBOOK_PHASES[phase]
             err = _syntax(inventory, playbook)

@@ -3,13 +3,17 @@
 preflight (BMC + SSH + clock checks; always re-run, also on --resume) -> image (Redfish PXE
 once + power cycle, wait for SSH) -> base (Ansible roles). Later phases run their
 playbook (``playbooks/<phase>.yml``) when this checkout has one (nvidia, fabric, kubernetes);
-the others (platform, burnin) are reported as not available yet and counted as skipped. Every host result goes to the store as it is known, so an interrupted run leaves a
+platform runs the site's Pulumi stack and burnin runs ``gpuctl burnin run`` rack by rack.
+Every host result goes to the store as it is known, so an interrupted run leaves a
 consistent record and ``--resume`` skips what already succeeded for the same plan version.
 A host that fails a phase drops out of the later phases; the others go on.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,13 +29,15 @@ from provision.execute.store import Store
 
 PHASES = ("preflight", "image", "base", "nvidia", "fabric", "kubernetes", "platform", "burnin")
 PYTHON_PHASES = ("preflight", "image")
-PLAYBOOK_PHASES = {p: f"{p}.yml" for p in ("base", "nvidia", "fabric", "kubernetes",
-                                           "platform", "burnin")}
+SITE_PHASES = ("platform", "burnin")
+"""Phases that act on the site as a whole (Pulumi stack, rack burn-in), not host by host."""
+PLAYBOOK_PHASES = {p: f"{p}.yml" for p in ("base", "nvidia", "fabric", "kubernetes")}
+BURNIN_TIMEOUT_S = 6 * 3600.0
 
 
 def available(playbooks: Path = ansible.PLAYBOOKS) -> tuple[str, ...]:
     """Phases this checkout can run: the Python ones and those whose playbook exists."""
-    return tuple(p for p in PHASES if p in PYTHON_PHASES
+    return tuple(p for p in PHASES if p in PYTHON_PHASES or p in SITE_PHASES
                  or (p in PLAYBOOK_PHASES and (playbooks / PLAYBOOK_PHASES[p]).exists()))
 KIND = "provision"
 DRY_KIND = "provision-dry-run"
@@ -68,6 +74,9 @@ class RunOptions:
     settings: steps.StepSettings = field(default_factory=lambda: steps.StepSettings(env={}))
     playbooks: Path = ansible.PLAYBOOKS
     extravars: Mapping[str, Any] = field(default_factory=dict)
+    plan: Any = None  # the Plan, for the site-wide phases
+    site_path: Path | None = None
+    burnin_level: str = "standard"
 
 
 @dataclass
@@ -163,6 +172,8 @@ class Runner:
         try:
             if phase in PLAYBOOK_PHASES:
                 self._ansible_phase(phase, todo, opts, report)
+            elif phase in SITE_PHASES:
+                self._site_phase(phase, todo, opts, report)
             else:
                 self._python_phase(phase, todo, opts, report)
         finally:
@@ -199,6 +210,40 @@ class Runner:
                 continue
             self._record(report, phase, name, outcome)
 
+    def _site_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
+                    report: RunReport) -> None:
+        """platform: the site's Pulumi stack; burnin: `gpuctl burnin run` per rack."""
+        if opts.plan is None or opts.site_path is None:
+            raise ExecutionError(f"phase {phase}: needs the site plan (internal error)")
+        if phase == "platform":
+            from provision.execute.pulumi_stack import provision_platform
+
+            res = provision_platform(opts.plan, dry_run=opts.dry_run)
+            if opts.dry_run:
+                outcome = steps.Outcome("skipped", f"dry run: the stack would manage "
+                                                   f"{len(res.resources)} resources")
+            else:
+                outcome = steps.Outcome("ok", f"{res.operation}: " + ", ".join(
+                    f"{k} {v}" for k, v in sorted(res.changes.items())))
+            for host in todo:
+                self._record(report, phase, host, outcome)
+            return
+        rack_of = {n.name: n.rack for n in opts.plan.nodes}
+        racks = list(dict.fromkeys(rack_of[h] for h in todo if h in rack_of))
+        for rack in racks:
+            self._check_cancel()
+            hosts = [h for h in todo if rack_of.get(h) == rack]
+            argv = [sys.executable, "-m", "provision.cli.main", "burnin", "run",
+                    str(opts.site_path), "--rack", rack, "--level", opts.burnin_level,
+                    "--format", "json"]
+            if opts.dry_run:
+                for host in hosts:
+                    self._record(report, phase, host, steps.Outcome(
+                        "skipped", "dry run, would run: " + " ".join(argv[3:])))
+                continue
+            for host, outcome in _burnin_rack(argv, hosts).items():
+                self._record(report, phase, host, outcome)
+
     def _ansible_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
                        report: RunReport) -> None:
         req = ansible.PlaybookRequest(
@@ -227,3 +272,32 @@ class Runner:
                                               if opts.dry_run else ""))
                 outcome = steps.Outcome(status, detail, stats)
             self._record(report, phase, host, outcome)
+
+
+def _burnin_rack(argv: list[str], hosts: Sequence[str]) -> dict[str, steps.Outcome]:
+    """Run one rack's burn-in as its own gpuctl process; per-host outcomes from its JSON."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False,
+                              timeout=BURNIN_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {h: steps.Outcome("failed", f"burn-in did not finish within "
+                                           f"{BURNIN_TIMEOUT_S:g} s") for h in hosts}
+    try:
+        data = json.loads(done.stdout)
+        nodes = {n["node"]: n for n in data["nodes"]}
+    except (ValueError, KeyError, TypeError):
+        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {h: steps.Outcome("failed", f"burn-in failed (exit {done.returncode}): {why}")
+                for h in hosts}
+    out: dict[str, steps.Outcome] = {}
+    for h in hosts:
+        node = nodes.get(h)
+        if node is None:
+            out[h] = steps.Outcome("failed", "not in the burn-in report")
+        elif node["status"] == "fail":
+            reasons = "; ".join(str(f.get("reason") or f.get("message") or f)
+                                for f in node["failures"][:3])
+            out[h] = steps.Outcome("failed", f"burn-in failed: {reasons}")
+        else:
+            out[h] = steps.Outcome("ok", f"burn-in {node['status']} (run {data.get('run')})")
+    return out

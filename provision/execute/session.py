@@ -146,7 +146,8 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
         return runner.run(phases.RunOptions(
             phases=opts.phases, hosts=hosts, plan_version=version, inventory=inv,
             dry_run=opts.dry_run, resume=opts.resume, max_fail_percent=opts.max_fail_percent,
-            tuning=tuning, settings=settings, extravars=opts.extravars))
+            tuning=tuning, settings=settings, extravars=opts.extravars, plan=plan,
+            site_path=site_dir(loaded)))
 
 
 def history(loaded: LoadedSite, store: str | None, limit: int = 20) -> list[dict[str, str]]:
