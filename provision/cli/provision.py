@@ -65,8 +65,8 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.group("provision")
 def provision() -> None:
     """Bring hosts up in phases: preflight, image (Redfish PXE + power cycle), base, nvidia,
-    fabric, kubernetes (Ansible, when their playbooks exist); platform and burnin are
-    reported as not available yet. Results are stored per plan version; --resume continues
+    fabric, kubernetes (Ansible playbooks), platform (the site's Pulumi stack) and burnin
+    (`gpuctl burnin run` per rack). Results are stored per plan version; --resume continues
     where an interrupted or failed run stopped."""
 
 
