@@ -4,8 +4,10 @@ dry-run of the real playbooks against the lab site's rendered inventory."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +64,18 @@ def make_runner(tmp_path: Path, fake: FakePlaybooks) -> tuple[phases.Runner, lis
     return runner, select(t, None)
 
 
+@functools.cache
+def only_base_playbooks() -> Path:
+    """A playbook dir with base.yml only: the kubernetes phase is then not available."""
+    d = Path(tempfile.mkdtemp(prefix="gpuctl-playbooks-"))
+    (d / "base.yml").write_text("---\n")
+    return d
+
+
 def opts(hosts: list[str], **kw: Any) -> phases.RunOptions:
-    return phases.RunOptions(phases=kw.pop("phases", ["base", "platform"]), hosts=hosts,
-                             plan_version="v1", inventory=Path("/nonexistent"), **kw)
+    return phases.RunOptions(phases=kw.pop("phases", ["base", "kubernetes"]), hosts=hosts,
+                             plan_version="v1", inventory=Path("/nonexistent"),
+                             playbooks=kw.pop("playbooks", only_base_playbooks()), **kw)
 
 
 def test_failed_host_is_recorded_and_resume_runs_only_it(tmp_path: Path) -> None:
@@ -72,9 +83,9 @@ def test_failed_host_is_recorded_and_resume_runs_only_it(tmp_path: Path) -> None
     runner, hosts = make_runner(tmp_path, fake)
     first = runner.run(opts(hosts))
     assert first.status == "failed" and first.failed_hosts() == ["lab-gpu-02"]
-    assert first.phase_status == {"base": "failed", "platform": "skipped"}
+    assert first.phase_status == {"base": "failed", "kubernetes": "skipped"}
     assert first.results[("base", "lab-gpu-02")].detail == "template error"
-    assert any("platform: not available yet" in line for line in runner.reporter.lines)  # type: ignore[attr-defined]
+    assert any("kubernetes: not available yet" in line for line in runner.reporter.lines)  # type: ignore[attr-defined]
     fake.bad = set()
     second = runner.run(opts(hosts, resume=True))
     assert fake.calls[-1] == ["lab-gpu-02"]
@@ -144,7 +155,8 @@ def test_offline_dry_run_checks_every_phase_without_hosts(tmp_path: Path) -> Non
     if (ROOT / "playbooks" / "nvidia.yml").exists():
         assert "nvidia on lab-gpu-01" in out
     assert "Boot = Pxe, Once" in out
-    assert "not available yet" in out
+    assert "Pulumi Automation API" in out
+    assert "gpuctl burnin run SITE --rack a01 --level standard" in out
     assert not (tmp_path / "x.db").exists()  # offline: no store, no lock
 
 
@@ -193,4 +205,4 @@ def test_history_lists_runs_latest_first(tmp_path: Path) -> None:
 
     [row] = json.loads(result.output)
     assert row["status"] == "failed" and row["failed hosts"] == "lab-gpu-03"
-    assert row["phases"] == "base=failed, platform=skipped"
+    assert row["phases"] == "base=failed, kubernetes=skipped"
