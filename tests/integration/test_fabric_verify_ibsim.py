@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
 import textwrap
 import time
@@ -32,6 +30,7 @@ from provision.fabric.findings import VerifyResult
 from provision.fabric.netedit import NetFile
 from provision.fabric.topology import parse_topology
 from provision.fabric.verify import verify
+from provision.lab.fabric import free_udp_base
 from provision.plan.build import Plan
 from provision.render.ibsim import ibsim_net, ibsim_sizes, synthetic_guids
 
@@ -48,24 +47,6 @@ def _sim_available() -> bool:
     return bool(os.geteuid() == 0 and tools and os.path.exists(UMAD2SIM))
 
 
-def free_udp_base(count: int = 11) -> int:
-    """A base port with ``count`` consecutive free UDP ports (ibsim binds port .. port+10)."""
-    rng = random.Random()
-    for _ in range(50):
-        base = rng.randrange(20000, 60000 - count)
-        socks: list[socket.socket] = []
-        try:
-            for offset in range(count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("0.0.0.0", base + offset))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP port range for ibsim")
 
 
 @contextlib.contextmanager

@@ -12,10 +12,8 @@ infiniband-diags; every wait is bounded and ibsim is always stopped.
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from provision.lab.fabric import free_udp_base
 from provision.plan.build import Plan
 from provision.render.ibsim import ib_fabric, ibsim_net, ibsim_sizes
 from provision.render.opensm import opensm_conf, opensm_files, resolve_guids, routing
@@ -88,28 +87,11 @@ burnin: {profile: a100-hdr}
 """
 
 
-def _free_base(count: int = 11) -> int:
-    rng = random.Random()
-    for _ in range(50):
-        base = rng.randrange(20000, 60000 - count)
-        socks: list[socket.socket] = []
-        try:
-            for off in range(count):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("0.0.0.0", base + off))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free UDP ports")
 
 
 @contextmanager
 def _ibsim(net: Path, sizes: dict[str, int], log: Path) -> Iterator[dict[str, str]]:
-    port = _free_base()
+    port = free_udp_base()
     argv = ["ibsim", "-s", "-r", "-l", str(port), "-n",
             "-N", str(max(2048, sizes["nodes"] + 16)),
             "-S", str(max(256, sizes["switches"] + 4)),
