@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 SITE=inventory/sites/lab
 echo "== gpuctl lint $SITE"
 gpuctl lint "$SITE"
-echo "== gpuctl plan $SITE -o out/lab"
-gpuctl plan "$SITE" -o out/lab
+echo "== gpuctl plan $SITE   (writes $SITE/generated)"
+gpuctl plan "$SITE"
 if [ "$(id -u)" != 0 ]; then
   echo "quickstart: not root; skipping the lab (gpuctl lab up needs root)"
   exit 0
@@ -23,7 +23,7 @@ if gpuctl provision --help >/dev/null 2>&1; then
   gpuctl provision site "$SITE" --phases preflight,image,base
 fi
 if gpuctl burnin run --help >/dev/null 2>&1; then
-  echo "== gpuctl burnin run $SITE --rack a01 --level quick"
-  gpuctl burnin run "$SITE" --rack a01 --level quick
+  echo "== gpuctl burnin run $SITE --rack a01 --level standard"
+  gpuctl burnin run "$SITE" --rack a01 --level standard --report-dir out/lab-burnin
 fi
 echo "quickstart: done. Tear the lab down with: gpuctl lab down $SITE"
