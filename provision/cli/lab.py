@@ -49,15 +49,11 @@ def up_cmd(site: str, lab_dir: str | None) -> None:
 
     labmod.require_root()
     try:
-        from provision.lab.from_plan import lab_spec_for_site
+        from provision.lab.from_plan import host_setup_for_site, lab_spec_for_site
     except ImportError as exc:
         raise LabError(f"site {site}: cannot build a lab spec ({exc})") from exc
-    from provision.cli.common import load_and_plan
-    from provision.lab.hardware import hwsim_setup
-
     spec = lab_spec_for_site(site)
-    _, plan = load_and_plan(Path(site))
-    state = labmod.up(spec, _lab_dir(site, lab_dir), host_setup=hwsim_setup(plan))
+    state = labmod.up(spec, _lab_dir(site, lab_dir), host_setup=host_setup_for_site(site))
     paths = state.paths
     click.echo(f"lab {state.site}: {len(state.hosts)} hosts up on bridge {state.bridge} "
                f"({state.gateway})")

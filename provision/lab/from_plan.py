@@ -17,6 +17,8 @@ from pathlib import Path
 
 from provision.cli.common import load_and_plan
 from provision.errors import LabError
+from provision.lab.hardware import hwsim_setup
+from provision.lab.hostfs import HostSetup
 from provision.lab.spec import LabHost, LabSpec
 from provision.loader import load_discovered_guids
 from provision.plan.build import Plan
@@ -64,3 +66,9 @@ def lab_spec_for_site(site_path: str) -> LabSpec:
     """Load, lint and plan the site at ``site_path`` (directory or site.yaml) -> LabSpec."""
     loaded, plan = load_and_plan(Path(site_path))
     return lab_spec_from_plan(plan, load_discovered_guids(loaded.path.parent))
+
+
+def host_setup_for_site(site_path: str) -> HostSetup:
+    """The ``host_setup`` hook that gives each lab host its simulated hardware."""
+    _, plan = load_and_plan(Path(site_path))
+    return hwsim_setup(plan)

@@ -239,6 +239,7 @@ def test_cli_up_is_idempotent_and_status_json(running: Lab,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     fake = types.ModuleType("provision.lab.from_plan")
     fake.lab_spec_for_site = lambda site_path: running.spec  # type: ignore[attr-defined]
+    fake.host_setup_for_site = lambda site_path: None  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "provision.lab.from_plan", fake)
     site_path = f"/nonexistent/{running.spec.site}/site.yaml"
     runner = CliRunner()
