@@ -11,14 +11,7 @@ from provision.models.catalog import Catalog
 from provision.models.site import Site
 from provision.plan.addressing import Address, Subnet, plan_addresses
 from provision.plan.bom import BomLine, plan_bom
-from provision.plan.cabling import (
-    Cable,
-    End,
-    cage_of,
-    candidates,
-    link_speed_gbps,
-    make_cable,
-)
+from provision.plan.cabling import Cable, CableMaker, End, link_speed_gbps
 from provision.plan.ethernet import build_ethernet
 from provision.plan.fabric import FabricPlan, Link, Switch, build_compute
 from provision.plan.layout import Node, Rack, layout_racks, place_nodes
@@ -60,15 +53,31 @@ class Plan:
             if "compute" in self.fabrics else []
 
 
-def _ends(plan_nodes: dict[str, Node], switches: dict[str, Switch], catalog: Catalog,
-          ufm_rack: str, ufm_u: int, name: str) -> tuple[str, int, bool, int]:
-    if name in plan_nodes:
-        n = plan_nodes[name]
-        return n.rack, n.u, True, 1
-    if name == "ufm":
-        return ufm_rack, ufm_u, True, 1
-    sw = switches[name]
-    return sw.rack, sw.u, False, catalog.switches[sw.model].ports_per_cage
+def _ends(nodes: list[Node], switches: list[Switch], catalog: Catalog, ufm_rack: str,
+          ufm_u: int) -> tuple[dict[str, End], dict[str, str]]:
+    """Where every link end sits, and what it is (node type or switch model) by name."""
+    ends = {n.name: End(n.rack, n.u, True) for n in nodes}
+    what = {n.name: n.type for n in nodes}
+    for s in switches:
+        ends[s.name] = End(s.rack, s.u, False, catalog.switches[s.model].ports_per_cage)
+        what[s.name] = s.model
+    if ufm_rack:
+        ends["ufm"] = End(ufm_rack, ufm_u, True)
+        what["ufm"] = "ufm"
+    return ends, what
+
+
+def _link_gbps(catalog: Catalog, fabric: str, kind: str, a: str, b: str, a_is_switch: bool,
+               ib_speed: str | None) -> int:
+    """Speed of a link from ``a`` (node type or switch model) up to switch model ``b``."""
+    nic = 0
+    if kind == "node-tor":
+        t = catalog.nodes[a]
+        nic = {"oob": 1, "inband": t.inband_nic_gbps, "storage": t.storage_nic_gbps}[fabric]
+    sw_gbps = catalog.switches[b].speed_gbps
+    if a_is_switch:
+        sw_gbps = min(sw_gbps, catalog.switches[a].speed_gbps)
+    return link_speed_gbps(fabric, kind, ib_speed, nic, sw_gbps)
 
 
 def _place_by_tier(space: RackSpace, fab: FabricPlan, nodes: list[Node], net_racks: list[str],
@@ -89,7 +98,6 @@ def _place_by_tier(space: RackSpace, fab: FabricPlan, nodes: list[Node], net_rac
 def build_plan(site: Site, catalog: Catalog) -> Plan:
     """Compute the Plan; raises PlanError when the site cannot be built as written."""
     racks = layout_racks(site)
-    rack_by_name = {r.name: r for r in racks}
     nodes = place_nodes(site, catalog, racks)
     space = RackSpace(racks, nodes, catalog)
     boot = {g.name: g.boot_interface for g in site.node_groups}
@@ -122,29 +130,21 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
                        {}, name)
         fabrics[name] = fab
     switches = [s for f in fabrics.values() for s in f.switches]
-    sw_by_name = {s.name: s for s in switches}
-    node_by_name = {n.name: n for n in nodes}
+    ends, what = _ends(nodes, switches, catalog, ufm_rack, ufm_u)
+    rack_by_name = {r.name: r for r in racks}
     cables: list[Cable] = []
     for fname, fab in fabrics.items():
-        opts_cache: dict[int, Any] = {}
-        tech = "infiniband" if fname == "compute" else "ethernet"
+        maker = CableMaker(catalog, "infiniband" if fname == "compute" else "ethernet",
+                           rack_by_name)
         ib_speed = cf.speed if (fname == "compute" and cf) else None
+        speeds: dict[tuple[str, str, str, bool], int] = {}
         for lk in fab.links:
-            ra, ua, ha, _ = _ends(node_by_name, sw_by_name, catalog, ufm_rack, ufm_u, lk.a)
-            rb, ub, hb, ppc = _ends(node_by_name, sw_by_name, catalog, ufm_rack, ufm_u, lk.b)
-            nic = 0
-            if lk.kind == "node-tor":
-                t = catalog.nodes[node_by_name[lk.a].type]
-                nic = {"oob": 1, "inband": t.inband_nic_gbps, "storage": t.storage_nic_gbps}[fname]
-            sw_gbps = catalog.switches[sw_by_name[lk.b].model].speed_gbps
-            if lk.a in sw_by_name:
-                sw_gbps = min(sw_gbps, catalog.switches[sw_by_name[lk.a].model].speed_gbps)
-            gbps = link_speed_gbps(fname, lk.kind, ib_speed, nic, sw_gbps)
-            if gbps not in opts_cache:
-                opts_cache[gbps] = candidates(catalog, tech, gbps)
-            cables.append(make_cable(lk, End(ra, ua, ha), End(rb, ub, hb, ppc),
-                                     rack_by_name[ra], rack_by_name[rb], opts_cache[gbps],
-                                     cage_of(lk.b_port, ppc)))
+            a, b = ends[lk.a], ends[lk.b]
+            key = (lk.kind, what[lk.a], what[lk.b], not a.is_host)
+            gbps = speeds.get(key)
+            if gbps is None:
+                gbps = speeds[key] = _link_gbps(catalog, fname, *key, ib_speed)
+            cables.append(maker.cable(lk, a, b, gbps))
     subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, switches,
                                         boot)
     power = plan_power(site, catalog, racks, nodes, switches)

@@ -40,9 +40,12 @@ class Switch:
     u: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Link:
-    """One cable's worth of connectivity: ``a`` is the lower end (host or lower tier)."""
+    """One cable's worth of connectivity: ``a`` is the lower end (host or lower tier).
+
+    A record, never mutated once built; not frozen because frozen construction is several
+    times slower and a GW-scale fabric has half a million links."""
 
     fabric: str
     kind: str
@@ -96,9 +99,8 @@ def connect(fab: FabricPlan, kind: str, lower: Sequence[Switch], first_up_port: 
     for i, lo in enumerate(lower):
         for u in range(up_ports):
             up = uppers[u % s]
-            fab.links.append(Link(
-                fabric=fab.name, kind=kind, a=lo.name, a_port=str(first_up_port + u),
-                b=up.name, b_port=str(first_down_port + i * m + u // s), plane=plane))
+            fab.links.append(Link(fab.name, kind, lo.name, str(first_up_port + u), up.name,
+                                  str(first_down_port + i * m + u // s), plane))
 
 
 def _split(radix: int, oversubscription: float) -> tuple[int, int]:

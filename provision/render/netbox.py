@@ -8,14 +8,12 @@ prefixes, ip-addresses. Columns are NetBox's bulk-import field names.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 from provision.plan.build import Plan
+from provision.render.csvtext import csv_text as _csv
 from provision.render.ibsim import UFM
 
 _SLUG = re.compile(r"[^a-z0-9-]+")
@@ -31,23 +29,6 @@ ROLE_COLORS = {"gpu-node": "4caf50", "storage-node": "2196f3", "mgmt-node": "9e9
 
 def slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")
-
-
-def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """CSV text; rows without quote-worthy characters are joined directly (fast path for
-    the 100k-row cable and interface files), the rest go through the csv module."""
-    out = [",".join(header)]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    for row in rows:
-        line = ",".join(map(str, row))
-        if '"' in line or "\n" in line or "\r" in line or line.count(",") != len(row) - 1:
-            buf.seek(0)
-            buf.truncate()
-            w.writerow(row)
-            line = buf.getvalue().removesuffix("\n")
-        out.append(line)
-    return "\n".join(out) + "\n"
 
 
 def _iface_type(plan: Plan, fabric: str, sku: str) -> str:

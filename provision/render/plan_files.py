@@ -6,23 +6,14 @@ timestamps, stable order) so ``gpuctl plan --check`` and code review of generate
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from provision.plan.build import Plan, summary
-
-
-def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
+from provision.render.csvtext import csv_text as _csv
 
 
 def _records(items: Iterable[Any]) -> str:
@@ -35,7 +26,7 @@ def _records(items: Iterable[Any]) -> str:
         return '{"columns": [], "rows": []}'
     names = [f.name for f in dataclasses.fields(items[0])]
     getter = operator.attrgetter(*names)
-    rows = [list(getter(x)) if len(names) > 1 else [getter(x)] for x in items]
+    rows = [getter(x) for x in items] if len(names) > 1 else [(getter(x),) for x in items]
     text = json.dumps(rows, separators=(",", ":"))
     if text.count("],[") != len(rows) - 1:  # some string holds '],[': encode row by row
         body = ",\n".join(json.dumps(r, separators=(",", ":")) for r in rows)
