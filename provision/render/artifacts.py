@@ -22,7 +22,7 @@ reservations into hardware-address reservations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from provision.plan.build import Plan
 from provision.render.ansible import ansible_tree
@@ -48,16 +48,30 @@ def fabric_tree(plan: Plan, guids: Mapping[str, str] | None = None) -> dict[str,
     return files
 
 
+ARTIFACTS = ("ansible", "dhcp", "dns", "fabric", "slurm", "k8s", "netbox", "cloud-init")
+"""Artifact families in rendering order; ``render_artifacts(only=...)`` takes a subset."""
+
+
 def render_artifacts(plan: Plan, guids: Mapping[str, str] | None = None,
-                     macs: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Every artifact, keyed by path relative to the output directory."""
+                     macs: Mapping[str, str] | None = None,
+                     only: Collection[str] | None = None) -> dict[str, str]:
+    """Every artifact (or the families in ``only``), keyed by path relative to the output
+    directory."""
+    makers: dict[str, Callable[[], dict[str, str]]] = {
+        "ansible": lambda: ansible_tree(plan),
+        "dhcp": lambda: dhcp_tree(plan, macs),
+        "dns": lambda: dns_tree(plan),
+        "fabric": lambda: fabric_tree(plan, guids),
+        "slurm": lambda: slurm_tree(plan),
+        "k8s": lambda: k8s_tree(plan),
+        "netbox": lambda: netbox_tree(plan),
+        "cloud-init": lambda: cloudinit_tree(plan),
+    }
+    unknown = set(only or ()) - set(makers)
+    if unknown:
+        raise ValueError(f"unknown artifact families {sorted(unknown)}; known: {ARTIFACTS}")
     files: dict[str, str] = {}
-    files.update(ansible_tree(plan))
-    files.update(dhcp_tree(plan, macs))
-    files.update(dns_tree(plan))
-    files.update(fabric_tree(plan, guids))
-    files.update(slurm_tree(plan))
-    files.update(k8s_tree(plan))
-    files.update(netbox_tree(plan))
-    files.update(cloudinit_tree(plan))
+    for name in ARTIFACTS:
+        if only is None or name in only:
+            files.update(makers[name]())
     return dict(sorted(files.items()))

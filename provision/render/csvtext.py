@@ -14,12 +14,13 @@ from typing import Any
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """``header`` and ``rows`` as CSV with ``\\n`` line ends; values go through ``str``."""
+    """``header`` and ``rows`` as CSV with ``\\n`` line ends; ``None`` is empty, other values
+    go through ``str`` (as with ``csv.writer``)."""
     table: list[Sequence[Any]] = [header, *rows]
     try:
         text = "\n".join(map(",".join, table))
-    except TypeError:  # some values are numbers
-        table = [tuple(map(str, r)) for r in table]
+    except TypeError:  # some values are numbers or None
+        table = [tuple("" if v is None else str(v) for v in r) for r in table]
         text = "\n".join(map(",".join, table))
     width = len(header)
     if (width > 1 and '"' not in text and "\r" not in text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from provision.plan.build import Plan, summary
@@ -89,16 +89,20 @@ def power_csv(plan: Plan) -> str:
                  "cooling", "cooling_limit_kw"], rows)
 
 
-def render_plan_files(plan: Plan) -> dict[str, str]:
-    """Every planning artifact of the site, by relative path."""
+PLAN_FILES = ("plan.json", "cabling.csv", "addresses.csv", "bom.csv", "power.csv",
+              "fabric.svg", "racks.svg")
+
+
+def render_plan_files(plan: Plan, only: Collection[str] | None = None) -> dict[str, str]:
+    """Every planning artifact of the site (or those named in ``only``), by relative path."""
     from provision.render.svg import fabric_svg, racks_svg
 
-    return {
-        "plan.json": plan_json(plan),
-        "cabling.csv": cabling_csv(plan),
-        "addresses.csv": addresses_csv(plan),
-        "bom.csv": bom_csv(plan),
-        "power.csv": power_csv(plan),
-        "fabric.svg": fabric_svg(plan),
-        "racks.svg": racks_svg(plan),
+    makers: dict[str, Callable[[Plan], str]] = {
+        "plan.json": plan_json, "cabling.csv": cabling_csv, "addresses.csv": addresses_csv,
+        "bom.csv": bom_csv, "power.csv": power_csv, "fabric.svg": fabric_svg,
+        "racks.svg": racks_svg,
     }
+    unknown = set(only or ()) - set(makers)
+    if unknown:
+        raise ValueError(f"unknown plan files {sorted(unknown)}; known: {PLAN_FILES}")
+    return {name: makers[name](plan) for name in PLAN_FILES if only is None or name in only}
