@@ -155,16 +155,13 @@ def _host_vars(plan: Plan, h: HostTarget) -> dict[str, Any]:
                          "ansible_ssh_common_args": _ssh_args(h.ssh)}
     if h.ssh.key_file is not None:
         v["ansible_ssh_private_key_file"] = str(h.ssh.key_file)
-    ethernets: dict[str, Any] = {}
+    ethernets: dict[str, Any] = {}  # IPoIB is the ipoib role's (fabric phase), not base's
     for a in plan.addresses_of(h.name):
         if a.pool == "inband":
             eth: dict[str, Any] = {"addresses": [f"{a.address}/{a.prefix}"]}
             if a.gateway:
                 eth["routes"] = [{"to": "default", "via": a.gateway}]
             ethernets[a.interface] = eth
-        elif a.pool == "ipoib":
-            ethernets[a.interface] = {"addresses": [f"{a.address}/{a.prefix}"],
-                                      "infiniband-mode": "datagram", "mtu": 4092}
         elif a.pool == "storage":
             ethernets[a.interface] = {"addresses": [f"{a.address}/{a.prefix}"], "mtu": 9000}
     v["netplan_ethernets"] = ethernets
@@ -210,23 +207,14 @@ def rendered_vars(plan: Plan) -> tuple[dict[str, Any], dict[str, dict[str, Any]]
                                        dict[str, dict[str, Any]]]:
     """The plan's Ansible variables as ``gpuctl plan`` renders them (provision.render):
     (all.yml, {node group: its group_vars}, {host: host vars}); BMC secrets left out."""
-    from provision.render.ansible import group_vars, inventory
+    from provision.render.ansible import group_vars, planned_hostvars
 
     files = group_vars(plan)
     allvars = yaml.safe_load(files.pop("ansible/group_vars/all.yml")) or {}
     for key in SECRET_VARS:
         allvars.pop(key, None)
     groups = {Path(path).stem: yaml.safe_load(text) or {} for path, text in files.items()}
-    hostvars: dict[str, dict[str, Any]] = {}
-
-    def walk(node: dict[str, Any]) -> None:
-        for name, hv in (node.get("hosts") or {}).items():
-            if hv:
-                hostvars[name] = hv
-        for child in (node.get("children") or {}).values():
-            walk(child or {})
-
-    walk(yaml.safe_load(inventory(plan))["all"])
+    hostvars = {name: hv for name, hv in planned_hostvars(plan).items() if hv}
     return allvars, groups, hostvars
 
 

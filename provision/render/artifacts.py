@@ -3,7 +3,7 @@
 Pure and deterministic; ``gpuctl plan`` writes the result next to the planning artifacts:
 
 =========================  ==========================================================
-``ansible/``               inventory.yml, group_vars/all.yml, group_vars/<group>.yml
+``ansible/``               inventory.yml, group_vars/{all,<group>}.yml, host_vars/<host>.yml
 ``dhcp/kea-dhcp4.conf``    Kea DHCPv4: subnets, reservations, PXE/iPXE classes
 ``dns/``                   forward zone, reverse zones per /24, zones.conf
 ``opensm/``                opensm.conf, root/cn/io GUID files, partitions.conf,

@@ -86,17 +86,8 @@ def _write_inventory(tmp: Path, paths: Any, addresses: dict[str, str]) -> Path:
                                **yaml.safe_load((gv / "gpu.yml").read_text())}
     for secret in ("gpuctl_bmc_username", "gpuctl_bmc_password"):
         allvars.pop(secret, None)
-    rendered = yaml.safe_load((out / "ansible" / "inventory.yml").read_text())
-    planned: dict[str, dict[str, Any]] = {}
-
-    def walk(node: dict[str, Any]) -> None:
-        for name, hv in (node.get("hosts") or {}).items():
-            if hv:
-                planned[name] = hv
-        for child in (node.get("children") or {}).values():
-            walk(child or {})
-
-    walk(rendered["all"])
+    planned = {name: yaml.safe_load((out / "ansible" / "host_vars" / f"{name}.yml").read_text())
+               for name in HOSTS}
     ssh_args = " ".join(["-o", f"UserKnownHostsFile={paths.known_hosts}", "-o",
                          "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
                          "-o", "IdentitiesOnly=yes"])
