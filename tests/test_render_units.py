@@ -165,3 +165,18 @@ def test_renderers_stay_pure() -> None:
                 assert not name.startswith(banned), f"{path.name} imports {name}"
         text = path.read_text()
         assert "open(" not in text and "write_text" not in text or path.name == "files.py"
+
+
+def test_group_vars_carry_the_version_matrix_of_the_catalog() -> None:
+    import yaml
+
+    from provision.render.ansible import group_vars
+
+    allvars = yaml.safe_load(group_vars(site_plan("lab"))["ansible/group_vars/all.yml"])
+    shipped = yaml.safe_load((ROOT / "provision" / "catalog" / "versions.yaml").read_text())
+    m = allvars["gpuctl_version_matrix"]
+    assert m["driver_branches"] == {str(k): v for k, v in shipped["driver_branches"].items()}
+    assert m["gpu_generations"] == shipped["gpu_generations"]
+    assert m["nccl_cuda"] == shipped["nccl_cuda"]
+    assert m["dcgm_cuda_majors"] == shipped["dcgm_cuda_majors"]
+    assert m["driver_branches"]["580"]["max_cuda"] == "13.0"

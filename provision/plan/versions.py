@@ -28,6 +28,17 @@ def parse_matrix(text: str) -> VersionMatrix:
     )
 
 
+def as_vars(m: VersionMatrix) -> dict[str, Any]:
+    """The matrix in versions.yaml's shape with string keys: ``gpuctl_version_matrix``, the
+    group var the roles assert against (so a rendered inventory needs no repository)."""
+    return {
+        "driver_branches": {str(k): v for k, v in sorted(m.branches.items())},
+        "gpu_generations": m.generations,
+        "nccl_cuda": m.nccl_cuda,
+        "dcgm_cuda_majors": m.dcgm_cuda_majors,
+    }
+
+
 @cache
 def matrix() -> VersionMatrix:
     """The built-in matrix (read once; it is package data)."""

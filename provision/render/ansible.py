@@ -25,7 +25,7 @@ from typing import Any
 
 from provision.errors import PlanError
 from provision.plan.build import Plan
-from provision.plan.versions import matrix
+from provision.plan.versions import as_vars, matrix
 from provision.render.templating import render
 from provision.render.topo import Topology, services_address, topology
 
@@ -186,7 +186,7 @@ def group_vars(plan: Plan) -> dict[str, str]:
         nccl_package=f"{sw.nccl}-1+cuda{sw.cuda}",
         fabric_manager=sw.fabric_manager or sw.driver_version,
         pod_cidr=site.addressing.pod_cidr, service_cidr=site.addressing.service_cidr,
-        pkey=pkey)}
+        pkey=pkey, matrix=as_vars(m))}
     for g in site.node_groups:
         ntype = plan.catalog.nodes[g.type]
         gen = m.generations.get(ntype.gpu_generation, {})

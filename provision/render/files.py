@@ -3,23 +3,42 @@
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 
 GENERATED_MARK = ".gpuctl-generated"
 
 
 def write_tree(out: Path, files: dict[str, str]) -> None:
-    """Write ``files`` under ``out``; remove files a previous plan wrote that are gone now."""
+    """Write ``files`` under ``out``; remove files a previous plan wrote that are gone now.
+
+    A file whose bytes are already on disk is left alone (its mtime too), so re-planning an
+    unchanged site touches nothing; each directory is created once (a 16,384-node site has
+    as many host_vars files).
+    """
     out.mkdir(parents=True, exist_ok=True)
     old = set()
     mark = out / GENERATED_MARK
     if mark.exists():
         old = set(mark.read_text(encoding="utf-8").split())
+    made: set[str] = set()
     for rel, text in sorted(files.items()):
-        p = out / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if not p.exists() or p.read_text(encoding="utf-8") != text:
-            p.write_text(text, encoding="utf-8")
+        parent = os.path.dirname(rel)
+        if parent not in made:
+            (out / parent).mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+        path = os.path.join(out, rel)
+        data = text.encode("utf-8")
+        try:
+            same_size = os.stat(path).st_size == len(data)
+        except FileNotFoundError:
+            same_size = False
+        if same_size:
+            with open(path, "rb") as fh:
+                if fh.read() == data:
+                    continue
+        with open(path, "wb") as fh:
+            fh.write(data)
     for rel in sorted(old - set(files)):
         (out / rel).unlink(missing_ok=True)
     mark.write_text("\n".join(sorted(files)) + "\n", encoding="utf-8")
