@@ -10,8 +10,9 @@ from provision.errors import PlanError
 from provision.loader import load_catalog, load_site
 from provision.models.catalog import Catalog, SwitchType
 from provision.models.site import ComputeFabric
-from provision.plan.fabric import build_compute, upper_count
-from provision.plan.layout import Node, layout_racks, place_nodes
+from provision.plan.cabling import CableMaker, End
+from provision.plan.fabric import Link, build_compute, upper_count
+from provision.plan.layout import Node, Rack, layout_racks, place_nodes
 from tests.conftest import SITES
 
 SUPERPOD_TABLE = [  # SUs, nodes, leaf, spine, node+UFM cables, leaf-spine cables
@@ -131,3 +132,24 @@ def test_upper_count_rounds_to_even_spread() -> None:
     assert upper_count(8, 32, 64) == 4
     with pytest.raises(ValueError):
         upper_count(65, 32, 64)
+
+
+def _rack(name: str, x: float) -> Rack:
+    return Rack(name, "h1", "a", 1, 0, x, 0.0, 48, 40.0, "air", 2)
+
+
+def test_cables_pick_by_run_and_name_the_link_that_no_cable_reaches() -> None:
+    cat = load_catalog()
+    racks = {"near": _rack("near", 0.0), "mid": _rack("mid", 12.0), "far": _rack("far", 5000.0)}
+    maker = CableMaker(cat, "infiniband", racks)
+    host, leaf = End("near", 10, True), End("mid", 40, False, 2)
+    links = [Link("compute", "node-leaf", f"n{i}", "mlx5_0", "leaf1", str(i + 1))
+             for i in range(3)]
+    cables = [maker.cable(lk, host, leaf, 400) for lk in links]
+    assert {c.sku for c in cables} == {cables[0].sku} and cables[0].length_m >= cables[0].run_m
+    assert [c.id for c in cables] == ["IB:n0:mlx5_0", "IB:n1:mlx5_0", "IB:n2:mlx5_0"]
+    assert [c.b_cage for c in cables] == ["1/1", "1/2", "2/1"]
+    same_rack = maker.cable(links[0], host, End("near", 40, False, 2), 400)
+    assert same_rack.run_m < cables[0].run_m and same_rack.medium in ("dac", "acc")
+    with pytest.raises(PlanError, match=r"compute link n0:mlx5_0 -> leaf1:1 needs a \d+\.\d m run"):
+        maker.cable(links[0], host, End("far", 40, False, 2), 400)
