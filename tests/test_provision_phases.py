@@ -206,3 +206,25 @@ def test_history_lists_runs_latest_first(tmp_path: Path) -> None:
     [row] = json.loads(result.output)
     assert row["status"] == "failed" and row["failed hosts"] == "lab-gpu-03"
     assert row["phases"] == "base=failed, kubernetes=skipped"
+
+
+def test_run_inventory_holds_the_selected_hosts_and_the_control_plane() -> None:
+    import yaml
+
+    from provision.execute.session import inventory_hosts, rendered_inventory
+
+    _, plan = load_and_plan(LAB_SITE)
+    t = targets(plan)
+    keep = inventory_hosts(select(t, "lab-gpu-01"),
+                           {"kubernetes_node_control_plane_host": "lab-gpu-03"})
+    assert keep == {"lab-gpu-01", "lab-gpu-03"}
+    assert inventory_hosts(["lab-gpu-02"], {}) == {"lab-gpu-02"}
+    with rendered_inventory(plan, t, keep) as path:
+        data = yaml.safe_load(path.read_text())
+    racks = data["all"]["children"]["gpuctl_nodes"]["children"]
+    assert sorted(h for r in racks.values() for h in r["hosts"]) == ["lab-gpu-01", "lab-gpu-03"]
+    with rendered_inventory(plan, t) as path:
+        data = yaml.safe_load(path.read_text())
+    racks = data["all"]["children"]["gpuctl_nodes"]["children"]
+    assert sorted(h for r in racks.values() for h in r["hosts"]) == [
+        f"lab-gpu-0{i}" for i in range(1, 5)]

@@ -123,7 +123,8 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
                   if p in phases.available() else "not available yet (skipped)"}
          for p in opts.phases], ["phase", "hosts", "does"]))
     if kw["offline"]:
-        with session.rendered_inventory(plan, targets) as inv:
+        with session.rendered_inventory(
+                plan, targets, session.inventory_hosts(hosts, opts.extravars)) as inv:
             rep = offline.offline_check(targets, hosts, opts.phases, inv)
         for phase, phase_hosts, tasks in rep.phases:
             console.print(f"[bold]{phase}[/] on {_hosts(phase_hosts)}:")

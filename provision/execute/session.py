@@ -7,11 +7,12 @@ hands everything to :class:`provision.execute.phases.Runner`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,8 +82,27 @@ def build_targets(loaded: LoadedSite, plan: Plan, opts: SessionOptions) -> inven
                              credential_files=opts.credential_files, admin_keys=keys)
 
 
+def inventory_hosts(hosts: Sequence[str], extravars: Mapping[str, Any]) -> set[str]:
+    """Hosts a run's inventory needs: the selected ones plus the Kubernetes control-plane
+    host that joins are delegated to (``kubernetes_node_control_plane_host``)."""
+    keep = set(hosts)
+    cp = extravars.get("kubernetes_node_control_plane_host")
+    if isinstance(cp, str) and cp:
+        keep.add(cp)
+    return keep
+
+
 @contextmanager
-def rendered_inventory(plan: Plan, t: inventory.Targets) -> Iterator[Path]:
+def rendered_inventory(plan: Plan, t: inventory.Targets,
+                       only: Collection[str] | None = None) -> Iterator[Path]:
+    """The run's inventory in a temporary file; with ``only``, just those hosts.
+
+    Ansible parses every host of an inventory before its first task (minutes for a
+    16,384-node site), so a run limited to a rack gets an inventory of that rack.
+    """
+    if only is not None:
+        keep = set(only)
+        t = dataclasses.replace(t, hosts=tuple(h for h in t.hosts if h.name in keep))
     with tempfile.TemporaryDirectory(prefix="gpuctl-inv-") as tmp:
         path = Path(tmp) / "inventory.yml"
         path.write_text(inventory.inventory_text(plan, t))
@@ -138,7 +158,7 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
     store_url = opts.store or default_store(loaded)
     lock = site_dir(loaded) / STATE_DIR / "provision.lock"
     with site_lock(lock, f"site {t.site}"), open_store(store_url) as store, \
-            rendered_inventory(plan, t) as inv:
+            rendered_inventory(plan, t, inventory_hosts(hosts, opts.extravars)) as inv:
         runner = phases.Runner(targets=t, store=store, reporter=reporter,
                                executor=steps.ThreadExecutor(forks),
                                client=steps.make_client_factory(t.credential_files),
