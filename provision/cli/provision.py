@@ -174,7 +174,7 @@ _DOES = {
     "preflight": "lint + plan freshness, BMC credentials, SSH host keys, clock skew",
     "image": "Redfish: one-time PXE boot + power cycle, then wait for SSH",
     "base": "Ansible: hostname, /etc/hosts, chrony, RDMA sysctls/limits/hugepages, kernel "
-            "cmdline, admin users, apt sources + pins, netplan",
+            "cmdline, admin users, site apt sources, netplan",
 }
 
 

@@ -183,13 +183,6 @@ def _site_vars(plan: Plan, t: Targets) -> dict[str, Any]:
         "admin_users_list": [{"name": "gpuadmin", "keys": list(t.admin_keys)}]
         if t.admin_keys else [],
         "apt_repos_os": sw.os,
-        "apt_repos_pins": [
-            {"package": f"nvidia-driver-{sw.driver_branch}*", "version": f"{sw.driver_version}*"},
-            {"package": f"nvidia-fabricmanager-{sw.driver_branch}",
-             "version": f"{sw.fabric_manager or sw.driver_version}*"},
-            {"package": "libnccl2 libnccl-dev", "version": f"{sw.nccl}-*"},
-            {"package": "datacenter-gpu-manager-4-*", "version": f"1:{sw.dcgm}*"},
-        ],
     }
     if t.lab:
         # Lab hosts are namespaces of one machine: write every file, apply nothing that
