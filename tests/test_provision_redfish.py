@@ -90,7 +90,8 @@ def test_finds_system_by_uuid_or_name_and_power_cycles(bmc: str) -> None:
     assert by_name.power_state() == "On"
     by_name.set_one_time_boot("Pxe")
     assert by_name.boot_override()[0] == "Pxe"
-    assert by_name.power_cycle(wait=10) == "ForceRestart"
+    # sushy's fake driver applies a power change 1-11 s (whole seconds) after the request
+    assert by_name.power_cycle(wait=20) == "ForceRestart"
     assert by_name.power_state() == "On"
 
 
