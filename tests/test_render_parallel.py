@@ -36,22 +36,17 @@ def test_small_plans_render_in_one_process() -> None:
     assert default_jobs(site_plan("lab")) == 1
 
 
-def test_a_failure_in_the_worker_is_raised_in_the_caller(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("renderer", "side"), [("dns_tree", "worker"),
+                                               ("netbox_tree", "parent")])
+def test_a_failure_on_either_side_is_raised_in_the_caller(
+        monkeypatch: pytest.MonkeyPatch, renderer: str, side: str) -> None:
+    assert (renderer.removesuffix("_tree") in site_files.WORKER_ARTIFACTS) == (side == "worker")
+
     def broken(*_: object) -> dict[str, str]:
-        raise PlanError("dns: zone h1 has no servers")
+        raise PlanError(f"{renderer}: broken on the {side} side")
 
-    monkeypatch.setattr("provision.render.artifacts.dns_tree", broken)  # the worker's half
-    with pytest.raises(PlanError, match="zone h1 has no servers"):
-        render_all(site_plan("lab"), jobs=2)
-
-
-def test_a_failure_in_the_parent_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*_: object) -> dict[str, str]:
-        raise PlanError("netbox: broken")
-
-    monkeypatch.setattr("provision.render.artifacts.netbox_tree", broken)  # the parent's half
-    with pytest.raises(PlanError, match="netbox: broken"):
+    monkeypatch.setattr(f"provision.render.artifacts.{renderer}", broken)
+    with pytest.raises(PlanError, match=f"{renderer}: broken on the {side} side"):
         render_all(site_plan("lab"), jobs=2)
 
 

@@ -31,10 +31,8 @@ views (topology: ansible/slurm/k8s; fabric graph and GUIDs: ibsim/opensm) stay t
 
 def _render(plan: Plan, guids: Mapping[str, str] | None, plan_files: Collection[str],
             artifacts: Collection[str]) -> dict[str, str]:
-    files = render_plan_files(plan, only=plan_files) if plan_files else {}
-    if artifacts:
-        files.update(render_artifacts(plan, guids=guids, only=artifacts))
-    return files
+    return {**render_plan_files(plan, only=plan_files),
+            **render_artifacts(plan, guids=guids, only=artifacts)}
 
 
 def _worker(conn: Connection, plan: Plan, guids: Mapping[str, str] | None) -> None:
