@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+export PATH="$PWD/${GPUCTL_VENV:-.venv}/bin:$PATH"
 SITE=inventory/sites/lab
 echo "== gpuctl lint $SITE"
 gpuctl lint "$SITE"

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Install everything gpuctl, its lab and its tests need on a fresh Debian 12 machine (root).
+# Install everything gpuctl, its lab and its tests need on a fresh Debian 12 / Ubuntu 24.04
+# machine (root for the Debian packages). Python packages go into a virtual environment,
+# .venv/ at the repository root (the system Python is externally managed: PEP 668), created
+# with the system `python3 -m venv`. Afterwards put gpuctl on PATH with:
+#     . .venv/bin/activate        (or: export PATH="$PWD/.venv/bin:$PATH")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(iproute2 openssh-server openssh-client ibsim-utils opensm infiniband-diags
       kea-dhcp4-server bind9utils bridge-utils procps util-linux dpkg-dev
-      cloud-init)
+      cloud-init python3-venv python3-dev gcc)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,7 +27,16 @@ if ((${#missing[@]})); then
     systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
 fi
-PY=${PYTHON:-python3}
-"$PY" -m pip install -q --disable-pip-version-check -e '.[dev,lab,platform]' 2>&1 \
-  | grep -v -e '^WARNING: Running pip as' -e 'is ignored: it is neither' || true
-gpuctl --version
+
+VENV=${GPUCTL_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating the virtual environment $VENV"
+  "${PYTHON:-python3}" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,lab,platform]'
+"$VENV/bin/gpuctl" --version
+case ":$PATH:" in
+  *":$PWD/$VENV/bin:"*) ;;
+  *) echo "setup: gpuctl is in $VENV/bin; put it on PATH with: . $VENV/bin/activate" ;;
+esac

@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+export PATH="$PWD/${GPUCTL_VENV:-.venv}/bin:$PATH"
 echo "== ruff"
 ruff check provision tests bench
 echo "== mypy (strict on provision/)"
 mypy
 echo "== pytest"
-python3 -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider "$@"
