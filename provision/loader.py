@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from pydantic import ValidationError
 from provision.errors import SiteLoadError
 from provision.models.catalog import Catalog
 from provision.models.site import Site
+from provision.resources import catalog_files
 
 Loc = tuple[str | int, ...]
 
@@ -188,7 +188,7 @@ def _merge_includes(raw: dict[str, Any], path: Path, positions: Positions) -> No
 
 
 def _catalog_files() -> Iterator[tuple[str, str]]:
-    pkg = resources.files("provision.catalog")
+    pkg = catalog_files()
     for entry in sorted(pkg.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml") and entry.name != "versions.yaml":
             yield entry.name, entry.read_text(encoding="utf-8")

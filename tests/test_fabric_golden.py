@@ -3,7 +3,7 @@
 ``tests/golden/ibnetdiscover/<case>.txt`` is real ``ibnetdiscover``/``iblinkinfo`` output
 (from ibsim, see ``make_captures.py``) or a hand-written broken capture; ``<case>.json`` names
 the fixture site and scope and holds the expected result (findings, counts, inferred names,
-learned GUIDs), or the expected one-line parse error. ``GPUCTL_REGEN_GOLDEN=1`` rewrites the
+learned GUIDs), or the expected one-line parse error. ``GPUCTL_UPDATE_GOLDEN=1`` rewrites the
 expectations from the code (review the diff).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,10 @@ from provision.errors import ParseError
 from provision.fabric.expected import Expected, expected_fabric, parse_scope
 from provision.fabric.topology import parse_topology
 from provision.fabric.verify import verify
+from tests.conftest import UPDATE_GOLDEN as REGEN
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "ibnetdiscover"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.txt"))
-REGEN = os.environ.get("GPUCTL_REGEN_GOLDEN") == "1"
 
 
 @functools.cache

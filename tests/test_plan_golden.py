@@ -7,7 +7,6 @@ Update after an intended change: GPUCTL_UPDATE_GOLDEN=1 pytest tests/test_plan_g
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,10 @@ import pytest
 from provision.cli.common import load_and_plan
 from provision.render.plan_files import render_plan_files
 from tests.conftest import EXAMPLE_SITES, ROOT, SITES
+from tests.conftest import UPDATE_GOLDEN as UPDATE
 
 GOLDEN = ROOT / "tests" / "golden" / "plans"
 BIG = 2_000_000
-UPDATE = os.environ.get("GPUCTL_UPDATE_GOLDEN") == "1"
 
 
 def _expected(files: dict[str, str]) -> dict[str, str]:

@@ -5,22 +5,21 @@ The ``.txt`` is a raw tool output written for this project (not a copied capture
 ``{"error": "<substring of the ParseError message>"}`` for output that must be rejected.
 
 To regenerate the expected results of the passing cases after an intended change, run
-``GPUCTL_GOLDEN_UPDATE=1 python -m pytest tests/test_probes_golden.py`` and review the diff.
+``GPUCTL_UPDATE_GOLDEN=1 python -m pytest tests/test_probes_golden.py`` and review the diff.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from provision.burnin.probes import KINDS, to_json
 from provision.errors import ParseError
+from tests.conftest import UPDATE_GOLDEN as UPDATE
 
 GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("GPUCTL_GOLDEN_UPDATE") == "1"
 
 CASES = sorted(
     (kind_dir.name, txt.stem)

@@ -7,17 +7,16 @@ Update the goldens after an intended change: GPUCTL_UPDATE_GOLDEN=1 pytest tests
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 from provision.render.artifacts import render_artifacts
+from tests.conftest import UPDATE_GOLDEN as UPDATE
 from tests.render_support import ROOT, SITES, plan_of_text, site_plan
 
 GOLDEN = ROOT / "tests" / "golden" / "sites" / "lab"
-UPDATE = os.environ.get("GPUCTL_UPDATE_GOLDEN") == "1"
 
 
 def test_lab_artifacts_match_golden() -> None:

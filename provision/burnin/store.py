@@ -29,6 +29,7 @@ from provision.burnin.judge import Verdict
 from provision.errors import ExecutionError
 from provision.execute.store import SCHEMA as RUNS_SCHEMA
 from provision.execute.store import RunRecord, Store, sqlite_path
+from provision.resources import source_checkout
 
 KIND = "burnin"
 STATES = ("new", "burn-in", "passed", "failed", "production")
@@ -285,9 +286,9 @@ def record_fabric_verify(site: str, result: Mapping[str, Any] | str) -> str:
     if env:
         url: str | Path = env
     else:
-        checkout = Path(__file__).resolve().parents[2]
+        checkout = source_checkout()
         dbs = [default_store_for(base / "inventory" / "sites" / site)
-               for base in (Path.cwd(), checkout)]
+               for base in (Path.cwd(), *([checkout] if checkout else []))]
         found = next((d for d in dbs if d.is_file()), None)
         if found is None:
             return f"no results DB for site {site!r} (set {ENV_STORE}): not recorded"

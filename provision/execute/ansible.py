@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,10 @@ from typing import Any
 
 from provision.errors import ExecutionError
 from provision.execute import events
+from provision.resources import playbooks_dir
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+PLAYBOOKS = playbooks_dir()
+"""The phase playbooks and their roles (package data: playbooks/ in the checkout)."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,18 @@ class PlaybookResult:
     tallies: dict[str, events.HostTally]
 
 
+def tool_path() -> str:
+    """``PATH`` with this Python's scripts directory first: ansible-playbook comes from the
+    environment gpuctl is installed in, also when that environment is not activated."""
+    scripts = sysconfig.get_path("scripts")
+    rest = os.environ.get("PATH", os.defpath)
+    return f"{scripts}{os.pathsep}{rest}" if scripts else rest
+
+
 def ansible_env(tuning: Tuning, control_dir: Path) -> dict[str, str]:
     """Environment for ansible-playbook (also used for the offline checks)."""
     env = {
+        "PATH": tool_path(),
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_PIPELINING": str(tuning.pipelining),
         "ANSIBLE_FORKS": str(tuning.forks),
@@ -128,7 +140,7 @@ def _tail(text: str, lines: int = 3) -> str:
 def ansible_playbook(args: Sequence[str], *, inventory: Path, playbook: Path,
                      timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run ``ansible-playbook ARGS -i INVENTORY PLAYBOOK`` (argv list, no shell)."""
-    exe = shutil.which("ansible-playbook")
+    exe = shutil.which("ansible-playbook", path=tool_path())
     if exe is None:
         raise ExecutionError("ansible-playbook not found; pip install ansible-core")
     with tempfile.TemporaryDirectory(prefix="gpuctl-ap-") as tmp:

@@ -24,9 +24,10 @@ from provision.errors import ExecutionError
 from provision.plan.build import Plan
 from provision.platform.config import PROJECT, stack_config, stack_file
 from provision.platform.model import PlatformConfig
+from provision.resources import stack_dir
 
-STACK_DIR = Path(__file__).resolve().parents[2] / "stacks" / "platform"
-"""The Pulumi project of the platform (Pulumi.yaml, __main__.py, components.py)."""
+STACK_DIR = stack_dir("platform")
+"""The Pulumi project of the platform (Pulumi.yaml, __main__.py, components.py), package data."""
 
 INSTALL_HINT = ("install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh, or see "
                 "https://www.pulumi.com/docs/install/")

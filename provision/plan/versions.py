@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import yaml
+
+from provision.resources import catalog_files
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def as_vars(m: VersionMatrix) -> dict[str, Any]:
 @cache
 def matrix() -> VersionMatrix:
     """The built-in matrix (read once; it is package data)."""
-    text = resources.files("provision.catalog").joinpath("versions.yaml").read_text("utf-8")
+    text = catalog_files().joinpath("versions.yaml").read_text("utf-8")
     return parse_matrix(text)
 
 

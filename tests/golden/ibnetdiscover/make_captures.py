@@ -3,7 +3,7 @@
 Each case renders the planned fabric of one fixture site (``sites/<site>/site.yaml``), edits
 the net file to inject faults, loads it into ibsim and keeps what the real ``ibnetdiscover``
 (or ``iblinkinfo``) printed as ``<case>.txt``. ``<case>.json`` (site, scope and the expected
-result) is written by ``GPUCTL_REGEN_GOLDEN=1 pytest tests/test_fabric_golden.py`` and then
+result) is written by ``GPUCTL_UPDATE_GOLDEN=1 pytest tests/test_fabric_golden.py`` and then
 reviewed by hand. The hand-written cases (``garbage_*``, ``hw_*``) are not touched here.
 
     python tests/golden/ibnetdiscover/make_captures.py [CASE...]

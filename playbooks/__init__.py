@@ -1,0 +1,1 @@
+"""Ansible playbooks and roles, installed as ``provision.playbooks`` (see setup.py)."""

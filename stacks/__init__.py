@@ -1,0 +1,1 @@
+"""Pulumi programs, installed as ``provision.stacks`` (see setup.py)."""
