@@ -26,12 +26,13 @@ class SiteLoadError(GpuctlError):
     exit_code = 2
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 col: int | None = None, code: str = "GPU001") -> None:
+                 col: int | None = None, code: str = "GPU001", hint: str = "") -> None:
         self.file = file
         self.line = line
         self.col = col
         self.code = code
         self.reason = message
+        self.hint = hint
         where = ""
         if file is not None:
             where = file
@@ -41,6 +42,22 @@ class SiteLoadError(GpuctlError):
                     where += f":{col}"
             where += ": "
         super().__init__(f"{where}{message}")
+
+
+class SiteSchemaError(SiteLoadError):
+    """A site or catalog file was read but some of its values are wrong.
+
+    Carries every positioned error (``errors``); its own message is the first one, so a
+    command that reports one line still names the file, line and field.
+    """
+
+    def __init__(self, errors: list[SiteLoadError]) -> None:
+        if not errors:
+            raise ValueError("SiteSchemaError needs at least one error")
+        first = errors[0]
+        super().__init__(first.reason, file=first.file, line=first.line, col=first.col,
+                         code=first.code, hint=first.hint)
+        self.errors = errors
 
 
 class PlanError(GpuctlError):

@@ -14,6 +14,7 @@ from pydantic import (
     PositiveInt,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from provision.models.base import StrictModel
 
@@ -40,24 +41,57 @@ Cidr = Annotated[str, AfterValidator(_network)]
 """An IPv4 network in CIDR notation, validated with netaddr."""
 
 HOSTNAME_FIELDS = frozenset({"group", "index", "rack", "slot", "hall", "row"})
+RACK_NAME_FIELDS = frozenset({"hall", "row", "index"})
+_SAMPLE: dict[str, str | int] = {"group": "gpu", "index": 1, "rack": "a01", "slot": 1,
+                                 "hall": "h1", "row": "a"}
+
+
+def _pattern_error(what: str, value: str, problem: str, hint: str) -> PydanticCustomError:
+    # Code GPU133 (provision/plan/lint.py); the loader turns the type into the finding's code.
+    return PydanticCustomError("GPU133", "{message}",
+                               {"message": f"{what} pattern {value!r} {problem}", "hint": hint})
+
+
+def _check_pattern(value: str, what: str, allowed: frozenset[str]) -> list[str]:
+    """Fields of a name pattern; raise GPU133 unless ``str.format`` can fill it for every name."""
+    names = ", ".join("{" + f + "}" for f in sorted(allowed))
+    try:
+        parsed = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise _pattern_error(what, value, f"is not a format pattern: {exc}",
+                             "write literal braces as {{ and }}") from exc
+    fields = []
+    for _, name, _spec, _conv in parsed:
+        if name is None:
+            continue
+        if name == "" or name.isdigit():
+            raise _pattern_error(what, value, "has a positional field {}", f"name it: {names}")
+        if not name.isidentifier():
+            raise _pattern_error(what, value, f"uses {{{name}}}; only plain fields are allowed",
+                                 f"use {names}, with a format such as {{index:03d}}")
+        if name not in allowed:
+            raise _pattern_error(what, value, f"uses unknown field {{{name}}}",
+                                 f"allowed: {names}")
+        fields.append(name)
+    try:
+        value.format(**_SAMPLE)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise _pattern_error(what, value, f"cannot be filled in: {exc}",
+                             "{index} and {slot} are numbers (e.g. {index:04d}); the other "
+                             "fields are text (e.g. {row})") from exc
+    return fields
 
 
 def _hostname_pattern(value: str) -> str:
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
-    except ValueError as exc:
-        raise ValueError(f"hostname pattern {value!r} is not a format string: {exc}") from exc
-    unknown = sorted({f.split(".")[0].split("[")[0] for f in fields} - HOSTNAME_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"hostname pattern {value!r} uses unknown field(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(HOSTNAME_FIELDS))}"
-        )
+    fields = _check_pattern(value, "hostname", HOSTNAME_FIELDS)
     if "index" not in fields and not {"rack", "slot"} <= set(fields):
-        raise ValueError(
-            f"hostname pattern {value!r} must contain {{index}} or both {{rack}} and {{slot}} "
-            "so every node gets a distinct name"
-        )
+        raise _pattern_error("hostname", value, "must contain {index} or both {rack} and "
+                             "{slot}", "so that every node gets a distinct name")
+    return value
+
+
+def _rack_names_pattern(value: str) -> str:
+    _check_pattern(value, "rack_names", RACK_NAME_FIELDS)
     return value
 
 
@@ -93,12 +127,12 @@ class Row(StrictModel):
     """A row of identical racks on the hall floor."""
 
     name: Name = Field(description="Row name, unique within its hall, e.g. 'a'.")
-    racks: PositiveInt = Field(description="Number of racks in the row.")
+    racks: PositiveInt = Field(le=1000, description="Number of racks in the row.")
     rack: RackSpec = Field(description="The spec shared by every rack of the row.")
     y_m: float = Field(description="Floor position of the row along the hall's depth, meters.")
     x_m: float = Field(default=0.0, description="Floor position of the row's first rack, meters.")
     rack_pitch_m: PositiveFloat = Field(default=0.6, description="Rack width incl. gaps, meters.")
-    rack_names: str = Field(
+    rack_names: Annotated[str, AfterValidator(_rack_names_pattern)] = Field(
         default="{row}{index:02d}",
         description="Rack name pattern; fields {hall}, {row}, {index} (1-based).",
     )

@@ -11,6 +11,9 @@ from provision.models.site import Site
 RACK_UNIT_M = 0.04445
 """Height of one rack unit, meters."""
 
+RACK_DEPTH_M = 1.2
+"""Floor depth of a rack (front to back), meters: rows closer than this stand on each other."""
+
 
 @dataclass(frozen=True, slots=True)
 class Rack:

@@ -23,47 +23,25 @@ from __future__ import annotations
 import datetime
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import replace
 
 import netaddr
 
 from provision.errors import PlanError
 from provision.loader import LoadedSite, Loc
+from provision.plan import lint_facility, lint_names, lint_network  # noqa: F401  (their rules)
 from provision.plan.build import Plan, build_plan
 from provision.plan.layout import layout_racks
+from provision.plan.lintbase import RULES, Finding, finding, group, rule
 from provision.plan.power import COOLING_LIMIT_KW
 from provision.plan.versions import matrix, version_tuple
 
 KNOWN_PROFILES = ("a100-hdr", "h100-ndr", "h200-ndr", "b200-ndr", "b200-xdr", "gb200-nvl72")
 
 
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    message: str
-    hint: str
-    loc: Loc
-    severity: str = "error"
-    file: str = ""
-    line: int = 0
-    col: int = 0
-
-    def text(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.code} {self.message} (fix: {self.hint})"
-
-
-Rule = Callable[[LoadedSite], Iterator[Finding]]
-RULES: list[Rule] = []
-
-
-def rule(fn: Rule) -> Rule:
-    RULES.append(fn)
-    return fn
-
-
-def _f(code: str, message: str, hint: str, *loc: str | int) -> Finding:
-    return Finding(code, message, hint, tuple(loc))
+def _f(code: str, message: str, hint: str, *loc: str | int, subject: str = "") -> Finding:
+    return finding(code, message, hint, *loc, subject=subject)
 
 
 @rule
@@ -260,7 +238,7 @@ def pools(ls: LoadedSite) -> Iterator[Finding]:
             x, y = netaddr.IPNetwork(c1), netaddr.IPNetwork(c2)
             if x.first <= y.last and y.first <= x.last:
                 yield Finding("GPU152", f"address pool {n1} ({c1}) overlaps {n2} ({c2})",
-                              "give every pool its own range", loc1)
+                              "give every pool its own range", loc1, subject=n2)
 
 
 _POOL_RE = re.compile(r"address pool (\w+)")
@@ -294,12 +272,12 @@ def power_findings(ls: LoadedSite, plan: Plan) -> Iterator[Finding]:
         if rp.nameplate_kw > rp.budget_kw:
             yield _f("GPU101", f"rack {rp.rack} draws {rp.nameplate_kw:g} kW nameplate, over its "
                      f"{rp.budget_kw:g} kW budget", "raise power_kw or put fewer nodes per rack",
-                     "halls", hi, "rows", ri, "rack", "power_kw")
+                     "halls", hi, "rows", ri, "rack", "power_kw", subject=rp.rack)
         if rp.nameplate_kw > COOLING_LIMIT_KW[rp.cooling]:
             yield _f("GPU104", f"rack {rp.rack}: {rp.cooling} cooling carries at most "
                      f"{COOLING_LIMIT_KW[rp.cooling]:g} kW, the rack draws {rp.nameplate_kw:g} kW",
                      "use hybrid or liquid cooling, or spread the nodes", "halls", hi, "rows",
-                     ri, "rack", "cooling")
+                     ri, "rack", "cooling", subject=rp.rack)
     for ru in plan.power.rollups:
         if ru.level == "hall" and ru.nameplate_kw > ru.capacity_kw:
             yield _f("GPU102", f"hall {ru.name} draws {ru.nameplate_kw:g} kW, over its "
@@ -317,7 +295,8 @@ def _hostnames(plan: Plan) -> Iterator[Finding]:
         if n.name in seen:
             gi = [g.name for g in plan.site.node_groups].index(n.group)
             yield _f("GPU132", f"hostname {n.name} is used by groups {seen[n.name]} and {n.group}",
-                     "make the hostname patterns distinct", "node_groups", gi, "hostname")
+                     "make the hostname patterns distinct", "node_groups", gi, "hostname",
+                     subject=n.name)
         seen[n.name] = n.group
 
 
@@ -335,5 +314,5 @@ def lint(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
     out = []
     for f in findings:
         p = ls.where(f.loc)
-        out.append(Finding(f.code, f.message, f.hint, f.loc, f.severity, p.file, p.line, p.col))
-    return plan, sorted(out, key=lambda f: (f.file, f.line, f.col, f.code, f.message))
+        out.append(replace(f, file=p.file, line=p.line, col=p.col))
+    return plan, sorted(group(out), key=lambda f: (f.file, f.line, f.col, f.code, f.message))

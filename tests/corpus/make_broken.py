@@ -1,7 +1,9 @@
 """Regenerate tests/corpus/broken/*.yaml from the lab site: one mistake per file.
 
-Each file starts with ``# expect: CODE EXIT`` and marks the line the finding must point at
-with a ``# <- here`` comment (or ``# expect-line: N`` when the line has no room for one).
+Each file starts with ``# expect: CODE exit N line L [file F]`` (F: the finding is in that
+catalog file next to the site, not in the site file) and marks the line the finding must
+point at with a ``# <- here`` comment; ``LINES`` names the line where a comment cannot go.
+Files named ``*-catalog.yaml`` are catalog files the cases use, not sites.
 Run: python tests/corpus/make_broken.py
 """
 
@@ -24,7 +26,41 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "bad-climate": ("  climate: temperate\n", "  climate: arctic  # <- here\n", "GPU002", 1),
     "bad-cidr-prefix": ("  inband: 10.210.0.0/20\n", "  inband: 10.210.0.0/33  # <- here\n", "GPU002", 1),
     "cidr-host-bits": ("  inband: 10.210.0.0/20\n", "  inband: 10.210.0.1/20  # <- here\n", "GPU002", 1),
-    "hostname-unknown-field": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "lab-{foo}-{index:02d}"  # <- here', "GPU002", 1),
+    "hostname-unknown-field": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "lab-{foo}-{index:02d}"  # <- here', "GPU133", 1),
+    "hostname-bad-format-spec": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "lab-gpu-{index:02q}"  # <- here', "GPU133", 1),
+    "hostname-unclosed-brace": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "lab-gpu-{index:02d"  # <- here', "GPU133", 1),
+    "hostname-attribute-field": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "lab-{rack.upper}-{index}"  # <- here', "GPU133", 1),
+    "rack-names-unknown-field": ("        y_m: 0\n", '        y_m: 0\n        rack_names: "{rows}{index:02d}"  # <- here\n', "GPU133", 1),
+    "rack-names-int-as-text": ("        y_m: 0\n", '        y_m: 0\n        rack_names: "{row}{index:>02s}"  # <- here\n', "GPU133", 1),
+    "hostname-underscore": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "lab_gpu_{index:02d}"  # <- here', "GPU134", 1),
+    "hostname-dot": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "lab.gpu-{index:02d}"  # <- here', "GPU134", 1),
+    "hostname-upper-case": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "Lab-GPU-{index:02d}"  # <- here', "GPU134", 1),
+    "hostname-too-long": ('hostname: "lab-gpu-{index:02d}"', 'hostname: "lab-gpu-' + "x" * 60 + '-{index:02d}"  # <- here', "GPU134", 1),
+    "domain-empty-label": ("  domain: lab.gpuctl.internal\n", "  domain: lab..internal  # <- here\n", "GPU134", 1),
+    "rack-name-not-dns": ("        y_m: 0\n", '        y_m: 0\n        rack_names: "{row}_{index:02d}"  # <- here\n', "GPU135", 1),
+    "non-finite-inf": ("power_kw: 36, cooling: air}", "power_kw: .inf, cooling: air}  # <- here", "GPU004", 1),
+    "non-finite-1e400": ("    power_capacity_kw: 60\n", "    power_capacity_kw: 1e400  # <- here\n", "GPU004", 1),
+    "non-finite-nan": ("  electricity_price_per_kwh: 0.12\n", "  electricity_price_per_kwh: .nan  # <- here\n", "GPU004", 1),
+    "non-finite-overflow": ("  pue_target: 1.3\n", "  pue_target: 1.0e+999  # <- here\n", "GPU004", 1),
+    "version-unquoted-float": ('  kubernetes: "1.33"\n', "  kubernetes: 1.30  # <- here\n", "GPU005", 1),
+    "cuda-unquoted-float": ('  cuda: "13.0"\n', "  cuda: 13.0  # <- here\n", "GPU005", 1),
+    "group-overlap": ("\nfabrics:\n", "  - name: svc\n    type: dgx-a100\n    count: 1\n    placement:\n      hall: h1\n      rows: [a]\n      nodes_per_rack: 1\n      u_positions: [24]  # <- here\n\nfabrics:\n", "GPU114", 1),
+    "rows-same-floor": ("        rack: {size_u: 48, power_kw: 36, cooling: air}\n", "        rack: {size_u: 48, power_kw: 36, cooling: air}\n      - name: b\n        racks: 1\n        y_m: 0.5  # <- here\n        rack: {size_u: 48, power_kw: 36, cooling: air}\n", "GPU115", 1),
+    "halls-same-floor": ("\nnode_groups:\n", "  - name: h2  # <- here\n    power_capacity_kw: 60\n    rows:\n      - {name: a, racks: 1, y_m: 0, rack: {size_u: 48, power_kw: 36, cooling: air}, rack_names: '{hall}{row}{index:02d}'}\n\nnode_groups:\n", "GPU115", 1),
+    "oob-per-rack-zero": ("    switch: mgmt-1g-48\n", "    switch: mgmt-1g-48\n    per_rack: 0  # <- here\n", "GPU145", 1),
+    "oob-missing": ("  oob:\n    switch: mgmt-1g-48\n", "", "GPU145", 1),
+    "oob-racks-without-uplinks": ("        racks: 1\n", "        racks: 2\n", "GPU145", 1),
+    "ib-switch-as-ethernet-tor": ("    switch: sn4600c\n", "    switch: qm8700  # <- here\n", "GPU146", 1),
+    "pue-implausible-for-climate": ("  pue_target: 1.3\n", "  pue_target: 1.02  # <- here\n", "GPU106", 0),
+    "catalog-entry-bad-value": ("halls:\n", "catalogs: [bad-value-catalog.yaml]\nhalls:\n", "GPU002", 1),
+    "catalog-entry-unknown-key": ("halls:\n", "catalogs: [unknown-key-catalog.yaml]\nhalls:\n", "GPU002", 1),
+    "catalog-unknown-section": ("halls:\n", "catalogs: [unknown-section-catalog.yaml]\nhalls:\n", "GPU002", 1),
+    "catalog-duplicate-sku": ("halls:\n", "catalogs: [duplicate-sku-catalog.yaml]\nhalls:\n", "GPU131", 1),
+    "catalog-non-finite": ("halls:\n", "catalogs: [non-finite-catalog.yaml]\nhalls:\n", "GPU004", 1),
+    "catalog-file-missing": ("halls:\n", "catalogs: [no-such-catalog.yaml]  # <- here\nhalls:\n", "GPU001", 2),
+    "yaml-tab-indent": ("    count: 4\n", "\tcount: 4  # <- here\n", "GPU001", 2),
+    "yaml-bad-tag-value": ("    power_capacity_kw: 60\n", "    power_capacity_kw: !!float sixty  # <- here\n", "GPU001", 2),
+    "yaml-python-tag": ("  currency: USD\n", "  currency: !!python/name:os.system  # <- here\n", "GPU001", 2),
     "u-positions-count": ("      nodes_per_rack: 4\n", "      nodes_per_rack: 3\n", "GPU002", 1),
     "unknown-node-type": ("    type: dgx-a100\n", "    type: dgx-h900  # <- here\n", "GPU124", 1),
     "unknown-hall": ("      hall: h1\n", "      hall: h9  # <- here\n", "GPU121", 1),
@@ -62,7 +98,39 @@ LINES = {"missing-climate": "=site:", "yaml-unclosed-bracket": "      nodes_per_
          "fabric-radix-too-small": "  compute:",
          "missing-include": "includes:",
          "no-rack-space-for-switches": "  compute:",
+         "oob-missing": "=fabrics:",
+         "oob-racks-without-uplinks": "=  oob:",
 }
+
+# Catalog files the catalog-* cases use: name -> (text, line of the finding in it or 0).
+_SW = ("vendor: Test, model: T, technology: infiniband, ports: {ports}, cages: 40, "
+       "ports_per_cage: 1, speed_gbps: 200, ib_speed: HDR, max_power_kw: {kw}, "
+       "typical_power_kw: 0.4, rack_units: 1")
+CATALOGS: dict[str, tuple[str, int]] = {
+    "bad-value-catalog.yaml": ("# A switch whose port count is not a number.\nswitches:\n"
+                               "  - {name: test-ib, " + _SW.format(ports="lots", kw=0.8) + "}\n", 3),
+    "unknown-key-catalog.yaml": ("# A node type with a misspelled key.\nnodes:\n  - name: test-node\n"
+                                 "    vendor: Test\n    model: T\n    gpus: 1\n"
+                                 "    gpu_model: NVIDIA A100-PCIE-40GB\n    gpu_generation: ampere\n"
+                                 "    gpu_memory_gib: 40\n    nvswitch: false\n    form_factor: pcie\n"
+                                 "    compute_hcas: []\n    storage_nics: 0\n"
+                                 "    storage_nic_gbps: 0\n    inband_nics: 1\n"
+                                 "    inband_nic_gbps: 25\n    max_power_kw: 1.0\n"
+                                 "    typical_power_kw: 0.5\n    rack_units: 1\n"
+                                 "    rack_unit: 2\n", 20),
+    "unknown-section-catalog.yaml": ("# A section the catalog does not have.\nswitches: []\n"
+                                     "routers:\n  - {name: r1}\n", 3),
+    "duplicate-sku-catalog.yaml": ("# The same SKU twice in one file.\nswitches:\n"
+                                   "  - {name: test-ib, " + _SW.format(ports=40, kw=0.8) + "}\n"
+                                   "  - {name: test-ib, " + _SW.format(ports=40, kw=0.9) + "}\n", 4),
+    "non-finite-catalog.yaml": ("# A switch drawing infinite power.\nswitches:\n"
+                                "  - {name: test-ib, " + _SW.format(ports=40, kw=".inf") + "}\n", 3),
+}
+CATALOG_OF = {"catalog-entry-bad-value": "bad-value-catalog.yaml",
+              "catalog-entry-unknown-key": "unknown-key-catalog.yaml",
+              "catalog-unknown-section": "unknown-section-catalog.yaml",
+              "catalog-duplicate-sku": "duplicate-sku-catalog.yaml",
+              "catalog-non-finite": "non-finite-catalog.yaml"}
 
 
 def main() -> None:
@@ -80,12 +148,29 @@ def main() -> None:
             text = text.replace("cooling: air, size_u: 26}", "cooling: air}").replace(
                 "size_u: 48, power_kw: 36", "size_u: 26, power_kw: 36")
             code, status = "GPU144", 1
+        if name == "oob-racks-without-uplinks":  # two racks of two nodes each
+            text = text.replace("      nodes_per_rack: 4\n      u_positions: [2, 8, 14, 20]",
+                                "      nodes_per_rack: 2\n      u_positions: [2, 8]")
+        if name == "rack-name-not-dns":
+            text = text.replace("network_racks: [a01]", "network_racks: [a_01]")
+        if name in ("rack-names-unknown-field", "rack-names-int-as-text"):
+            text = text.replace("network_racks: [a01]", "network_racks: [a]")
+        if name == "group-overlap":  # room in the power budget for the fifth node
+            text = text.replace("power_kw: 36, cooling: air}", "power_kw: 44, cooling: air}")
+        if name == "halls-same-floor":
+            text = text.replace("  power_capacity_mw: 0.1\n", "  power_capacity_mw: 0.2\n")
         lines = text.splitlines()
-        marker = LINES.get(name, "# <- here")
-        line = next(i for i, ln in enumerate(lines, 3)
-                    if (ln == marker[1:] if marker.startswith("=") else marker in ln))
-        header = f"# expect: {code} exit {status} line {line}\n# case: {name}\n"
-        (out / f"{name}.yaml").write_text(header + text)
+        if name in CATALOG_OF:
+            cat = CATALOG_OF[name]
+            header = f"# expect: {code} exit {status} line {CATALOGS[cat][1]} file {cat}\n"
+        else:
+            marker = LINES.get(name, "# <- here")
+            line = next(i for i, ln in enumerate(lines, 3)
+                        if (ln == marker[1:] if marker.startswith("=") else marker in ln))
+            header = f"# expect: {code} exit {status} line {line}\n"
+        (out / f"{name}.yaml").write_text(header + f"# case: {name}\n" + text)
+    for cat, (cat_text, _) in CATALOGS.items():
+        (out / cat).write_text(cat_text)
     (out / "tiny-catalog.yaml").write_text(
         "# A 4-port HDR switch: too small for the lab fabric in two tiers.\nswitches:\n"
         "  - {name: tiny-ib4, vendor: Test, model: 4-port HDR, technology: infiniband, "
