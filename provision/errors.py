@@ -26,13 +26,15 @@ class SiteLoadError(GpuctlError):
     exit_code = 2
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 col: int | None = None, code: str = "GPU001", hint: str = "") -> None:
+                 col: int | None = None, code: str = "GPU001", hint: str = "",
+                 subject: str = "") -> None:
         self.file = file
         self.line = line
         self.col = col
         self.code = code
         self.reason = message
         self.hint = hint
+        self.subject = subject
         where = ""
         if file is not None:
             where = file

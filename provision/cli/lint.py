@@ -17,7 +17,7 @@ from provision.plan.lintbase import Finding, group
 
 def _from_error(e: SiteLoadError, hint: str) -> Finding:
     return Finding(e.code, e.reason, e.hint or hint, (), file=e.file or "", line=e.line or 1,
-                   col=e.col or 1)
+                   col=e.col or 1, subject=e.subject)
 
 
 @click.command("lint")

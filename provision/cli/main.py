@@ -16,6 +16,8 @@ HELP = """gpuctl: plan, build and prove an owned bare-metal GPU cluster.
 \b
 The workflow, from one site description (inventory/sites/<site>/site.yaml):
   gpuctl lint SITE                  check the site model (schema + semantic rules)
+  gpuctl schema [site|catalog]      every key of a site file or a catalog file
+  gpuctl catalog [KIND]             hardware SKUs (nodes, switches, cables, ...) and their facts
   gpuctl plan SITE -o DIR           fabric, cabling, addresses, power, BOM, configs
   gpuctl lab up SITE                a simulated site on this machine (root)
   gpuctl provision site SITE        bring hosts up in phases (Redfish + Ansible)
@@ -29,6 +31,7 @@ SITE is a site directory or its site.yaml. Add --debug before the command for tr
 COMMANDS: dict[str, tuple[str, str]] = {
     "lint": ("provision.cli.lint", "lint"),
     "schema": ("provision.cli.schema", "schema"),
+    "catalog": ("provision.cli.catalog", "catalog"),
     "plan": ("provision.cli.plan", "plan"),
     "fabric": ("provision.cli.fabric", "fabric"),
     "lab": ("provision.cli.lab", "lab"),

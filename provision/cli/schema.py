@@ -1,4 +1,4 @@
-"""``gpuctl schema``: the site-file reference, generated from the model's descriptions."""
+"""``gpuctl schema``: the reference of site files and catalog files, from the models' docs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 import click
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
+from provision.models.catalog import Catalog
 from provision.models.site import Site
 
 
@@ -28,14 +29,50 @@ def _models(ann: Any) -> list[type[BaseModel]]:
     return [m for a in getattr(ann, "__args__", ()) for m in _models(a)]
 
 
+def catalog_file_model() -> type[BaseModel]:
+    """The shape of a catalog file: each catalog section is a list of SKU entries.
+
+    The merged ``Catalog`` keys SKUs by name; a file lists them, and a later file's entry
+    replaces the built-in one of the same name.
+    """
+    fields: dict[str, Any] = {}
+    for kind, field in Catalog.model_fields.items():
+        entry = _models(field.annotation)[0]
+        fields[kind] = (list[entry], Field(  # type: ignore[valid-type]
+            default_factory=list, description=f"{field.description} A list of entries; "
+            "an entry whose name matches a built-in SKU replaces it."))
+    model: type[BaseModel] = create_model("CatalogFile", **fields)
+    model.__doc__ = ("A catalog file (listed under `catalogs:` in site.yaml): hardware SKUs "
+                     "added to or replacing the built-in catalog.")
+    return model
+
+
+CATALOG_INTRO = """\
+# A catalog file adds or replaces hardware SKUs; list it in site.yaml under `catalogs:`
+# (paths relative to the site directory). Sections are optional; each is a list of entries,
+# and an entry with the name of a built-in SKU replaces it (`gpuctl catalog` lists them):
+#   switches:
+#     - {name: my-ib, vendor: Acme, model: X1, technology: infiniband, ports: 64, ...}"""
+
+
 @click.command("schema")
+@click.argument("what", type=click.Choice(["site", "catalog"]), default="site")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text: one line per key; json: JSON Schema.")
-def schema(fmt: str) -> None:
-    """Print the reference of every key a site.yaml may contain."""
+def schema(what: str, fmt: str) -> None:
+    """Print the reference of every key a site.yaml (WHAT=site) or a catalog file
+    (WHAT=catalog) may contain: its path, description and default.
+
+    \b
+    Examples:
+      gpuctl schema                       every site.yaml key
+      gpuctl schema catalog               every key of a catalog file (nodes, switches, ...)
+      gpuctl schema catalog --format json JSON Schema, e.g. for an editor's YAML plugin
+    """
+    model: type[BaseModel] = Site if what == "site" else catalog_file_model()
     if fmt == "json":
-        click.echo(json.dumps(Site.model_json_schema(), indent=2, sort_keys=True))
+        click.echo(json.dumps(model.model_json_schema(), indent=2, sort_keys=True))
         return
-    lines: list[str] = []
-    _walk(Site, "", lines)
+    lines: list[str] = [] if what == "site" else [CATALOG_INTRO]
+    _walk(model, "", lines)
     click.echo("\n".join(lines))

@@ -1,21 +1,33 @@
 """Semantic lint rules over a schema-valid site: stable codes, positions and fix hints.
 
-Codes (stable; scripts match on them):
-GPU001 unreadable/invalid YAML · GPU002 schema · GPU003 duplicate YAML key
+Codes (stable; scripts match on them). GPU00x come from reading and schema validation
+(provision/loader.py, model validators), GPU1xx from the rules here and in lint_*.py:
+GPU001 unreadable/invalid YAML · GPU002 schema · GPU003 duplicate YAML key / merge key
+GPU004 non-finite number (.inf, .nan, 1e400) · GPU005 text YAML read as a number/date (quote it)
 GPU101 rack over power budget · GPU102 hall over capacity · GPU103 site over capacity
 GPU104 cooling cannot carry rack density · GPU105 liquid-cooled node in a non-liquid rack
+GPU106 PUE target implausible for the climate (warning)
 GPU111 node does not fit its rack (U) · GPU112 not enough racks for the count
-GPU113 two nodes overlap in a rack
+GPU113 two nodes overlap in a rack · GPU114 two node groups share rack units
+GPU115 rows (or halls) on the same floor position
 GPU121 unknown hall/row · GPU122 unknown node group · GPU123 unknown rack
 GPU124 unknown catalog node type · GPU125 unknown catalog switch type
-GPU131 duplicate name · GPU132 duplicate hostname
+GPU131 duplicate name · GPU132 duplicate hostname · GPU133 hostname/rack_names pattern error
+GPU134 hostname (or domain) not a DNS label · GPU135 rack name not a DNS label
 GPU141 fabric cannot be built (radix/tiers) · GPU142 switch/fabric speed mismatch
 GPU143 planes do not match HCAs · GPU144 no rack space / cable reach for switches
+GPU145 BMCs without OOB reach (no oob, per_rack 0, racks without uplinks)
+GPU146 InfiniBand switch used as an Ethernet ToR/aggregation switch
 GPU151 address pool too small · GPU152 address pools overlap
 GPU161 fabric manager version != driver · GPU162 CUDA newer than the driver branch supports
 GPU163 unknown or end-of-life driver branch · GPU164 kernel modules unsupported by GPU
 GPU165 driver version not on its branch · GPU166 NCCL build not published for CUDA
 GPU167 unknown burn-in profile · GPU168 driver branch too old for the GPU generation
+
+Severity is "error" unless a rule says "warning" (lint exits 0 on warnings unless --strict).
+Findings of one code at one position are grouped (lintbase.group): one line, a count and
+the first examples. Rules live in this module and in lint_facility, lint_names and
+lint_network; each registers itself with ``@rule`` from lintbase.
 """
 
 from __future__ import annotations

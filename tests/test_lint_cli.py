@@ -1,0 +1,128 @@
+"""`gpuctl lint` output contract, `gpuctl schema catalog` and `gpuctl catalog`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from provision.cli.main import cli
+from provision.loader import CATALOG_KINDS, load_catalog
+from tests.conftest import ROOT, SITES
+
+BROKEN = ROOT / "tests/corpus/broken"
+
+
+def _site_copy(tmp_path: Path, site: str, edit: tuple[str, str]) -> Path:
+    text = (SITES / site / "site.yaml").read_text()
+    assert edit[0] in text
+    path = tmp_path / "site.yaml"
+    path.write_text(text.replace(edit[0], edit[1]))
+    return path
+
+
+def test_repeated_findings_are_one_line_with_a_count(runner: CliRunner, tmp_path: Path) -> None:
+    # Two rows of 16 H100 racks at 4 x 10.2 kW, each rack budgeted 20 kW: 32 racks over.
+    path = _site_copy(tmp_path, "superpod-h100-4su", ("power_kw: 46, cooling: hybrid",
+                                                      "power_kw: 20, cooling: hybrid"))
+    res = runner.invoke(cli, ["lint", str(path)])
+    assert res.exit_code == 1
+    over = [ln for ln in res.stdout.splitlines() if " GPU101 " in ln]
+    assert len(over) == 2, res.stdout  # one per row spec line, not one per rack
+    assert re.search(r"site\.yaml:17:\d+: GPU101 rack a01 draws [\d.]+ kW nameplate, over its "
+                     r"20 kW budget \(and 15 more like it: a02, a03, a04, \.\.\.\) \(fix: ", over[0])
+    data = json.loads(runner.invoke(cli, ["lint", str(path), "--format", "json"]).stdout)
+    row_a = next(f for f in data if f["code"] == "GPU101" and f["line"] == 17)
+    assert row_a["count"] == 16 and row_a["examples"][:3] == ["a01", "a02", "a03"]
+
+
+def test_warnings_pass_unless_strict(runner: CliRunner) -> None:
+    path = BROKEN / "pue-implausible-for-climate.yaml"
+    res = runner.invoke(cli, ["lint", str(path)])
+    assert res.exit_code == 0
+    assert re.match(r".*:11:3: GPU106 warning: PUE target 1\.02 is below what a temperate "
+                    r"site reaches", res.stdout)
+    assert runner.invoke(cli, ["lint", str(path), "--strict"]).exit_code == 1
+    data = json.loads(runner.invoke(cli, ["lint", str(path), "--format", "json"]).stdout)
+    assert [(f["code"], f["severity"]) for f in data] == [("GPU106", "warning")]
+    # plan goes ahead on a site whose only findings are warnings
+    assert runner.invoke(cli, ["plan", str(path), "-o", "/nonexistent/x", "--check"]) \
+        .output.count("GPU106") == 0
+
+
+def test_unquoted_version_says_quote_it_with_what_was_written(runner: CliRunner) -> None:
+    res = runner.invoke(cli, ["lint", str(BROKEN / "version-unquoted-float.yaml")])
+    assert res.exit_code == 1
+    assert res.stdout.strip().endswith(
+        'GPU005 software.kubernetes: YAML read 1.30 as the number 1.3, not text '
+        '(fix: quote it: "1.30")')
+
+
+def test_catalog_error_names_the_catalog_file_line(runner: CliRunner) -> None:
+    res = runner.invoke(cli, ["lint", str(BROKEN / "catalog-entry-bad-value.yaml")])
+    assert res.exit_code == 1
+    assert re.fullmatch(r"\S*broken/bad-value-catalog\.yaml:3:\d+: GPU002 switches\.test-ib\."
+                        r"ports: .*got 'lots' \(fix: see `gpuctl schema catalog` .*\)\n",
+                        res.stdout)
+
+
+def test_typo_gets_a_did_you_mean(runner: CliRunner) -> None:
+    res = runner.invoke(cli, ["lint", str(BROKEN / "unknown-rack-key.yaml")])
+    assert "unknown key 'power_kW' (fix: did you mean 'power_kw'?)" in res.stdout
+
+
+def test_schema_documents_catalog_files(runner: CliRunner) -> None:
+    res = runner.invoke(cli, ["schema", "catalog"])
+    assert res.exit_code == 0
+    for key in ("nodes[].max_power_kw", "nodes[].compute_hcas[].speed", "switches[].ports",
+                "cables[].lengths_m", "transceivers[].reach_m"):
+        assert re.search(rf"^{re.escape(key)} +\S", res.stdout, re.M), key
+    for kind in CATALOG_KINDS:  # sections other engineers add (pdus, ...) appear by themselves
+        assert re.search(rf"^{kind} +", res.stdout, re.M), kind
+    js = json.loads(runner.invoke(cli, ["schema", "catalog", "--format", "json"]).stdout)
+    assert js["properties"]["switches"]["type"] == "array"
+
+
+def test_schema_catalog_json_accepts_the_builtin_files(runner: CliRunner) -> None:
+    """The documented file format is the one the built-in catalog files are written in."""
+    from provision.cli.schema import catalog_file_model
+
+    model = catalog_file_model()
+    for path in sorted((ROOT / "provision/catalog").glob("*.yaml")):
+        if path.name != "versions.yaml":
+            model.model_validate(yaml.safe_load(path.read_text()))
+
+
+def test_catalog_lists_every_sku_with_key_facts(runner: CliRunner) -> None:
+    cat = load_catalog()
+    res = runner.invoke(cli, ["catalog"])
+    assert res.exit_code == 0
+    for kind in CATALOG_KINDS:
+        assert f"{kind} ({len(getattr(cat, kind))})" in res.stdout
+    qm = next(ln for ln in res.stdout.splitlines() if ln.startswith("qm9700 "))
+    assert qm.split()[-8:] == ["infiniband", "64x", "NDR", "32", "x2", "1.72", "1.1", "1"]
+    h100 = next(ln for ln in res.stdout.splitlines() if ln.startswith("dgx-h100 "))
+    assert "8x NVIDIA H100 80GB HBM3" in h100 and "8x NDR" in h100 and " 10.2 " in h100
+
+
+def test_catalog_filter_and_json(runner: CliRunner) -> None:
+    res = runner.invoke(cli, ["catalog", "cables", "--format", "json"])
+    assert res.exit_code == 0
+    data = json.loads(res.stdout)
+    assert {d["kind"] for d in data} == {"cables"}
+    dac = next(d for d in data if d["name"] == "dac-ndr-osfp")
+    assert dac["max_length_m"] == 3 and dac["medium"] == "dac"
+    assert runner.invoke(cli, ["catalog", "routers"]).exit_code == 2
+    assert "Examples:" in runner.invoke(cli, ["catalog", "--help"]).stdout
+
+
+def test_catalog_includes_a_sites_own_skus(runner: CliRunner) -> None:
+    res = runner.invoke(cli, ["catalog", "switches", "--site",
+                              str(BROKEN / "fabric-radix-too-small.yaml")])
+    assert res.exit_code == 0
+    assert re.search(r"^tiny-ib4 +4-port HDR +infiniband +4x HDR", res.stdout, re.M)
+    bad = runner.invoke(cli, ["catalog", "--site", str(BROKEN / "catalog-non-finite.yaml")])
+    assert bad.exit_code == 2 and "non-finite-catalog.yaml:3:" in bad.output
