@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fresh machine -> the main job on the built-in lab site: install, lint, plan, and (as root)
-# stand up the simulated lab and run whatever of the pipeline exists on it.
+# stand up the simulated lab, provision its hosts (preflight, image, base) and burn in its rack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -14,17 +14,11 @@ if [ "$(id -u)" != 0 ]; then
   echo "quickstart: not root; skipping the lab (gpuctl lab up needs root)"
   exit 0
 fi
-if gpuctl lab --help >/dev/null 2>&1; then
-  echo "== gpuctl lab up $SITE"
-  gpuctl lab up "$SITE"
-  gpuctl lab status "$SITE"
-fi
-if gpuctl provision --help >/dev/null 2>&1; then
-  echo "== gpuctl provision site $SITE"
-  gpuctl provision site "$SITE" --phases preflight,image,base
-fi
-if gpuctl burnin run --help >/dev/null 2>&1; then
-  echo "== gpuctl burnin run $SITE --rack a01 --level standard"
-  gpuctl burnin run "$SITE" --rack a01 --level standard --report-dir out/lab-burnin
-fi
+echo "== gpuctl lab up $SITE"
+gpuctl lab up "$SITE"
+gpuctl lab status "$SITE"
+echo "== gpuctl provision site $SITE --phases preflight,image,base"
+gpuctl provision site "$SITE" --phases preflight,image,base
+echo "== gpuctl burnin run $SITE --rack a01 --level standard"
+gpuctl burnin run "$SITE" --rack a01 --level standard --report-dir out/lab-burnin
 echo "quickstart: done. Tear the lab down with: gpuctl lab down $SITE"

@@ -29,9 +29,15 @@ if ((${#missing[@]})); then
 fi
 
 VENV=${GPUCTL_VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "setup: creating the virtual environment $VENV"
-  "${PYTHON:-python3}" -m venv "$VENV"
+# A venv whose pip does not run (made before python3-venv was installed, or its Python
+# removed) is made again.
+if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ]; then
+    echo "setup: $VENV exists and is not a virtual environment; move it or set GPUCTL_VENV" >&2
+    exit 2
+  fi
+  echo "setup: creating the virtual environment $VENV with $(command -v "${PYTHON:-python3}")"
+  "${PYTHON:-python3}" -m venv --clear "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,lab,platform]'

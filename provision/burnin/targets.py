@@ -8,7 +8,6 @@ MPIJob renderer for ``--backend kubernetes``.
 
 from __future__ import annotations
 
-import importlib
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from provision.burnin.probes import nccl
 from provision.errors import UsageError
 from provision.plan.build import Plan
+from provision.platform.mpijob import render_mpijob
 
 HOSTFILE_DIR = "/tmp"  # noqa: S108 - on the launcher node; name carries the run id
 
@@ -119,11 +119,5 @@ def sbatch_script(site: str, label: str, nodes: Sequence[str], gpus: int,
 
 def mpijob_manifest(plan: Plan, nodes: Sequence[str], test: str, min_bytes: str,
                     max_bytes: str) -> str:
-    """The platform's MPIJob manifest for this test, or UsageError when it is not built."""
-    try:
-        module = importlib.import_module("provision.platform.mpijob")
-    except ModuleNotFoundError as exc:
-        raise UsageError("--backend kubernetes needs provision.platform.mpijob") from exc
-    text = module.render_mpijob(plan, list(nodes), test, min_bytes=min_bytes,
-                                max_bytes=max_bytes)
-    return str(text)
+    """The platform's MPIJob manifest for this test."""
+    return render_mpijob(plan, list(nodes), test, min_bytes=min_bytes, max_bytes=max_bytes)

@@ -46,19 +46,13 @@ class GpuctlGroup(click.Group):
     """Lazily loads subcommands; reports GpuctlError as one line and a non-zero exit."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if self.get_command(ctx, name) is not None]
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
         module, attr = COMMANDS[cmd_name]
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                return None  # command not built yet
-            raise
-        command = getattr(mod, attr)
+        command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
 
