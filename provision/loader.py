@@ -97,7 +97,7 @@ def _compose(path: Path, text: str) -> yaml.Node | None:
         raise SiteLoadError("invalid YAML: nested too deeply", file=str(path)) from exc
 
 
-MAX_VALUES = 1_000_000
+MAX_VALUES = 100_000
 """Most values one file may expand to, aliases included: a bound for garbled input."""
 
 

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provision.cli.main import cli
+from provision.loader import MAX_VALUES
 from tests.conftest import SITES
 
 LAB = (SITES / "lab" / "site.yaml").read_text()
@@ -114,7 +115,7 @@ def test_garbled_cases_say_what_is_wrong(tmp_path: Path) -> None:
         "nul-byte": (2, "unacceptable character"),
         "self-alias": (2, "a YAML alias contains itself"),
         "deep-nesting": (2, "nest"),  # libyaml: "maximum nesting depth"
-        "alias-bomb": (2, "more than 1,000,000 values"),
+        "alias-bomb": (2, f"more than {MAX_VALUES:,} values"),
         "python-object": (2, "unsupported YAML tag"),
         "bad-int": (2, "cannot read 'twelve' as int"),
         "merge-key": (2, "GPU003 YAML merge keys"),
@@ -182,25 +183,51 @@ def test_damaged_text_is_a_finding_not_a_traceback(
     _assert_one_line_each(code, out)
 
 
-
 def _at(data: Any, path: tuple[Any, ...]) -> Any:
     for part in path:
         data = data[part]
     return data
 
 
-NUMERIC = [p for p in LEAVES if type(_at(LAB_DATA, p)) in (int, float)]
-PLAUSIBLE = st.one_of(st.integers(0, 200), st.floats(0.001, 1e5), st.sampled_from([1, 2, 48]))
+SWAPS = {site: yaml.safe_load((SITES / site / "site.yaml").read_text())
+         for site in ("lab", "superpod-h100-4su")}
+PLAUSIBLE = st.one_of(st.integers(0, 200), st.floats(0.001, 1e5),
+                      st.sampled_from([1, 2, 3, 16, 32, 47, 48, 64]))
+NAMES = st.sampled_from(["a", "n01", "h1", "{index}", "qm8700", "sn2201", "mgmt-1g-48",
+                         "dgx-a100", "gb200-nvl72", "pcie-a100-1hca", "multi-plane",
+                         "fat-tree", "rail-optimized", "liquid", "10.0.0.0/30", "10.0.0.0/8"])
 
 
-@settings(max_examples=150, deadline=None,
+@st.composite
+def _well_typed_edits(draw: st.DrawFn, site: str) -> Any:
+    """Replace 1-3 leaves with a value of the same type (numbers, or names the site uses)."""
+    data = SWAPS[site]
+    leaves = _leaves(data)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(leaves))
+        old = _at(data, path)
+        if type(old) in (int, float):
+            data = _set(data, path, draw(PLAUSIBLE))
+        elif isinstance(old, str):
+            data = _set(data, path, draw(NAMES))
+    return data
+
+
+@pytest.mark.parametrize("site", sorted(SWAPS))
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(edits=st.lists(st.tuples(st.sampled_from(NUMERIC), PLAUSIBLE), min_size=1, max_size=4))
-def test_odd_but_well_typed_numbers_reach_the_planner_safely(
-        tmp_path: Path, edits: list[tuple[tuple[Any, ...], Any]]) -> None:
-    """Numbers of the right type get past the schema into the plan: racks, counts, U, kW."""
-    data = LAB_DATA
-    for path, value in edits:
-        data = _set(data, path, value)
-    code, out = _lint(tmp_path, yaml.safe_dump(data, sort_keys=False))
+@given(data=st.data())
+def test_odd_but_well_typed_values_reach_the_planner_safely(
+        tmp_path: Path, site: str, data: st.DataObject) -> None:
+    """Values of the right type get past the schema into the planners: racks, counts, U,
+    kW, switch and node models, topologies. (This found a fabric-builder ValueError.)"""
+    doc = data.draw(_well_typed_edits(site))
+    code, out = _lint(tmp_path, yaml.safe_dump(doc, sort_keys=False))
     _assert_one_line_each(code, out)
+
+
+def test_too_many_rails_for_a_pod_is_a_finding(tmp_path: Path) -> None:
+    text = (SITES / "superpod-h100-4su" / "site.yaml").read_text()
+    code, out = _lint(tmp_path, text.replace("type: dgx-h100", "type: gb200-nvl72"))
+    assert code == 1
+    assert "GPU141 fabric compute: a pod of 72 leaves does not fit the 32 down ports" in out

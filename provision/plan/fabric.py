@@ -130,7 +130,12 @@ def _tree_above(fab: FabricPlan, leaves: list[Switch], up: int, model: SwitchTyp
         raise PlanError(f"fabric {fab.name}: {len(leaves)} leaves need {len(pods)} pods; three "
                         f"tiers of {model.name} (radix {k}) hold at most {k}")
     pod_spines: list[list[Switch]] = []
-    n_sp = upper_count(leaves_per_pod, up, half)
+    try:
+        n_sp = upper_count(leaves_per_pod, up, half)
+    except ValueError as exc:
+        raise PlanError(f"fabric {fab.name}: a pod of {leaves_per_pod} leaves does not fit the "
+                        f"{half} down ports of a {model.name} pod spine; use a higher-radix "
+                        "switch or fewer rails per node") from exc
     for p, pod in enumerate(pods):
         spines = [Switch(f"{prefix}pod{p + 1:02d}-spine{j + 1:02d}", model.name, fab.name,
                          "spine", plane, pod=p + 1) for j in range(n_sp)]

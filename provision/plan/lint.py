@@ -148,7 +148,7 @@ def fit(ls: LoadedSite) -> Iterator[Finding]:
             if b0 <= a1:
                 yield _f("GPU113", f"node group {g.name}: nodes at U{a0} and U{b0} overlap "
                          f"({t.rack_units}U each)", f"space slots at least {t.rack_units}U apart",
-                         "node_groups", gi, "placement", "u_positions")
+                         "node_groups", gi, "placement", "u_positions", subject=f"U{b0}")
         capacity = sum(max(0, rows[(p.hall, r)].racks - (p.first_rack - 1 if i == 0 else 0))
                        for i, r in enumerate(p.rows) if (p.hall, r) in rows) * p.nodes_per_rack
         if row_specs and capacity < g.count:
