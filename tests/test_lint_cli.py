@@ -43,14 +43,14 @@ def test_warnings_pass_unless_strict(runner: CliRunner) -> None:
     path = BROKEN / "pue-implausible-for-climate.yaml"
     res = runner.invoke(cli, ["lint", str(path)])
     assert res.exit_code == 0
-    assert re.match(r".*:11:3: GPU106 warning: PUE target 1\.02 is below what a temperate "
+    assert re.match(r".*:11:3: GPU109 warning: PUE target 1\.02 is below what a temperate "
                     r"site reaches", res.stdout)
     assert runner.invoke(cli, ["lint", str(path), "--strict"]).exit_code == 1
     data = json.loads(runner.invoke(cli, ["lint", str(path), "--format", "json"]).stdout)
-    assert [(f["code"], f["severity"]) for f in data] == [("GPU106", "warning")]
+    assert [(f["code"], f["severity"]) for f in data] == [("GPU109", "warning")]
     # plan goes ahead on a site whose only findings are warnings
     assert runner.invoke(cli, ["plan", str(path), "-o", "/nonexistent/x", "--check"]) \
-        .output.count("GPU106") == 0
+        .output.count("GPU109") == 0
 
 
 def test_unquoted_version_says_quote_it_with_what_was_written(runner: CliRunner) -> None:

@@ -103,8 +103,9 @@ def _table(kind: str, recs: list[dict[str, Any]]) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text: a table per kind; json: every value of every SKU.")
 def catalog(kind: str | None, site: Path | None, fmt: str) -> None:
-    """List the hardware SKUs (node types, switches, cables, optics, ...) that a site can
-    name, with their key facts; KIND shows one section.
+    """Hardware SKUs a site can name (nodes, switches, cables, optics, ...) and their facts.
+
+    KIND shows one section.
 
     \b
     A node group's `type:`, a fabric's `switch:`/`spine_switch:` and the cabling planner's

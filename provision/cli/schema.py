@@ -60,8 +60,9 @@ CATALOG_INTRO = """\
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text: one line per key; json: JSON Schema.")
 def schema(what: str, fmt: str) -> None:
-    """Print the reference of every key a site.yaml (WHAT=site) or a catalog file
-    (WHAT=catalog) may contain: its path, description and default.
+    """Every key of a site file or (WHAT=catalog) a catalog file, with its description.
+
+    Each line is a key's path, what it means and its default (or "required").
 
     \b
     Examples:

@@ -6,7 +6,7 @@ GPU001 unreadable/invalid YAML · GPU002 schema · GPU003 duplicate YAML key / m
 GPU004 non-finite number (.inf, .nan, 1e400) · GPU005 text YAML read as a number/date (quote it)
 GPU101 rack over power budget · GPU102 hall over capacity · GPU103 site over capacity
 GPU104 cooling cannot carry rack density · GPU105 liquid-cooled node in a non-liquid rack
-GPU106 PUE target implausible for the climate (warning)
+GPU109 PUE target implausible for the climate (warning; GPU106-108 are power-feed rules)
 GPU111 node does not fit its rack (U) · GPU112 not enough racks for the count
 GPU113 two nodes overlap in a rack · GPU114 two node groups share rack units
 GPU115 rows (or halls) on the same floor position

@@ -88,17 +88,17 @@ def floor_positions(ls: LoadedSite) -> Iterator[Finding]:
 
 @rule
 def pue_for_climate(ls: LoadedSite) -> Iterator[Finding]:
-    """GPU106 (warning): a PUE target outside what the climate class plausibly reaches."""
+    """GPU109 (warning): a PUE target outside what the climate class plausibly reaches."""
     info = ls.site.site
     best, worst = PUE_RANGE[info.climate]
     if info.pue_target < best - _EPS:
         yield finding(
-            "GPU106", f"PUE target {info.pue_target:g} is below what a {info.climate} site "
+            "GPU109", f"PUE target {info.pue_target:g} is below what a {info.climate} site "
             f"reaches (plausible: {best:g}-{worst:g}); the facility power and energy cost "
             "are understated", f"use a PUE of at least {best:g} for a {info.climate} climate, "
             "or correct site.climate", "site", "pue_target", severity="warning")
     elif info.pue_target > worst + _EPS:
         yield finding(
-            "GPU106", f"PUE target {info.pue_target:g} is above what a new {info.climate} "
+            "GPU109", f"PUE target {info.pue_target:g} is above what a new {info.climate} "
             f"site should need (plausible: {best:g}-{worst:g})", "check the cooling design "
             "or the PUE figure", "site", "pue_target", severity="warning")

@@ -51,7 +51,7 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "oob-missing": ("  oob:\n    switch: mgmt-1g-48\n", "", "GPU145", 1),
     "oob-racks-without-uplinks": ("        racks: 1\n", "        racks: 2\n", "GPU145", 1),
     "ib-switch-as-ethernet-tor": ("    switch: sn4600c\n", "    switch: qm8700  # <- here\n", "GPU146", 1),
-    "pue-implausible-for-climate": ("  pue_target: 1.3\n", "  pue_target: 1.02  # <- here\n", "GPU106", 0),
+    "pue-implausible-for-climate": ("  pue_target: 1.3\n", "  pue_target: 1.02  # <- here\n", "GPU109", 0),
     "catalog-entry-bad-value": ("halls:\n", "catalogs: [bad-value-catalog.yaml]\nhalls:\n", "GPU002", 1),
     "catalog-entry-unknown-key": ("halls:\n", "catalogs: [unknown-key-catalog.yaml]\nhalls:\n", "GPU002", 1),
     "catalog-unknown-section": ("halls:\n", "catalogs: [unknown-section-catalog.yaml]\nhalls:\n", "GPU002", 1),
