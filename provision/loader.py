@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from provision.errors import SiteLoadError, SiteSchemaError
 from provision.models.catalog import Catalog
+from provision.models.catalog_checks import catalog_problems
 from provision.models.site import Site
 from provision.resources import catalog_files
 
@@ -342,12 +343,22 @@ class _CatalogBuilder:
 
     def build(self, default_file: str) -> Catalog:
         try:
-            return Catalog.model_validate(self.merged)
+            catalog = Catalog.model_validate(self.merged)
         except ValidationError as exc:
             errors = schema_errors(exc, self.positions, default_file, Catalog)
             for e in errors:
                 e.hint = "see `gpuctl schema catalog` for the catalog file format"
             raise SiteSchemaError(errors) from exc
+        problems = []
+        for loc, code, message, hint in catalog_problems(catalog):
+            pos = self.positions.find(loc)
+            problems.append(SiteLoadError(
+                f"{format_loc(loc)}: {message}", file=pos.file if pos else default_file,
+                line=pos.line if pos else None, col=pos.col if pos else None, code=code,
+                hint=hint, subject=format_loc(loc)))
+        if problems:
+            raise SiteSchemaError(problems)
+        return catalog
 
 
 def load_catalog(extra: list[Path] | None = None) -> Catalog:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from provision.cli.main import cli
 from provision.loader import MAX_VALUES
-from tests.conftest import SITES
+from tests.conftest import ROOT, SITES
 
 LAB = (SITES / "lab" / "site.yaml").read_text()
 LAB_DATA = yaml.safe_load(LAB)
@@ -231,3 +231,27 @@ def test_too_many_rails_for_a_pod_is_a_finding(tmp_path: Path) -> None:
     code, out = _lint(tmp_path, text.replace("type: dgx-h100", "type: gb200-nvl72"))
     assert code == 1
     assert "GPU141 fabric compute: a pod of 72 leaves does not fit the 32 down ports" in out
+
+
+CATALOG = {kind: [next(iter(yaml.safe_load(p.read_text())[kind]))]
+           for kind, p in (("nodes", ROOT / "provision/catalog/nodes.yaml"),
+                           ("switches", ROOT / "provision/catalog/switches.yaml"),
+                           ("cables", ROOT / "provision/catalog/cables.yaml"))}
+CATALOG["nodes"][0] = {**CATALOG["nodes"][0], "name": "dgx-a100"}  # the lab's node type
+CATALOG["switches"][0] = {**CATALOG["switches"][0], "name": "qm8700"}  # the lab's IB switch
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.sampled_from(_leaves(CATALOG)),
+                                st.one_of(PLAUSIBLE, VALUES)), min_size=1, max_size=3))
+def test_a_sites_catalog_file_with_odd_values_is_a_finding(
+        tmp_path: Path, edits: list[tuple[tuple[Any, ...], Any]]) -> None:
+    """A site's own catalog file replacing the SKUs it uses, with damaged values: findings
+    name the catalog file (a 1-port switch used to end in a ZeroDivisionError)."""
+    cat: Any = CATALOG
+    for path, value in edits:
+        cat = _set(cat, path, value)
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cat, sort_keys=False))
+    code, out = _lint(tmp_path, LAB.replace("halls:\n", "catalogs: [mine.yaml]\nhalls:\n", 1))
+    _assert_one_line_each(code, out)

@@ -12,6 +12,7 @@ GPU113 two nodes overlap in a rack · GPU114 two node groups share rack units
 GPU115 rows (or halls) on the same floor position
 GPU121 unknown hall/row · GPU122 unknown node group · GPU123 unknown rack
 GPU124 unknown catalog node type · GPU125 unknown catalog switch type
+GPU126 a catalog entry names an unknown SKU (a cable's transceiver)
 GPU131 duplicate name · GPU132 duplicate hostname · GPU133 hostname/rack_names pattern error
 GPU134 hostname (or domain) not a DNS label · GPU135 rack name not a DNS label
 GPU141 fabric cannot be built (radix/tiers) · GPU142 switch/fabric speed mismatch

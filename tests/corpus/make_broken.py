@@ -57,6 +57,8 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "catalog-unknown-section": ("halls:\n", "catalogs: [unknown-section-catalog.yaml]\nhalls:\n", "GPU002", 1),
     "catalog-duplicate-sku": ("halls:\n", "catalogs: [duplicate-sku-catalog.yaml]\nhalls:\n", "GPU131", 1),
     "catalog-non-finite": ("halls:\n", "catalogs: [non-finite-catalog.yaml]\nhalls:\n", "GPU004", 1),
+    "catalog-unknown-transceiver": ("halls:\n", "catalogs: [unknown-optic-catalog.yaml]\nhalls:\n", "GPU126", 1),
+    "catalog-ports-not-cages": ("halls:\n", "catalogs: [ports-cages-catalog.yaml]\nhalls:\n", "GPU002", 1),
     "catalog-file-missing": ("halls:\n", "catalogs: [no-such-catalog.yaml]  # <- here\nhalls:\n", "GPU001", 2),
     "yaml-tab-indent": ("    count: 4\n", "\tcount: 4  # <- here\n", "GPU001", 2),
     "yaml-bad-tag-value": ("    power_capacity_kw: 60\n", "    power_capacity_kw: !!float sixty  # <- here\n", "GPU001", 2),
@@ -125,12 +127,20 @@ CATALOGS: dict[str, tuple[str, int]] = {
                                    "  - {name: test-ib, " + _SW.format(ports=40, kw=0.9) + "}\n", 4),
     "non-finite-catalog.yaml": ("# A switch drawing infinite power.\nswitches:\n"
                                 "  - {name: test-ib, " + _SW.format(ports=40, kw=".inf") + "}\n", 3),
+    "unknown-optic-catalog.yaml": ("# A fiber cable naming an optic the catalog does not have.\ncables:\n"
+                                   "  - name: mm-hdr\n    medium: fiber-mm\n    speed_gbps: 200\n"
+                                   "    technology: infiniband\n    max_length_m: 100\n"
+                                   "    lengths_m: [10, 30, 100]\n    transceiver: qsfp56-200g-sr4\n", 9),
+    "ports-cages-catalog.yaml": ("# 40 ports on 20 single-port cages.\nswitches:\n"
+                                 "  - {name: test-ib, " + _SW.format(ports=40, kw=0.8).replace("cages: 40", "cages: 20") + "}\n", 3),
 }
 CATALOG_OF = {"catalog-entry-bad-value": "bad-value-catalog.yaml",
               "catalog-entry-unknown-key": "unknown-key-catalog.yaml",
               "catalog-unknown-section": "unknown-section-catalog.yaml",
               "catalog-duplicate-sku": "duplicate-sku-catalog.yaml",
-              "catalog-non-finite": "non-finite-catalog.yaml"}
+              "catalog-non-finite": "non-finite-catalog.yaml",
+              "catalog-unknown-transceiver": "unknown-optic-catalog.yaml",
+              "catalog-ports-not-cages": "ports-cages-catalog.yaml"}
 
 
 def main() -> None:

@@ -1,0 +1,65 @@
+"""Consistency of a merged hardware catalog: facts one SKU entry cannot check on its own.
+
+Each problem names the entry and field by its path (the message does not repeat it) in the catalog (``("cables", "x",
+"transceiver")``) so the loader can point at the file and line that wrote it, whether a
+built-in file or a site's own catalog file. Runs after every file is merged, because a site
+file may add a transceiver that a cable in another file names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from provision.models.catalog import Catalog
+
+Problem = tuple[tuple[str, ...], str, str, str]
+"""(path, code, message, fix hint)."""
+
+
+def catalog_problems(cat: Catalog) -> Iterator[Problem]:
+    """Every inconsistency in ``cat``, in catalog order."""
+    for name, sw in cat.switches.items():
+        where = ("switches", name)
+        if sw.ports != sw.cages * sw.ports_per_cage:
+            yield ((*where, "ports"), "GPU002", f"{sw.ports} ports but {sw.cages} "
+                   f"cages x {sw.ports_per_cage} ports per cage = "
+                   f"{sw.cages * sw.ports_per_cage}", "make ports = cages x ports_per_cage")
+        if sw.ports < 2:
+            yield ((*where, "ports"), "GPU002", f"{sw.ports} port cannot carry "
+                   "both down- and uplinks", "give the radix in logical ports (e.g. 64)")
+        if sw.technology == "infiniband" and sw.ib_speed is None:
+            yield (where, "GPU002", "an InfiniBand switch needs ib_speed",
+                   "set ib_speed: EDR, HDR, NDR or XDR")
+        if sw.technology == "ethernet" and sw.ib_speed is not None:
+            yield ((*where, "ib_speed"), "GPU002", "an Ethernet switch has no "
+                   "InfiniBand speed", "remove ib_speed or set technology: infiniband")
+        if sw.typical_power_kw > sw.max_power_kw:
+            yield ((*where, "typical_power_kw"), "GPU002", f"typical power "
+                   f"{sw.typical_power_kw:g} kW above its maximum {sw.max_power_kw:g} kW",
+                   "typical_power_kw is the expected draw, at most max_power_kw")
+    for name, node in cat.nodes.items():
+        if node.typical_power_kw > node.max_power_kw:
+            yield (("nodes", name, "typical_power_kw"), "GPU002", f"typical "
+                   f"power {node.typical_power_kw:g} kW above its maximum "
+                   f"{node.max_power_kw:g} kW", "typical_power_kw is the expected draw, at "
+                   "most max_power_kw")
+    for name, cable in cat.cables.items():
+        where = ("cables", name)
+        lengths = cable.lengths_m
+        if not lengths:
+            yield ((*where, "lengths_m"), "GPU002", "no purchasable lengths",
+                   "list the lengths it is sold in, ascending")
+        elif any(b <= a for a, b in zip(lengths, lengths[1:], strict=False)):
+            yield ((*where, "lengths_m"), "GPU002", f"lengths "
+                   f"{', '.join(f'{x:g}' for x in lengths)} are not ascending",
+                   "list each length once, shortest first")
+        elif lengths[-1] > cable.max_length_m:
+            yield ((*where, "lengths_m"), "GPU002", f"a {lengths[-1]:g} m length "
+                   f"is longer than its {cable.max_length_m:g} m reach", "drop the length or "
+                   "raise max_length_m")
+        for attr in ("transceiver", "host_transceiver"):
+            ref = getattr(cable, attr)
+            if ref is not None and ref not in cat.transceivers:
+                yield ((*where, attr), "GPU126", f"{attr} {ref!r} is not in the "
+                       "catalog", f"use one of {', '.join(sorted(cat.transceivers))} or add it "
+                       "under transceivers:")
