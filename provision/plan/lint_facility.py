@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from provision.errors import PlanError
 from provision.loader import LoadedSite
-from provision.plan.layout import RACK_DEPTH_M, layout_racks, place_nodes
-from provision.plan.lintbase import Finding, finding, rule
+from provision.plan.layout import RACK_DEPTH_M
+from provision.plan.lintbase import Finding, finding, placed_nodes, rule
 
 PUE_RANGE: dict[str, tuple[float, float]] = {
     "cold": (1.04, 1.5),
@@ -29,10 +28,9 @@ _EPS = 1e-6
 @rule
 def group_overlap(ls: LoadedSite) -> Iterator[Finding]:
     """GPU114: two node groups' nodes in the same rack units of one rack."""
-    try:
-        nodes = place_nodes(ls.site, ls.catalog, layout_racks(ls.site))
-    except PlanError:
-        return  # unknown type or too few racks: GPU124 / GPU112 say so
+    nodes = placed_nodes(ls)
+    if nodes is None:
+        return
     gi = {g.name: i for i, g in enumerate(ls.site.node_groups)}
     by_rack: dict[str, list[tuple[int, int, str, str]]] = {}
     for n in nodes:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from provision.errors import PlanError
 from provision.loader import LoadedSite
-from provision.plan.layout import layout_racks, place_nodes
-from provision.plan.lintbase import Finding, finding, rule
+from provision.plan.layout import layout_racks
+from provision.plan.lintbase import Finding, finding, placed_nodes, rule
 
 LABEL_MAX = 63
 FQDN_MAX = 253
@@ -61,10 +60,9 @@ def dns_names(ls: LoadedSite) -> Iterator[Finding]:
             hi, ri = row_idx[(rack.hall, rack.row)]
             yield finding("GPU135", f"rack name {rack.name!r} {problem[0]}", problem[1],
                           "halls", hi, "rows", ri, "rack_names", subject=rack.name)
-    try:
-        nodes = place_nodes(site, ls.catalog, racks)
-    except PlanError:
-        return  # unknown type or too few racks: GPU124 / GPU112 say so
+    nodes = placed_nodes(ls)
+    if nodes is None:
+        return
     gi = {g.name: i for i, g in enumerate(site.node_groups)}
     for n in nodes:
         problem = label_problem(n.name)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from provision.errors import PlanError
 from provision.loader import LoadedSite
-from provision.plan.layout import layout_racks, place_nodes
-from provision.plan.lintbase import Finding, finding, rule
+from provision.plan.lintbase import Finding, finding, placed_nodes, rule
 
 ETHERNET = ("storage", "inband", "oob")
 
@@ -35,10 +33,9 @@ def ethernet_switch_kind(ls: LoadedSite) -> Iterator[Finding]:
 def oob_reach(ls: LoadedSite) -> Iterator[Finding]:
     """GPU145: BMCs without an OOB switch, or OOB ToRs in several racks with no uplinks."""
     site, cat = ls.site, ls.catalog
-    try:
-        nodes = place_nodes(site, cat, layout_racks(site))
-    except PlanError:
-        return  # unknown type or too few racks: GPU124 / GPU112 say so
+    nodes = placed_nodes(ls)
+    if nodes is None:
+        return
     bmcs = [n for n in nodes if cat.nodes[n.type].bmc]
     oob = site.fabrics.oob
     if not bmcs:

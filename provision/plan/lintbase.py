@@ -7,10 +7,13 @@ lint turns that path into ``file:line:col``. The codes are listed in ``provision
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
+from provision.errors import PlanError
 from provision.loader import LoadedSite, Loc
+from provision.plan.layout import Node, layout_racks, place_nodes
 
 EXAMPLES = 3
 """How many instances a grouped finding names in its one line."""
@@ -83,3 +86,20 @@ def group(findings: Iterable[Finding]) -> list[Finding]:
         examples = tuple(m.subject or m.message for m in members)
         out.append(replace(first, count=sum(m.count for m in members), examples=examples))
     return out
+
+
+_PLACED: list[tuple[weakref.ref[LoadedSite], list[Node] | None]] = []
+"""The last site's placed nodes (held by a weak reference: it never keeps a site alive)."""
+
+
+def placed_nodes(ls: LoadedSite) -> list[Node] | None:
+    """The site's nodes in their racks, placed once for all the rules of one lint run; None
+    when they cannot be placed (an unknown node type or too few racks: GPU124 / GPU112)."""
+    if _PLACED and _PLACED[0][0]() is ls:
+        return _PLACED[0][1]
+    try:
+        nodes: list[Node] | None = place_nodes(ls.site, ls.catalog, layout_racks(ls.site))
+    except PlanError:
+        nodes = None
+    _PLACED[:] = [(weakref.ref(ls), nodes)]
+    return nodes
