@@ -4,7 +4,12 @@
   inventory ``gpuctl plan`` renders for the lab site;
 - ``ansible-lint --profile production`` on those playbooks and roles: any violation fails;
 - STYLE lesson 11 by parsing the YAML: every role variable (defaults, set_fact, register,
-  task/play vars, loop_var) carries the role's name as prefix, every module is FQCN;
+  task/play vars, loop_var) carries the role's name as prefix (the vars of an include_role
+  are the included role's parameters: its prefix), every module is FQCN;
+- apt sources in one place: every role with ``<role>_apt_repositories`` writes them through
+  ``apt_repos``' ``tasks/sources.yml`` with its own variables, in the one deb822 source
+  format; the shared tasks render that format and reject the old one-line format (check
+  mode on this machine's controller: nothing is written);
 - the version-matrix play (controller-side only) on the lab site's versions and on impossible
   combinations, and the package names of both naming schemes.
 """
@@ -102,8 +107,11 @@ def _role_files(role: str) -> Iterator[Path]:
         yield from sorted((PLAYBOOKS / "roles" / role / sub).glob("*.yml"))
 
 
+INCLUDES = ("ansible.builtin.include_role", "ansible.builtin.import_role")
+
+
 def _variables(task: dict[str, Any], module: str) -> list[str]:
-    names = list(task.get("vars") or {})
+    names = [] if module in INCLUDES else list(task.get("vars") or {})
     if task.get("register"):
         names.append(task["register"])
     if module == "ansible.builtin.set_fact":
@@ -131,6 +139,11 @@ def test_role_variables_prefixed_and_modules_fqcn(role: str) -> None:
             for var in _variables(task, module):
                 assert var.startswith(f"{role}_"), \
                     f"{path.relative_to(ROOT)}: {task.get('name')!r} sets {var!r}"
+            if module in INCLUDES:
+                callee = task[module]["name"]
+                bad = [v for v in task.get("vars") or {} if not v.startswith(f"{callee}_")]
+                assert not bad, f"{path.relative_to(ROOT)}: {task.get('name')!r} passes " \
+                                f"{bad} to {callee} (its parameters carry its prefix)"
 
 
 @pytest.mark.parametrize("book", BOOKS)
@@ -209,3 +222,104 @@ def test_matrix_play(rendered: Path, tmp_path: Path, case: str) -> None:
     extra, want_rc, text = CASES[case]
     rc, out = _matrix_run(rendered, tmp_path, extra)
     assert rc == want_rc and text in " ".join(out.split()), out[-3000:]
+
+
+# --- apt sources: one mechanism, one format -----------------------------------------------
+
+SOURCE_KEYS = {"name", "uris", "suites", "components", "architectures", "signed_by", "trusted"}
+
+
+def _source_calls(role: str) -> list[dict[str, Any]]:
+    calls = []
+    for path in _role_files(role):
+        for task in _tasks(_yaml(path)):
+            inc = task.get("ansible.builtin.include_role")
+            if isinstance(inc, dict) and inc.get("name") == "apt_repos" \
+                    and inc.get("tasks_from") == "sources.yml":
+                calls.append(task)
+    return calls
+
+
+def test_apt_sources_go_through_apt_repos_only() -> None:
+    roles_dir = PLAYBOOKS / "roles"
+    copies = sorted(str(p.relative_to(ROOT)) for p in roles_dir.glob("*/tasks/repos.yml"))
+    copies += sorted(str(p.relative_to(ROOT)) for p in roles_dir.glob("*/templates/source*")
+                     if p.parent.parent.name != "apt_repos")
+    assert copies == []
+    with_sources = sorted(r.name for r in roles_dir.iterdir()
+                          if f"{r.name}_apt_repositories" in
+                          (_yaml(r / "defaults" / "main.yml") or {}))
+    assert len(with_sources) >= 10, with_sources
+    for role in with_sources:
+        calls = _source_calls(role)
+        assert len(calls) == 1, f"{role}: {len(calls)} calls of apt_repos sources.yml"
+        assert calls[0]["vars"] == {
+            "apt_repos_for": role,
+            "apt_repos_list": f"{{{{ {role}_apt_repositories }}}}",
+            "apt_repos_list_keys": f"{{{{ {role}_apt_keys }}}}"}, role
+        assert calls[0]["when"] == f"{role}_apt_repositories | length > 0", role
+        for src in _yaml(roles_dir / role / "defaults" / "main.yml")[f"{role}_apt_repositories"]:
+            assert set(src) <= SOURCE_KEYS and {"name", "uris", "suites"} <= set(src), src
+            assert "signed_by" in src or src.get("trusted") is True, src
+
+
+SOURCES_BOOK = """\
+- name: The shared apt source tasks, in check mode on the controller
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Write the sources
+      ansible.builtin.include_role:
+        name: apt_repos
+        tasks_from: sources.yml
+      vars:
+        apt_repos_for: cuda
+        apt_repos_list: "{{ sources }}"
+        apt_repos_list_keys: []
+"""
+
+
+def _sources_run(tmp: Path, sources: list[dict[str, Any]]) -> tuple[int, str]:
+    from provision.execute.ansible import ansible_playbook
+
+    (tmp / "book.yml").write_text(SOURCES_BOOK)
+    (tmp / "inv.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    (tmp / "extra.json").write_text(json.dumps({"sources": sources}))
+    proc = ansible_playbook(["--check", "--diff", "-e", f"@{tmp / 'extra.json'}"],
+                            inventory=tmp / "inv.yml", playbook=tmp / "book.yml", timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="needs ansible-core")
+def test_shared_source_tasks_render_deb822(tmp_path: Path) -> None:
+    rc, out = _sources_run(tmp_path, [
+        {"name": "cuda", "uris": "https://mirror.site.internal/cuda/ubuntu2404/x86_64/",
+         "suites": "/", "signed_by": "/usr/share/keyrings/cuda-archive-keyring.gpg"},
+        {"name": "site-extra", "uris": "http://mirror.site.internal/ubuntu",
+         "suites": "noble noble-updates", "components": "main restricted",
+         "architectures": "amd64 arm64", "trusted": True}])
+    assert rc == 0, out[-3000:]
+    want = ["+Types: deb",
+            "+URIs: https://mirror.site.internal/cuda/ubuntu2404/x86_64/", "+Suites: /",
+            "+Architectures: amd64", "+Signed-By: /usr/share/keyrings/cuda-archive-keyring.gpg",
+            "+URIs: http://mirror.site.internal/ubuntu", "+Suites: noble noble-updates",
+            "+Components: main restricted", "+Architectures: amd64 arm64", "+Trusted: yes"]
+    lines = [ln.strip() for ln in out.splitlines()]
+    for line in want:
+        assert line in lines, f"{line!r} not rendered:\n{out[-3000:]}"
+    assert "TASK [apt_repos : Write the apt sources of cuda]" in out
+    assert not any(ln.startswith("+Components") for ln in lines[:lines.index("+Suites: /") + 3])
+
+
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="needs ansible-core")
+@pytest.mark.parametrize(("source", "why"), [
+    ({"name": "cuda", "line": "deb [signed-by=/k.gpg] https://x/ /"}, "one-line 'line' format"),
+    ({"name": "cuda", "uris": "https://x/", "suites": "/"}, "signed_by, or trusted: true"),
+    ({"name": "cuda", "suites": "/", "signed_by": "/k.gpg"}, "give name, uris, suites"),
+])
+def test_shared_source_tasks_reject_bad_sources(tmp_path: Path, source: dict[str, Any],
+                                                why: str) -> None:
+    rc, out = _sources_run(tmp_path, [source])
+    assert rc != 0, out[-3000:]
+    assert why in " ".join(out.split()) and "cuda apt source" in out, out[-3000:]

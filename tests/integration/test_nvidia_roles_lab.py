@@ -106,9 +106,9 @@ def _write_inventory(tmp: Path, paths: Any, addresses: dict[str, str]) -> Path:
 
 
 def _lab_vars(tmp: Path, repo: Path, kubectl: Path) -> Path:
-    from testrepo import nccl_tests_source, source_line
+    from testrepo import apt_source, nccl_tests_source
 
-    src = [{"name": "gpuctl-testrepo", "line": source_line(repo)}]
+    src = [apt_source(repo)]
     keyring = next(repo.glob("cuda-keyring_*.deb"))
     v: dict[str, Any] = {
         **{f"{r}_apt_repositories": src for r in ("nvidia_driver", "cuda", "doca_ofed",

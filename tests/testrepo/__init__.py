@@ -2,11 +2,11 @@
 stack, for proving the Ansible roles without GPUs or NVIDIA's repositories.
 
     repo = build_repo(tmp / "repo", stack_packages())   # flat repo: Packages(.gz) + Release
-    line = source_line(repo)                             # deb [trusted=yes] file:///... ./
+    source = apt_source(repo)     # {name, uris: file:///..., suites: ./, trusted: true}
 
 Each package is built with ``dpkg-deb --build`` and indexed with ``dpkg-scanpackages``; the
 ``Release`` file (Origin ``NVIDIA``, Label ``NVIDIA CUDA``, like the CUDA repository) carries
-the index hashes, so ``apt-get update`` accepts it under ``[trusted=yes]``. Contents are a
+the index hashes, so ``apt-get update`` accepts it as a ``Trusted: yes`` source. Contents are a
 marker file per package, plus the few files the roles check (unit files, ``nvidia-smi`` and
 ``nv-fabricmanager`` scripts that print their version). No ``shell=True``; argv lists only.
 """
@@ -18,11 +18,11 @@ from testrepo.build import (
     DRIVER_OLD_FM,
     DRIVER_VERSION,
     Pkg,
+    apt_source,
     build_repo,
     nccl_tests_source,
-    source_line,
     stack_packages,
 )
 
-__all__ = ["DRIVER_NEW", "DRIVER_OLD_FM", "DRIVER_VERSION", "Pkg", "build_repo",
-           "nccl_tests_source", "source_line", "stack_packages"]
+__all__ = ["DRIVER_NEW", "DRIVER_OLD_FM", "DRIVER_VERSION", "Pkg", "apt_source", "build_repo",
+           "nccl_tests_source", "stack_packages"]

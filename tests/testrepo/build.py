@@ -175,8 +175,10 @@ def build_repo(dest: Path, packages: list[Pkg], *, origin: str = "NVIDIA",
     return dest
 
 
-def source_line(repo: Path) -> str:
-    return f"deb [trusted=yes] file://{repo.resolve()} ./"
+def apt_source(repo: Path, name: str = "gpuctl-testrepo") -> dict[str, object]:
+    """The repository as a role's apt source (deb822 fields, docs/roles.md): a flat
+    repository, trusted because its Release is not signed."""
+    return {"name": name, "uris": f"file://{repo.resolve()}", "suites": "./", "trusted": True}
 
 
 def nccl_tests_source(dest: Path) -> Path:
