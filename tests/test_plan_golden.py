@@ -40,11 +40,13 @@ def test_plan_matches_golden(site: str) -> None:
     gdir = GOLDEN / site
     if UPDATE:
         gdir.mkdir(parents=True, exist_ok=True)
-        for old in gdir.iterdir():
-            old.unlink()
+        for old in sorted(gdir.rglob("*"), reverse=True):
+            old.rmdir() if old.is_dir() else old.unlink()
         for name, text in expected.items():
+            (gdir / name).parent.mkdir(parents=True, exist_ok=True)
             (gdir / name).write_text(text)
-    stored = {p.name: p.read_text() for p in gdir.iterdir()}
+    stored = {p.relative_to(gdir).as_posix(): p.read_text() for p in gdir.rglob("*")
+              if p.is_file()}
     assert sorted(stored) == sorted(expected)
     for name in sorted(expected):
         assert stored[name] == expected[name], f"{site}/{name} differs from the golden file"
@@ -53,9 +55,11 @@ def test_plan_matches_golden(site: str) -> None:
 def test_golden_manifest_covers_every_plan_file() -> None:
     for site in EXAMPLE_SITES:
         lines = (GOLDEN / site / "SHA256SUMS").read_text().splitlines()
-        assert {ln.split()[1] for ln in lines} >= {"plan.json", "cabling.csv",
-                                                   "addresses.csv", "bom.csv", "power.csv",
-                                                   "fabric.svg", "racks.svg"}
+        names = {ln.split()[1] for ln in lines}
+        assert names >= {"plan.json", "cabling.csv", "addresses.csv", "bom.csv", "power.csv",
+                         "fabric.svg", "plan.html"}
+        assert any(n.startswith("floor/") for n in names)
+        assert any(n.startswith("racks/") for n in names)
 
 
 def test_plan_check_detects_drift(tmp_path: Path) -> None:

@@ -31,10 +31,11 @@ def plan(site: Path, output: Path | None, fmt: str, check: bool, jobs: int | Non
     """Compute fabric, cabling, addresses, power and BOM for SITE and write the artifacts.
 
     \b
-    Writes plan.json, cabling.csv, addresses.csv, bom.csv, power.csv, fabric.svg,
-    racks.svg and the configs real systems load (Ansible inventory, Kea, DNS zones,
-    OpenSM, ibsim, Slurm, Kubernetes, NetBox, cloud-init). Output is deterministic:
-    commit it and gate CI with --check.
+    Writes plan.json, cabling.csv, addresses.csv, bom.csv, power.csv, the pictures
+    (fabric.svg, floor/<hall>.svg, racks/<hall>-<row>.svg, all in plan.html) and the
+    configs real systems load (Ansible inventory, Kea, DNS zones, OpenSM, ibsim, Slurm,
+    Kubernetes, NetBox, cloud-init). Output is deterministic: commit it and gate CI
+    with --check.
     \b
     Examples:
       gpuctl plan inventory/sites/lab -o out/lab

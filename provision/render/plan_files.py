@@ -89,20 +89,28 @@ def power_csv(plan: Plan) -> str:
                  "cooling", "cooling_limit_kw"], rows)
 
 
-PLAN_FILES = ("plan.json", "cabling.csv", "addresses.csv", "bom.csv", "power.csv",
-              "fabric.svg", "racks.svg")
+PLAN_FILES = ("plan.json", "cabling.csv", "addresses.csv", "bom.csv", "power.csv", "pictures")
+"""Families of planning artifacts; each is one file of that name except ``pictures``:
+``fabric.svg``, ``floor/<hall>.svg``, ``racks/<hall>-<row>.svg`` and ``plan.html``."""
 
 
 def render_plan_files(plan: Plan, only: Collection[str] | None = None) -> dict[str, str]:
-    """Every planning artifact of the site (or those named in ``only``), by relative path."""
-    from provision.render.svg import fabric_svg, racks_svg
+    """Every planning artifact of the site (or the families in ``only``), by relative path."""
+    from provision.render.pictures import render_pictures
 
     makers: dict[str, Callable[[Plan], str]] = {
         "plan.json": plan_json, "cabling.csv": cabling_csv, "addresses.csv": addresses_csv,
-        "bom.csv": bom_csv, "power.csv": power_csv, "fabric.svg": fabric_svg,
-        "racks.svg": racks_svg,
+        "bom.csv": bom_csv, "power.csv": power_csv,
     }
-    unknown = set(only or ()) - set(makers)
+    unknown = set(only or ()) - set(PLAN_FILES)
     if unknown:
         raise ValueError(f"unknown plan files {sorted(unknown)}; known: {PLAN_FILES}")
-    return {name: makers[name](plan) for name in PLAN_FILES if only is None or name in only}
+    files: dict[str, str] = {}
+    for name in PLAN_FILES:
+        if only is not None and name not in only:
+            continue
+        if name == "pictures":
+            files.update(render_pictures(plan))
+        else:
+            files[name] = makers[name](plan)
+    return files
