@@ -132,7 +132,7 @@ fabrics:
     ufm_ports: 0
     network_racks: [a06]
   inband: {switch: sn4600c}
-  oob: {switch: mgmt-1g-48}
+  oob: {switch: mgmt-1g-48, spine_switch: sn2201, network_racks: [a06]}
 addressing:
   inband: 10.210.0.0/20
   oob: 10.210.16.0/20

@@ -73,7 +73,7 @@ fabrics:
     ipoib_pkey: "0x8001"
     network_racks: [n01]
   inband: {switch: sn4600c}
-  oob: {switch: mgmt-1g-48}
+  oob: {switch: mgmt-1g-48, spine_switch: sn2201, network_racks: [n01]}
 addressing:
   inband: 10.220.0.0/20
   oob: 10.220.16.0/20
