@@ -43,7 +43,13 @@ def _unavailable() -> str | None:
         import provision.lab.from_plan  # noqa: F401
     except ImportError:
         missing.append("provision.lab.from_plan")
-    return f"lab tools missing: {', '.join(missing)}" if missing else None
+    if missing:
+        return f"lab tools missing: {', '.join(missing)}"
+    from provision.lab import names, netns
+
+    if netns.link_exists(names.bridge_name("lab")):
+        return "the lab site is already up on this machine (gpuctl lab down inventory/sites/lab)"
+    return None
 
 
 @pytest.fixture(scope="module")
