@@ -119,3 +119,29 @@ def test_outliers_fail_against_the_fleet_median_even_above_the_floor() -> None:
     assert "fleet median 226.5" in next(v.reason for v in judged if v.failed)
     assert not [v for v in j.outliers(verdicts, stats, th) if v.failed]  # 0.9 x 226.5 = 203.9
     assert j.FleetStats.of(verdicts[:2]).medians == {}  # too few to judge relatively
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def golden(kind: str, case: str) -> object:
+    return KINDS[kind]((GOLDEN / kind / f"{case}.txt").read_text(encoding="utf-8"))
+
+
+def test_gpu_lost_without_an_xid_line_fails_the_node() -> None:
+    th = thresholds_for("h100-ndr")
+    verdicts = j.judge_xid("n1", golden("xid", "fallen_off_bus_without_xid"), th)  # type: ignore[arg-type]
+    assert [(v.failed, v.metric, v.value) for v in verdicts] == [
+        (True, "gpu_fallen-off-bus", 2.0), (True, "gpu_init-failed", 2.0)]
+    assert "PCI 0000:db:00.0 fell off the bus" in verdicts[0].reason and verdicts[0].fix
+    clean = j.judge_xid("n1", golden("xid", "clean_dmesg_no_events"), th)  # type: ignore[arg-type]
+    assert [v.failed for v in clean] == [False]
+
+
+def test_wrong_counts_in_exponent_form_fail_with_the_count() -> None:
+    th = thresholds_for("h100-ndr")
+    result = golden("nccl", "wrong_counts_exponent_form")
+    verdict, = j.judge_nccl("n1", result, th, test="nccl-single", floor=1.0)  # type: ignore[arg-type]
+    assert verdict.failed and verdict.value == 16777200 * 2 + 33554400
+    assert verdict.reason.startswith("all_reduce_perf: FAILED data check, 3 rows")
+    assert "67108800 wrong elements" in verdict.reason

@@ -141,8 +141,9 @@ def collective_busbw(out: UnitOutput, th: Thresholds) -> tuple[bool, float | Non
         result: NcclResult = parsed(out)
     except ParseError:
         return False, None, _last_line(out.stderr) or f"exit {out.rc}, no nccl-tests report"
-    if result.wrong_rows:
-        return False, None, f"{result.wrong_rows} rows with wrong data"
+    if result.wrong_rows or result.out_of_bounds_ok is False:
+        count = f", {result.wrong_elements} wrong elements" if result.wrong_elements else ""
+        return False, None, f"FAILED data check, {result.wrong_rows} rows with wrong data{count}"
     busbw = large_message_busbw(result, th.nccl_large_bytes)
     if busbw is None:
         return False, None, "no large message size measured"
@@ -188,7 +189,9 @@ def versions(outputs: Iterable[UnitOutput]) -> dict[str, dict[str, str]]:
             elif unit.test.startswith("dcgm-r"):
                 mine["dcgm"] = parsed(unit).dcgm_version or "?"
             elif unit.test == "nccl-single":
-                mine["nccl-tests"] = parsed(unit).version or "?"
+                result = parsed(unit)
+                mine["nccl-tests"] = result.version or "?"
+                mine["nccl"] = result.nccl_version or "?"
             elif unit.test == "perftest-version" and (m := _VERSION.search(unit.stdout)):
                 mine["perftest"] = m.group(1)
         except ParseError:

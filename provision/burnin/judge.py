@@ -105,12 +105,17 @@ def judge_nvlink(node: str, status: NvLinkStatus, th: Thresholds) -> list[Verdic
 
 
 def judge_xid(node: str, log: KernelLogReport, th: Thresholds) -> list[Verdict]:
+    """Fatal Xids fail the node, and so does a GPU the driver lost without any Xid line."""
     fatal = [x for x in log.xids if x.xid in th.xid_fatal]
-    if not fatal:
-        seen = sorted({x.xid for x in log.xids})
-        note = f" (non-fatal Xids seen: {', '.join(map(str, seen))})" if seen else ""
-        return [Verdict(node, "xid", PASS, f"no fatal Xid in the kernel log{note}")]
     out = []
+    for fault in sorted({g.fault for g in log.gpus_lost}):
+        lost = [g for g in log.gpus_lost if g.fault == fault]
+        where = ", ".join(sorted({g.pci or "?" for g in lost}))
+        what = "fell off the bus" if fault == "fallen-off-bus" else "failed to initialise"
+        out.append(_v(node, "xid", False, f"GPU at PCI {where} {what} (NVRM: "
+                      f"{lost[0].message[:80]!r}), {len(lost)}x",
+                      f"drain the node; reseat or RMA the GPU at {where}",
+                      metric=f"gpu_{fault}", value=float(len(lost)), threshold=0.0))
     for code in sorted({x.xid for x in fatal}):
         events = [x for x in fatal if x.xid == code]
         pcis = ", ".join(sorted({x.pci for x in events}))
@@ -118,6 +123,10 @@ def judge_xid(node: str, log: KernelLogReport, th: Thresholds) -> list[Verdict]:
         out.append(_v(node, "xid", False, f"Xid {code} ({meaning}) on PCI {pcis}, "
                       f"{len(events)}x", f"drain the node; reset or RMA the GPU at {pcis}",
                       metric=f"xid_{code}", value=float(len(events)), threshold=0.0))
+    if not out:
+        seen = sorted({x.xid for x in log.xids})
+        note = f" (non-fatal Xids seen: {', '.join(map(str, seen))})" if seen else ""
+        return [Verdict(node, "xid", PASS, f"no fatal Xid in the kernel log{note}")]
     return out
 
 
@@ -181,8 +190,11 @@ def judge_nccl(node: str, result: NcclResult, th: Thresholds, *, test: str,
     busbw = large_message_busbw(result, th.nccl_large_bytes)
     name = result.test or "nccl"
     if result.wrong_rows or result.out_of_bounds_ok is False:
-        return [_v(node, test, False, f"{name}: {result.wrong_rows} rows with wrong data",
-                   "a GPU or link corrupts data: run dcgmi diag -r 3 and check NVLink")]
+        count = (f", {result.wrong_elements} wrong elements" if result.wrong_elements else "")
+        return [_v(node, test, False, f"{name}: FAILED data check, {result.wrong_rows} rows "
+                   f"with wrong data{count}",
+                   "a GPU or link corrupts data: run dcgmi diag -r 3 and check NVLink",
+                   metric="wrong_elements", value=float(result.wrong_elements), threshold=0.0)]
     if busbw is None:
         return [_v(node, test, False, f"{name}: no message size >= "
                    f"{th.nccl_large_bytes} bytes measured", "run with -e 8G")]

@@ -10,7 +10,9 @@ Two JSON shapes exist and both parse to :class:`DcgmDiag`:
   ``test_summary`` with the overall status.
 
 Statuses are normalised to Pass, Fail, Warn, Skip and NotRun. Text before the JSON
-document (dcgmi prints warnings there) is ignored.
+document (dcgmi prints warnings there) is ignored. The text table dcgmi prints without
+``-j`` is refused with a ParseError that says to rerun with ``-j``: its layout differs between
+DCGM versions and its cells wrap, so a table is never read as a verdict.
 """
 
 from __future__ import annotations
@@ -175,8 +177,24 @@ def _test(raw: dict[str, Any], category: str) -> DiagTest:
     return DiagTest(name, category, status, results, warnings, info)
 
 
+_TABLE_ROW = ("| diagnostic ", "| dcgm version ", "| deployment", "|-----  ", "+-----  ")
+
+
+def _text_table(text: str) -> bool:
+    """True when ``text`` is dcgmi diag's table (``+----+`` borders, ``| Diagnostic | Result``)."""
+    lines = [line.strip().lower() for line in text.splitlines()]
+    borders = sum(1 for line in lines if line.startswith("+---") and line.endswith("+"))
+    rows = sum(1 for line in lines if line.startswith(_TABLE_ROW))
+    return borders >= 1 and rows >= 1
+
+
 def _document(text: str) -> dict[str, Any]:
     """The JSON object that starts the first line beginning with ``{``."""
+    if _text_table(text):
+        raise ParseError(
+            f"{KIND}: a text table, not JSON: rerun as 'dcgmi diag -r LEVEL -j' "
+            "(only the -j output is parsed)"
+        )
     offset = 0
     for line in text.splitlines(keepends=True):
         if line.lstrip().startswith("{"):

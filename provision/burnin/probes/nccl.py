@@ -1,9 +1,12 @@
 """Probe nccl-tests (``all_reduce_perf``, ``all_to_all_perf``, ...): header, ranks, result rows.
 
 Layouts of all nccl-tests versions parse: with or without the ``root`` column, the
-``#wrong`` check column (2.x) or the older ``error`` column, ``N/A`` when validation is off,
-and an empty ``redop`` for collectives without one. NCCL ``INFO``/``WARN`` lines, MPI
-banners and ``srun --label`` prefixes between the lines are ignored. An output without the
+``#wrong`` check column (2.x, a count that large runs print in exponent form: ``1.67772e+07``)
+or the older ``error`` column, ``N/A`` when validation is off, and an empty ``redop`` for
+collectives without one. NCCL ``INFO``/``WARN`` lines and MPI banners between the lines are
+ignored; ``srun --label`` (``0: ``) and OpenMPI ``--tag-output`` (``[1,0]<stdout>:``)
+prefixes are stripped. The NCCL library version comes from ``NCCL INFO NCCL version
+2.x.y+cudaX.Y`` (or nccl-tests' ``nccl-library=21805``), nccl-tests' own from its header. An output without the
 closing ``# Avg bus bandwidth`` line (the run died or the log was cut) is a ParseError.
 
 Judge bandwidth with :func:`large_message_busbw`, not with the average line: the average
@@ -21,7 +24,7 @@ from provision.errors import ParseError
 KIND = "nccl"
 DEFAULT_LARGE_BYTES = 1 << 30
 
-_PREFIX = re.compile(r"^\s*\d+: ")
+_PREFIX = re.compile(r"^\s*(?:\d+: |\[\d+,\d+\]<std(?:out|err)>:)")
 _PARAMS = re.compile(r"(?P<key>[A-Za-z_]+(?: [A-Za-z_]+)?):? (?P<value>[^\s:]+)(?=\s|$)")
 _RANK = re.compile(
     r"^#\s+Rank\s+(?P<rank>\d+)(?:\s+Group\s+(?P<group>\d+))?\s+Pid\s+(?P<pid>\d+)\s+on\s+"
@@ -32,6 +35,8 @@ _AVG = re.compile(r"^#\s*Avg bus bandwidth\s*:\s*(?P<value>\S+)")
 _OOB = re.compile(r"^#\s*Out of bounds values\s*:\s*(?P<count>\d+)\s+(?P<verdict>OK|FAILED)")
 _TEST = re.compile(r"^#\s*Collective test starting:\s*(?P<name>\S+)")
 _VERSION = re.compile(r"^#\s*nccl-tests version (?P<version>\S+)")
+_LIBRARY = re.compile(r"\bNCCL version (?P<version>\d+\.\d+\.\d+\S*)")
+_LIBRARY_CODE = re.compile(r"\bnccl-library=(?P<code>\d{5,})\b")
 _BINARY = re.compile(r"\b(?P<name>[a-z_]+_perf)\b")
 
 
@@ -83,6 +88,7 @@ class NcclResult:
 
     test: str | None
     version: str | None
+    nccl_version: str | None
     threads: int | None
     gpus_per_thread: int | None
     min_bytes: int | None
@@ -94,6 +100,16 @@ class NcclResult:
     out_of_bounds: int | None
     out_of_bounds_ok: bool | None
     avg_busbw_gbps: float
+
+    @property
+    def wrong_elements(self) -> int:
+        """Corrupted elements counted by the ``#wrong`` checks of every row and placement."""
+        return sum(
+            m.wrong or 0
+            for row in self.rows
+            for m in (row.out_of_place, row.in_place)
+            if m is not None
+        )
 
     @property
     def wrong_rows(self) -> int:
@@ -150,10 +166,23 @@ def large_message_busbw(result: NcclResult, min_bytes: int = DEFAULT_LARGE_BYTES
     return min(large) if large else None
 
 
+def _wrong(value: str) -> int | None:
+    """A ``#wrong`` count: ``17``, ``N/A``, or exponent form ``1.67772e+07`` (rounded)."""
+    if re.fullmatch(r"\d+(?:\.\d+)?[eE][+-]?\d+", value.strip()):
+        return round(float(value))
+    return int_or_none(KIND, "#wrong", value)
+
+
+def _library_version(code: str) -> str:
+    """NCCL's version code (``21805``: major*10000 + minor*100 + patch) as ``2.18.5``."""
+    number = int(code)
+    return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+
+
 def _measurement(tokens: list[str], check: str, where: str) -> NcclMeasurement:
     time, algbw, busbw, checked = tokens
     try:
-        wrong = None if check != "#wrong" else int_or_none(KIND, "#wrong", checked)
+        wrong = None if check != "#wrong" else _wrong(checked)
         error = None if check != "error" else float_or_none(KIND, "error", checked)
         return NcclMeasurement(float(time), float(algbw), float(busbw), wrong, error)
     except (ValueError, ParseError) as exc:
@@ -189,7 +218,7 @@ def parse(text: str) -> NcclResult:
     ranks: list[NcclRank] = []
     rows: list[NcclRow] = []
     header: list[str] = []
-    test = version = None
+    test = version = library = None
     avg: float | None = None
     oob: re.Match[str] | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -222,6 +251,10 @@ def parse(text: str) -> NcclResult:
             test = match["name"]
         elif (match := _VERSION.match(stripped)) is not None:
             version = match["version"]
+            if library is None and (code := _LIBRARY_CODE.search(stripped)) is not None:
+                library = _library_version(code["code"])
+        elif (match := _LIBRARY.search(stripped)) is not None:
+            library = match["version"]
         elif (match := _AVG.match(stripped)) is not None:
             avg = float_or_none(KIND, "Avg bus bandwidth", match["value"])
         elif (match := _OOB.match(stripped)) is not None:
@@ -243,6 +276,7 @@ def parse(text: str) -> NcclResult:
     return NcclResult(
         test=test,
         version=version,
+        nccl_version=library,
         threads=int_or_none(KIND, "nThread", params.get("nThread")),
         gpus_per_thread=int_or_none(KIND, "nGpus", params.get("nGpus")),
         min_bytes=int_or_none(KIND, "minBytes", params.get("minBytes")),

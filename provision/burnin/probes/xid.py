@@ -3,7 +3,11 @@
 One scan of a log (``dmesg``, syslog, journal or the fabric manager log) yields:
 
 - ``NVRM: Xid (PCI:0000:9b:00): 79, pid=..., name=..., <message>`` events, each with a
-  severity from :data:`XID_CATALOG` (NVIDIA's Xid documentation) or ``unknown``;
+  severity from :data:`XID_CATALOG` (NVIDIA's Xid documentation) or ``unknown``; older
+  drivers print ``pid=N,`` without ``name=`` (or neither);
+- GPUs the driver lost without an Xid line: ``NVRM: GPU 0000:db:00.0: GPU has fallen off the
+  bus.``, ``NVRM: The NVIDIA GPU 0000:db:00.0 (PCI ID: ...) ... has fallen off the bus``,
+  ``NVRM: GPU 0000:db:00.0: RmInitAdapter failed!`` -- each a :class:`GpuLost`;
 - fabric manager ``[ERROR]``/``[FATAL]``/``[WARNING]`` lines;
 - network carrier changes (``ib0: lost carrier``), from which link flapping is counted.
 
@@ -55,7 +59,20 @@ _XID = re.compile(
     r"NVRM: Xid \((?:PCI:)?(?P<pci>[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}(?:\.[0-7])?)\): "
     r"(?P<code>\d+)(?:, (?P<rest>.*))?$"
 )
-_PID = re.compile(r"^pid=(?P<pid>'?[^,]*'?), name=(?P<name>[^,]*), (?P<message>.*)$")
+_PID = re.compile(
+    r"^pid=(?P<pid>'?[^,]*'?),(?: name=(?P<name>[^,]*),)?(?: (?P<message>.*))?$"
+)
+_LOST_PCI = re.compile(
+    r"NVRM: (?:GPU at PCI:|GPU |The NVIDIA GPU )(?P<pci>[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:"
+    r"[0-9A-Fa-f]{2}(?:\.[0-7])?)"
+)
+#: NVRM phrases that mean the driver lost a GPU (the Xid line may be missing).
+_LOST = (
+    ("fallen off the bus", "fallen-off-bus"),
+    ("rminitadapter failed", "init-failed"),
+    ("rm_init_adapter failed", "init-failed"),
+    ("gpu is lost", "fallen-off-bus"),
+)
 _FM = re.compile(r"^\[(?P<ts>[^\]]+)\] \[(?P<level>ERROR|FATAL|WARNING|WARN)\] (?P<message>.*)$")
 _CARRIER = re.compile(r"(?P<iface>[\w.-]+): (?P<event>lost carrier|gained carrier)", re.IGNORECASE)
 _STAMPS = (
@@ -78,6 +95,18 @@ class XidEvent:
     meaning: str | None
     pid: str | None
     process: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class GpuLost:
+    """An ``NVRM:`` line saying the driver lost a GPU (``fault`` ``fallen-off-bus`` or
+    ``init-failed``); ``pci`` None when the line does not name the device."""
+
+    line: int
+    timestamp: str | None
+    pci: str | None
+    fault: str
     message: str
 
 
@@ -106,6 +135,7 @@ class KernelLogReport:
     """Everything the scan found, in log order."""
 
     xids: tuple[XidEvent, ...]
+    gpus_lost: tuple[GpuLost, ...]
     fabric_manager: tuple[FabricManagerEvent, ...]
     carrier: tuple[CarrierEvent, ...]
 
@@ -146,20 +176,36 @@ def _xid(number: int, line: str) -> XidEvent:
     detail = _PID.match(rest)
     if detail is not None:
         pid, process = detail.group("pid").strip("'"), detail.group("name")
-        rest = detail.group("message").strip()
+        rest = (detail.group("message") or "").strip()
     severity, meaning = XID_CATALOG.get(code, ("unknown", None))
     return XidEvent(
         number, _timestamp(line), match.group("pci"), code, severity, meaning, pid, process, rest
     )
 
 
+def _lost(number: int, line: str, previous_pci: str | None) -> GpuLost | None:
+    """A lost-GPU line; an untimestamped continuation line takes the PCI of the line before."""
+    lowered = line.lower()
+    fault = next((name for phrase, name in _LOST if phrase in lowered), None)
+    if fault is None:
+        return None
+    match = _LOST_PCI.search(line)
+    pci = match.group("pci") if match else None
+    if pci is None and _timestamp(line) is None:
+        pci = previous_pci
+    message = line[line.index("NVRM:") + len("NVRM:") :].strip()
+    return GpuLost(number, _timestamp(line), pci, fault, message)
+
+
 def parse(text: str) -> KernelLogReport:
     """Scan a log; ParseError when the text is not a log or an Xid line is garbled."""
     check_text(KIND, text)
     xids: list[XidEvent] = []
+    lost: list[GpuLost] = []
     fm: list[FabricManagerEvent] = []
     carrier: list[CarrierEvent] = []
     looks_like_log = False
+    previous_pci: str | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -168,6 +214,11 @@ def parse(text: str) -> KernelLogReport:
         looks_like_log = looks_like_log or stamp is not None or "NVRM:" in line
         if "NVRM: Xid" in line:
             xids.append(_xid(number, line))
+        elif "NVRM:" in line and (gone := _lost(number, line, previous_pci)) is not None:
+            lost.append(gone)
+        if "NVRM:" in line:
+            pci_match = _LOST_PCI.search(line)
+            previous_pci = pci_match.group("pci") if pci_match else previous_pci
         elif (match := _FM.match(line)) is not None:
             level = "WARNING" if match.group("level") == "WARN" else match.group("level")
             fm.append(
@@ -187,4 +238,4 @@ def parse(text: str) -> KernelLogReport:
             f"{KIND}: not a kernel or fabric manager log (no timestamped line), "
             f"starts with {snippet(text)!r}"
         )
-    return KernelLogReport(tuple(xids), tuple(fm), tuple(carrier))
+    return KernelLogReport(tuple(xids), tuple(lost), tuple(fm), tuple(carrier))
