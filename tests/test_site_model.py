@@ -61,6 +61,10 @@ def test_builtin_catalog_has_required_skus() -> None:
     assert len(cat.nodes["dgx-h100"].compute_hcas) == 8
     assert cat.nodes["dgx-b200"].max_power_kw == 14.3 and cat.nodes["dgx-b200"].rack_units == 10
     assert len(cat.nodes["pcie-a100-1hca"].compute_hcas) == 1
+    storage = cat.nodes["storage-2u-nvme"]  # a node without GPUs names no GPU facts
+    assert (storage.gpus, storage.gpu_model, storage.gpu_generation, storage.form_factor,
+            storage.compute_hcas) == (0, None, None, None, [])
+    assert storage.rack_units == 2 and storage.storage_nics == 2
     qm = cat.switches["qm9700"]
     assert (qm.ports, qm.cages, qm.ports_per_cage) == (64, 32, 2)
     assert cat.switches["qm8700"].ports == 40

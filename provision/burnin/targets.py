@@ -61,7 +61,7 @@ def rack_targets(plan: Plan, rack: str) -> list[NodeTarget]:
         cabling = links.get(node.name, {})
         first = cabling.get(hcas[0], "") if hcas else ""
         out.append(NodeTarget(node.name, node.rack, inband[0].address, kind.gpus,
-                              kind.gpu_model, hcas, tuple(sorted(cabling.items())),
+                              kind.gpu_model or "", hcas, tuple(sorted(cabling.items())),
                               first.split(" ")[0] if first else ""))
     if not out:
         raise UsageError(f"--rack {rack!r}: no GPU nodes in this rack")

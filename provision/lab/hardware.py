@@ -29,7 +29,7 @@ def personality_for(plan: Plan, host: str) -> Personality:
     if compute is not None:  # a port runs at the slower of HCA and fabric
         rate = min(rate, SPEED_GBPS[compute.speed])
     return default_personality(
-        host, ntype.gpu_model, gpu_count=ntype.gpus, gpu_memory_mib=ntype.gpu_memory_gib * 1024,
+        host, ntype.gpu_model or "", gpu_count=ntype.gpus, gpu_memory_mib=ntype.gpu_memory_gib * 1024,
         driver_version=sw.driver_version, cuda_version=sw.cuda,
         hca_count=len(ntype.compute_hcas), hca_rate_gbps=rate)
 

@@ -26,18 +26,33 @@ class Hca(StrictModel):
 
 
 class NodeType(StrictModel):
-    """A server SKU: GPUs, compute HCAs, other NICs, power and size."""
+    """A server SKU: GPUs, compute HCAs, other NICs, power and size.
+
+    GPU and compute-HCA facts are optional: a storage, service or head node has no GPUs and
+    names none (``gpus`` 0, no ``gpu_*`` fields, no ``compute_hcas``). What a node has
+    decides what is provisioned and tested on it: the NVIDIA stack and GPU burn-in only
+    where it has GPUs, the InfiniBand stack only where it has compute HCAs.
+    """
 
     name: str = Field(description="Catalog key, e.g. dgx-h100; referenced by node groups.")
     vendor: str = Field(description="Manufacturer, e.g. NVIDIA or Supermicro.")
     model: str = Field(description="Marketing model name, e.g. DGX H100.")
-    gpu_model: str = Field(description="GPU product name as nvidia-smi prints it.")
-    gpu_generation: GpuGeneration = Field(description="GPU architecture generation.")
-    gpus: int = Field(ge=0, le=72, description="GPUs per node (per rack for NVL72 racks).")
-    gpu_memory_gib: int = Field(ge=0, description="Memory per GPU in GiB.")
-    nvswitch: bool = Field(description="GPUs are joined by NVSwitch (needs Fabric Manager or IMEX).")
-    form_factor: Literal["sxm", "pcie", "nvl-rack"] = Field(description="GPU form factor.")
-    compute_hcas: list[Hca] = Field(description="Compute-fabric HCA ports, rail order.")
+    gpus: int = Field(default=0, ge=0, le=72,
+                      description="GPUs per node (per rack for NVL72 racks); 0 for a node "
+                      "without GPUs (storage, service, head).")
+    gpu_model: str | None = Field(default=None, description="GPU product name as nvidia-smi "
+                                  "prints it; only with gpus > 0.")
+    gpu_generation: GpuGeneration | None = Field(default=None, description="GPU architecture "
+                                                 "generation; only with gpus > 0.")
+    gpu_memory_gib: int = Field(default=0, ge=0, description="Memory per GPU in GiB; only "
+                                "with gpus > 0.")
+    nvswitch: bool = Field(default=False, description="GPUs are joined by NVSwitch (needs "
+                           "Fabric Manager or IMEX).")
+    form_factor: Literal["sxm", "pcie", "nvl-rack"] | None = Field(
+        default=None, description="GPU form factor; only with gpus > 0.")
+    compute_hcas: list[Hca] = Field(default_factory=list, description="Compute-fabric HCA "
+                                    "ports, rail order; none for a node off the compute "
+                                    "fabric.")
     storage_nics: int = Field(ge=0, description="Ports facing the storage fabric.")
     storage_nic_gbps: int = Field(ge=0, description="Speed of each storage port, Gb/s.")
     inband_nics: int = Field(ge=0, description="Ports facing the in-band management network.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from provision.models.catalog import Catalog
+from provision.models.catalog import Catalog, NodeType
 
 Problem = tuple[tuple[str, ...], str, str, str]
 """(path, code, message, fix hint)."""
@@ -38,6 +38,7 @@ def catalog_problems(cat: Catalog) -> Iterator[Problem]:
                    f"{sw.typical_power_kw:g} kW above its maximum {sw.max_power_kw:g} kW",
                    "typical_power_kw is the expected draw, at most max_power_kw")
     for name, node in cat.nodes.items():
+        yield from _gpu_facts(name, node)
         if node.typical_power_kw > node.max_power_kw:
             yield (("nodes", name, "typical_power_kw"), "GPU002", f"typical "
                    f"power {node.typical_power_kw:g} kW above its maximum "
@@ -63,3 +64,22 @@ def catalog_problems(cat: Catalog) -> Iterator[Problem]:
                 yield ((*where, attr), "GPU126", f"{attr} {ref!r} is not in the "
                        "catalog", f"use one of {', '.join(sorted(cat.transceivers))} or add it "
                        "under transceivers:")
+
+
+_GPU_FACTS = ("gpu_model", "gpu_generation", "form_factor")
+
+
+def _gpu_facts(name: str, node: NodeType) -> Iterator[Problem]:
+    """A node with GPUs says which ones; a node without names no GPU facts (nothing
+    invented: a storage server is not a zero-GPU DGX)."""
+    where = ("nodes", name)
+    if node.gpus:
+        for attr in (*_GPU_FACTS, "gpu_memory_gib"):
+            if not getattr(node, attr):
+                yield ((*where, "gpus"), "GPU002", f"{node.gpus} GPUs but no {attr}",
+                       f"set {attr} (or gpus: 0 for a node without GPUs)")
+        return
+    for attr in (*_GPU_FACTS, "gpu_memory_gib", "nvswitch"):
+        if getattr(node, attr):
+            yield ((*where, attr), "GPU002", f"{attr} set on a node without GPUs",
+                   f"remove {attr} or give the node's gpus")

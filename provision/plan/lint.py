@@ -197,8 +197,8 @@ def versions(ls: LoadedSite) -> Iterator[Finding]:
         yield _f("GPU166", f"NCCL {sw.nccl} is not published for CUDA {sw.cuda} "
                  f"(builds: {', '.join(cudas)})", "pick an NCCL release built for this CUDA",
                  "software", "nccl")
-    gens = {ls.catalog.nodes[g.type].gpu_generation for g in ls.site.node_groups
-            if g.type in ls.catalog.nodes and ls.catalog.nodes[g.type].gpus}
+    gens = {gen for g in ls.site.node_groups if g.type in ls.catalog.nodes
+            and (gen := ls.catalog.nodes[g.type].gpu_generation) is not None}
     for gen in sorted(gens):
         info = m.generations[gen]
         if sw.kernel_modules != "auto" and sw.kernel_modules not in info["kernel_modules"]:

@@ -189,7 +189,7 @@ def group_vars(plan: Plan) -> dict[str, str]:
         pkey=pkey, matrix=as_vars(m))}
     for g in site.node_groups:
         ntype = plan.catalog.nodes[g.type]
-        gen = m.generations.get(ntype.gpu_generation, {})
+        gen = m.generations.get(ntype.gpu_generation, {}) if ntype.gpu_generation else {}
         modules = sw.kernel_modules if sw.kernel_modules != "auto" else gen.get(
             "default_modules", "open")
         files[f"ansible/group_vars/{group_name(g.name)}.yml"] = render(

@@ -59,6 +59,7 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "catalog-non-finite": ("halls:\n", "catalogs: [non-finite-catalog.yaml]\nhalls:\n", "GPU004", 1),
     "catalog-unknown-transceiver": ("halls:\n", "catalogs: [unknown-optic-catalog.yaml]\nhalls:\n", "GPU126", 1),
     "catalog-ports-not-cages": ("halls:\n", "catalogs: [ports-cages-catalog.yaml]\nhalls:\n", "GPU002", 1),
+    "catalog-gpu-facts-without-gpus": ("halls:\n", "catalogs: [gpuless-gpu-model-catalog.yaml]\nhalls:\n", "GPU002", 1),
     "catalog-file-missing": ("halls:\n", "catalogs: [no-such-catalog.yaml]  # <- here\nhalls:\n", "GPU001", 2),
     "yaml-tab-indent": ("    count: 4\n", "\tcount: 4  # <- here\n", "GPU001", 2),
     "yaml-bad-tag-value": ("    power_capacity_kw: 60\n", "    power_capacity_kw: !!float sixty  # <- here\n", "GPU001", 2),
@@ -131,6 +132,12 @@ CATALOGS: dict[str, tuple[str, int]] = {
                                    "  - name: mm-hdr\n    medium: fiber-mm\n    speed_gbps: 200\n"
                                    "    technology: infiniband\n    max_length_m: 100\n"
                                    "    lengths_m: [10, 30, 100]\n    transceiver: qsfp56-200g-sr4\n", 9),
+    "gpuless-gpu-model-catalog.yaml": ("# A storage server (no GPUs) that names a GPU model.\nnodes:\n"
+                                       "  - name: test-storage\n    vendor: Test\n    model: T\n"
+                                       "    gpu_model: NVIDIA H100 80GB HBM3\n    storage_nics: 2\n"
+                                       "    storage_nic_gbps: 400\n    inband_nics: 1\n"
+                                       "    inband_nic_gbps: 25\n    max_power_kw: 2.0\n"
+                                       "    typical_power_kw: 1.2\n    rack_units: 2\n", 6),
     "ports-cages-catalog.yaml": ("# 40 ports on 20 single-port cages.\nswitches:\n"
                                  "  - {name: test-ib, " + _SW.format(ports=40, kw=0.8).replace("cages: 40", "cages: 20") + "}\n", 3),
 }
@@ -140,7 +147,8 @@ CATALOG_OF = {"catalog-entry-bad-value": "bad-value-catalog.yaml",
               "catalog-duplicate-sku": "duplicate-sku-catalog.yaml",
               "catalog-non-finite": "non-finite-catalog.yaml",
               "catalog-unknown-transceiver": "unknown-optic-catalog.yaml",
-              "catalog-ports-not-cages": "ports-cages-catalog.yaml"}
+              "catalog-ports-not-cages": "ports-cages-catalog.yaml",
+              "catalog-gpu-facts-without-gpus": "gpuless-gpu-model-catalog.yaml"}
 
 
 def main() -> None:
