@@ -20,6 +20,7 @@ The workflow, from one site description (inventory/sites/<site>/site.yaml):
   gpuctl catalog [KIND]             hardware SKUs (nodes, switches, cables, ...) and their facts
   gpuctl plan SITE -o DIR           fabric, cabling, addresses, power, BOM, configs
   gpuctl lab up SITE                a simulated site on this machine (root)
+  gpuctl image build SITE           OS images for the node groups (mmdebstrap), with digests
   gpuctl provision site SITE        bring hosts up in phases (Redfish + Ansible)
   gpuctl fabric verify SITE ...     compare the discovered InfiniBand fabric with the plan
   gpuctl burnin run SITE --rack R   acceptance tests for a new rack
@@ -35,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("provision.cli.plan", "plan"),
     "fabric": ("provision.cli.fabric", "fabric"),
     "lab": ("provision.cli.lab", "lab"),
+    "image": ("provision.cli.image", "image"),
     "provision": ("provision.cli.provision", "provision"),
     "burnin": ("provision.cli.burnin", "burnin"),
     "platform": ("provision.cli.platform", "platform"),

@@ -192,6 +192,11 @@ class NodeGroup(StrictModel):
     boot_mode: Literal["pxe", "virtual-media"] = Field(
         default="pxe", description="How the image phase boots the installer."
     )
+    image: Name | None = Field(
+        default=None,
+        description="Name of the images: entry this group boots; default: software.os from "
+        "its public mirror (gpuctl image build).",
+    )
 
 
 class ComputeFabric(StrictModel):
@@ -291,6 +296,32 @@ class Software(StrictModel):
     )
 
 
+PackageName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
+
+
+class OsImage(StrictModel):
+    """An OS image built by ``gpuctl image build`` (mmdebstrap) and booted by node groups."""
+
+    name: Name = Field(description="Image name, referenced by node_groups[].image.")
+    distribution: Literal["debian", "ubuntu"] = Field(description="Distribution family.")
+    suite: str = Field(pattern=r"^[a-z]+(-[a-z]+)?$",
+                       description="Release codename, e.g. bookworm or noble.")
+    mirror: str = Field(
+        pattern=r"^(https?|file)://\S+$",
+        description="Package mirror URL; a local or air-gapped mirror works the same way.",
+    )
+    components: list[Annotated[str, Field(pattern=r"^[a-z-]+$")]] = Field(
+        default_factory=lambda: ["main"], min_length=1, description="Archive components.")
+    variant: Literal["essential", "minbase", "apt", "required", "important", "standard"] = Field(
+        default="minbase", description="mmdebstrap variant: the base package set.")
+    packages: list[PackageName] = Field(
+        default_factory=list, description="Packages installed on top of the variant.")
+    keyring: str | None = Field(
+        default=None,
+        description="OpenPGP keyring file that signs the mirror (default: the host's keyrings).",
+    )
+
+
 class Burnin(StrictModel):
     """Acceptance-test settings."""
 
@@ -316,4 +347,6 @@ class Site(StrictModel):
     fabrics: Fabrics = Field(description="Compute, storage, in-band and OOB networks.")
     addressing: Addressing = Field(description="Address pools.")
     software: Software = Field(description="Software stack versions.")
+    images: list[OsImage] = Field(
+        default_factory=list, description="OS images the node groups boot (gpuctl image build).")
     burnin: Burnin = Field(description="Burn-in settings.")

@@ -13,6 +13,7 @@ GPU115 rows (or halls) on the same floor position
 GPU121 unknown hall/row · GPU122 unknown node group · GPU123 unknown rack
 GPU124 unknown catalog node type · GPU125 unknown catalog switch type
 GPU126 a catalog entry names an unknown SKU (a cable's transceiver)
+GPU127 node group references an unknown image
 GPU131 duplicate name · GPU132 duplicate hostname · GPU133 hostname/rack_names pattern error
 GPU134 hostname (or domain) not a DNS label · GPU135 rack name not a DNS label
 GPU141 fabric cannot be built (radix/tiers) · GPU142 switch/fabric speed mismatch
@@ -61,7 +62,8 @@ def _f(code: str, message: str, hint: str, *loc: str | int, subject: str = "") -
 def names(ls: LoadedSite) -> Iterator[Finding]:
     s = ls.site
     for what, items, loc in [("hall", [h.name for h in s.halls], "halls"),
-                             ("node group", [g.name for g in s.node_groups], "node_groups")]:
+                             ("node group", [g.name for g in s.node_groups], "node_groups"),
+                             ("image", [m.name for m in s.images], "images")]:
         for i, n in enumerate(items):
             if items.index(n) != i:
                 yield _f("GPU131", f"duplicate {what} name {n!r}", "give each a unique name",
@@ -89,6 +91,10 @@ def references(ls: LoadedSite) -> Iterator[Finding]:
             yield _f("GPU124", f"node group {g.name} references unknown catalog type {g.type!r}",
                      f"use one of {', '.join(sorted(cat.nodes))} or add it to a catalog file",
                      "node_groups", gi, "type")
+        if g.image is not None and g.image not in {m.name for m in s.images}:
+            yield _f("GPU127", f"node group {g.name} references unknown image {g.image!r}",
+                     f"use one of {', '.join(sorted(m.name for m in s.images)) or '(none)'} "
+                     "or add it under images:", "node_groups", gi, "image")
         hall = halls.get(g.placement.hall)
         if hall is None:
             yield _f("GPU121", f"node group {g.name} references unknown hall "

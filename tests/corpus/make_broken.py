@@ -70,6 +70,7 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "unknown-row": ("      rows: [a]\n", "      rows: [z]  # <- here\n", "GPU121", 1),
     "unknown-switch": ("    switch: qm8700\n", "    switch: qm9999  # <- here\n", "GPU125", 1),
     "unknown-fabric-group": ("    node_groups: [gpu]\n", "    node_groups: [gpus]  # <- here\n", "GPU122", 1),
+    "unknown-image": ('    hostname: "lab-gpu-{index:02d}"\n', '    hostname: "lab-gpu-{index:02d}"\n    image: tiny  # <- here\n', "GPU127", 1),
     "unknown-network-rack": ("    network_racks: [a01]\n", "    network_racks: [z01]  # <- here\n", "GPU123", 1),
     "rack-over-budget": ("power_kw: 36, cooling: air}", "power_kw: 20, cooling: air}  # <- here", "GPU101", 1),
     "hall-over-capacity": ("    power_capacity_kw: 60\n", "    power_capacity_kw: 25  # <- here\n", "GPU102", 1),

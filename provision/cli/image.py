@@ -1,0 +1,98 @@
+"""``gpuctl image build|list SITE``: the OS images the site's node groups boot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from provision.cli.common import SITE_ARG, load_and_plan
+
+IMAGES_HELP = "Image directory [default: SITE/.gpuctl/images]."
+
+
+def _images_dir(site: Path, images: Path | None) -> Path:
+    if images is not None:
+        return images.absolute()
+    base = site.parent if site.suffix in (".yaml", ".yml") else site
+    return (base / ".gpuctl" / "images").absolute()
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+@click.group("image")
+def image() -> None:
+    """OS images for node groups: built with mmdebstrap from the site's mirror, kept with
+    their sha256 digest and package manifest."""
+
+
+@image.command("build")
+@SITE_ARG
+@click.option("--group", default=None, help="Only this node group's image.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=IMAGES_HELP)
+@click.option("--rebuild", is_flag=True, help="Build even when this recipe is already built.")
+@click.option("--dry-run", is_flag=True, help="Print the mmdebstrap commands only.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def build_cmd(site: Path, group: str | None, images: Path | None, rebuild: bool,
+              dry_run: bool, fmt: str) -> None:
+    """Build the image of every node group (or of --group): one build per distinct recipe;
+    a recipe already built is reused (its key is a hash of mirror, suite, variant and
+    packages)."""
+    from provision.image import build, recipe, store
+
+    loaded, _plan = load_and_plan(site)
+    folder = _images_dir(site, images)
+    todo = recipe.recipes(loaded, group)
+    if dry_run:
+        for r, groups in todo:
+            target = store.image_dir(folder, r.name, r.key()) / store.ROOTFS
+            click.echo(f"# {r.name} for {', '.join(groups)}")
+            click.echo(recipe.describe(r, target))
+        return
+    done = []
+    for r, groups in todo:
+        if fmt == "text":
+            click.echo(f"image {r.name} ({r.distribution} {r.suite}, {r.variant} + "
+                       f"{len(r.packages)} packages) for {', '.join(groups)} ...")
+        rec, built = build.build(r, folder, groups, rebuild=rebuild)
+        done.append({**rec.as_dict(), "built": built})
+        if fmt == "text":
+            how = "built" if built else "already built"
+            click.echo(f"  {how}: {rec.rootfs} {_size(rec.size)}, {rec.packages} packages, "
+                       f"{rec.digest}")
+    if fmt == "json":
+        click.echo(json.dumps(done, indent=2))
+
+
+@image.command("list")
+@SITE_ARG
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=IMAGES_HELP)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def list_cmd(site: Path, images: Path | None, fmt: str) -> None:
+    """The images built for SITE, with digest, size, package count and node groups."""
+    from provision.image import store
+
+    recs = store.list_images(_images_dir(site, images))
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in recs], indent=2))
+        return
+    if not recs:
+        click.echo(f"no images built for {site} yet (gpuctl image build {site})")
+        return
+    rows = [("NAME", "KEY", "SUITE", "VARIANT", "PACKAGES", "SIZE", "BUILT", "GROUPS",
+             "DIGEST")]
+    for r in recs:
+        rows.append((r.name, r.key, f"{r.recipe['distribution']} {r.recipe['suite']}",
+                     str(r.recipe["variant"]), str(r.packages), _size(r.size), r.built_at,
+                     ",".join(r.groups), r.digest))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))
+                   + "  " + row[-1])

@@ -1,0 +1,105 @@
+"""Build an image recipe with mmdebstrap into the image directory (the only side effects of
+``gpuctl image build``): a build whose recipe key is already there is reused unless
+``rebuild``; a failed build says which image, which mirror and mmdebstrap's first error."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from provision.errors import ExecutionError
+from provision.image.recipe import Recipe, mmdebstrap_argv
+from provision.image.store import (
+    MANIFEST,
+    ROOTFS,
+    ImageRecord,
+    image_dir,
+    read_record,
+    write_record,
+)
+
+LOG = "build.log"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def parse_dpkg_status(text: str) -> list[tuple[str, str]]:
+    """Installed (package, version) pairs of a dpkg status file, sorted."""
+    out = []
+    for para in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in para.splitlines():
+            if line and not line[0].isspace() and ":" in line:
+                k, _, v = line.partition(":")
+                fields[k] = v.strip()
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            out.append((fields["Package"], fields.get("Version", "")))
+    return sorted(out)
+
+
+def tar_manifest(rootfs: Path) -> list[tuple[str, str]]:
+    with tarfile.open(rootfs) as tar:
+        for member in tar:
+            if member.name.lstrip("./") == "var/lib/dpkg/status" and member.isfile():
+                f = tar.extractfile(member)
+                if f is not None:
+                    return parse_dpkg_status(f.read().decode("utf-8", "replace"))
+    raise ExecutionError(f"{rootfs}: no var/lib/dpkg/status in the image")
+
+
+def first_error(log: str) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith("E:"):
+            return ln[2:].strip()
+    return lines[-1] if lines else "no output"
+
+
+def build(recipe: Recipe, images: Path, groups: Sequence[str], *, rebuild: bool = False,
+          run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+          ) -> tuple[ImageRecord, bool]:
+    """Build (or reuse) ``recipe``; returns its record and whether it was built now."""
+    folder = image_dir(images, recipe.name, recipe.key())
+    if not rebuild and (rec := read_record(folder)) is not None and rec.rootfs.is_file():
+        return rec, False
+    tool = shutil.which("mmdebstrap")
+    if tool is None:
+        raise ExecutionError("image build needs mmdebstrap (Debian package mmdebstrap; "
+                             "scripts/setup.sh installs it)")
+    if recipe.keyring is not None and not Path(recipe.keyring).is_file():
+        hint = " (Debian package ubuntu-keyring)" if recipe.distribution == "ubuntu" else ""
+        raise ExecutionError(f"image {recipe.name}: keyring {recipe.keyring} not found{hint}")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    partial = folder / (ROOTFS + ".partial")
+    proc = run(mmdebstrap_argv(recipe, partial), capture_output=True, text=True, check=False)
+    (folder / LOG).write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise ExecutionError(
+            f"image {recipe.name}: mmdebstrap failed (exit {proc.returncode}) from mirror "
+            f"{recipe.mirror} {recipe.suite}: {first_error(proc.stderr)} "
+            f"(log: {folder / LOG})")
+    partial.rename(folder / ROOTFS)
+    manifest = tar_manifest(folder / ROOTFS)
+    (folder / MANIFEST).write_text("".join(f"{p}\t{v}\n" for p, v in manifest))
+    version = run(["mmdebstrap", "--version"], capture_output=True, text=True, check=False)
+    rec = ImageRecord(
+        name=recipe.name, key=recipe.key(), digest=sha256_file(folder / ROOTFS),
+        size=(folder / ROOTFS).stat().st_size,
+        built_at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        groups=tuple(groups), packages=len(manifest), recipe=recipe.as_dict(),
+        tool=version.stdout.strip() or "mmdebstrap", path=folder)
+    write_record(rec)
+    return rec, True

@@ -1,0 +1,113 @@
+"""gpuctl image build|list: recipes from the site model, and a real mmdebstrap build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from provision.cli.main import cli
+from provision.image.build import parse_dpkg_status
+from provision.image.recipe import mmdebstrap_argv, recipes
+from provision.loader import load_site
+from tests.conftest import SITES
+
+MIRROR = os.environ.get("GPUCTL_TEST_MIRROR", "http://deb.debian.org/debian")
+"""Debian mirror for the real build (point it at a local mirror on an air-gapped machine)."""
+
+
+def make_site(tmp_path: Path, images: list[dict[str, Any]], group_image: str | None) -> Path:
+    data = yaml.safe_load((SITES / "lab" / "site.yaml").read_text())
+    data["images"] = images
+    if group_image is not None:
+        data["node_groups"][0]["image"] = group_image
+    site = tmp_path / "site"
+    site.mkdir(parents=True)
+    (site / "site.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return site
+
+
+TINY = {"name": "tiny", "distribution": "debian", "suite": "bookworm", "mirror": MIRROR,
+        "variant": "essential"}
+
+
+def test_recipe_from_site_and_default(tmp_path: Path) -> None:
+    site = make_site(tmp_path, [{**TINY, "packages": ["zstd", "less", "zstd"],
+                                 "keyring": "keys/mirror.gpg"}], "tiny")
+    [(r, groups)] = recipes(load_site(site))
+    assert groups == ["gpu"] and r.packages == ("less", "zstd")
+    assert r.keyring == str(site / "keys" / "mirror.gpg")
+    argv = mmdebstrap_argv(r, Path("/x/rootfs.tar"))
+    assert argv[-3:] == ["bookworm", "/x/rootfs.tar", f"deb {MIRROR} bookworm main"]
+    assert "--variant=essential" in argv and "--include=less,zstd" in argv
+    [(d, _)] = recipes(load_site(make_site(tmp_path / "d", [], None)))
+    assert (d.distribution, d.suite, d.name) == ("ubuntu", "noble", "ubuntu-2404")
+    assert "linux-image-generic" in d.packages
+    # the key follows the recipe: another package list is another build
+    other = make_site(tmp_path / "o", [{**TINY, "packages": ["zstd"]}], "tiny")
+    assert recipes(load_site(other))[0][0].key() != r.key()
+
+
+def test_dpkg_status_parse() -> None:
+    text = ("Package: base-files\nStatus: install ok installed\nVersion: 12.4\n"
+            "Description: x\n long\n\nPackage: gone\nStatus: deinstall ok config-files\n"
+            "Version: 1\n")
+    assert parse_dpkg_status(text) == [("base-files", "12.4")]
+
+
+def test_unknown_image_and_group_are_one_line_errors(tmp_path: Path, runner: CliRunner) -> None:
+    site = make_site(tmp_path, [TINY], "tinny")
+    res = runner.invoke(cli, ["lint", str(site)])
+    assert res.exit_code == 1
+    assert "GPU127 node group gpu references unknown image 'tinny'" in res.output
+    assert f"{site / 'site.yaml'}:" in res.output
+    good = make_site(tmp_path / "g", [TINY], "tiny")
+    res = runner.invoke(cli, ["image", "build", str(good), "--group", "cpu"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "no node group 'cpu' (groups: gpu)" in res.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="needs mmdebstrap (setup.sh)")
+def test_build_records_digest_and_reuses(tmp_path: Path, runner: CliRunner) -> None:
+    site = make_site(tmp_path, [TINY], "tiny")
+    images = tmp_path / "images"
+    res = runner.invoke(cli, ["image", "build", str(site), "--images", str(images),
+                              "--format", "json"])
+    assert res.exit_code == 0, res.output
+    [rec] = json.loads(res.output)
+    assert rec["built"] and rec["groups"] == ["gpu"]
+    rootfs = Path(rec["path"]) / "rootfs.tar"
+    assert rec["digest"] == "sha256:" + hashlib.sha256(rootfs.read_bytes()).hexdigest()
+    assert rec["size"] == rootfs.stat().st_size
+    manifest = (Path(rec["path"]) / "packages.tsv").read_text().splitlines()
+    assert len(manifest) == rec["packages"]
+    assert any(line.startswith("base-files\t12") for line in manifest)  # bookworm = 12
+    listed = runner.invoke(cli, ["image", "list", str(site), "--images", str(images)])
+    assert listed.exit_code == 0
+    assert "tiny" in listed.output and rec["digest"] in listed.output
+    again = runner.invoke(cli, ["image", "build", str(site), "--images", str(images)])
+    assert again.exit_code == 0 and "already built" in again.output
+    assert rootfs.stat().st_mtime_ns == Path(rootfs).stat().st_mtime_ns
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("mmdebstrap") is None, reason="needs mmdebstrap (setup.sh)")
+def test_unreachable_mirror_fails_naming_image_and_mirror(tmp_path: Path,
+                                                          runner: CliRunner) -> None:
+    site = make_site(tmp_path, [{**TINY, "mirror": "http://127.0.0.1:9/debian"}], "tiny")
+    images = tmp_path / "images"
+    res = runner.invoke(cli, ["image", "build", str(site), "--images", str(images)])
+    assert res.exit_code == 1
+    err = res.output.strip().splitlines()[-1]
+    assert err.startswith("gpuctl: error: image tiny: mmdebstrap failed")
+    assert "http://127.0.0.1:9/debian bookworm" in err
+    assert runner.invoke(cli, ["image", "list", str(site), "--images",
+                               str(images)]).output.startswith("no images built")
