@@ -96,3 +96,47 @@ def list_cmd(site: Path, images: Path | None, fmt: str) -> None:
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False))
                    + "  " + row[-1])
+
+
+@image.command("seed")
+@SITE_ARG
+@click.option("--group", default=None, help="Only this node group's nodes.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=IMAGES_HELP)
+@click.option("--rotate-keys", is_flag=True, help="Make new host keys (default: keep them).")
+def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bool) -> None:
+    """Per-node first-boot secrets and NoCloud seeds: an SSH host key per node (kept under
+    SITE/.gpuctl/secrets, 0600), its seed under SITE/.gpuctl/seeds/<host>/ (hostname,
+    planned addresses, admin keys from SITE/admin_keys/*.pub, the host key, phone-home) and
+    its public key in SITE/.gpuctl/known_hosts, so the first SSH connection is verified."""
+    from provision.image import hostkeys, recipe, seeds, store
+    from provision.lab.keys import KnownHost
+
+    loaded, plan = load_and_plan(site)
+    base = loaded.path.parent
+    state = base / ".gpuctl"
+    admin = sorted(p.read_text().strip() for p in (base / "admin_keys").glob("*.pub"))
+    built = {r.key: r for r in store.list_images(_images_dir(site, images))}
+    digests = {}
+    for r, groups in recipe.recipes(loaded, group):
+        rec = built.get(r.key())
+        for g in groups:
+            digests[g] = rec.digest if rec else ""
+    known = []
+    for node in plan.nodes:
+        if node.group not in digests:
+            continue
+        key = hostkeys.host_key(state, node.name, rotate=rotate_keys)
+        hostkeys.write_seed(state, node.name, seeds.node_seed(plan, node.name, key, admin,
+                                                              digests[node.group]))
+        inband = [a.address for a in plan.addresses_of(node.name) if a.pool == "inband"]
+        known.append(KnownHost(node.name, inband[0] if inband else node.name, key.public))
+    path = hostkeys.write_known_hosts(state, known)
+    missing = sorted(g for g, d in digests.items() if not d)
+    click.echo(f"seeded {len(known)} nodes: seeds in {state / hostkeys.SEEDS}, host keys in "
+               f"{state / hostkeys.SECRETS} (0600), public keys in {path}")
+    if not admin:
+        click.echo(f"  note: no admin keys in {base / 'admin_keys'}/*.pub; nobody can log in")
+    if missing:
+        click.echo(f"  note: no image built yet for {', '.join(missing)}; seeds record no "
+                   "image digest (gpuctl image build first)")

@@ -86,7 +86,11 @@ def lab_context(lab_dir: Path) -> LabContext:
 
 
 def targets(plan: Plan, *, lab: LabContext | None = None, verify_tls: bool = True,
-            credential_files: Sequence[Path] = (), admin_keys: Sequence[str] = ()) -> Targets:
+            credential_files: Sequence[Path] = (), admin_keys: Sequence[str] = (),
+            known_hosts: Path | None = None) -> Targets:
+    """How to reach every planned host: the lab's when ``lab``, else the plan's addresses,
+    with host keys checked against ``known_hosts`` (``gpuctl image seed`` writes the keys it
+    pre-generated there) or the user's own when it is None."""
     hosts: list[HostTarget] = []
     for node in plan.nodes:
         addrs = {a.pool: a.address for a in plan.addresses_of(node.name)}
@@ -101,7 +105,7 @@ def targets(plan: Plan, *, lab: LabContext | None = None, verify_tls: bool = Tru
             if "inband" not in addrs or "oob" not in addrs:
                 raise ExecutionError(f"host {node.name}: the plan has no in-band or BMC "
                                      "address for it")
-            ssh = SshTarget(node.name, addrs["inband"])
+            ssh = SshTarget(node.name, addrs["inband"], known_hosts=known_hosts)
             bmc = BmcTarget(node.name, f"https://{addrs['oob']}", "", verify_tls)
         hosts.append(HostTarget(node.name, node.rack, node.group, ssh, bmc))
     files = list(credential_files)

@@ -78,8 +78,10 @@ def build_targets(loaded: LoadedSite, plan: Plan, opts: SessionOptions) -> inven
     lab_dir = find_lab(loaded, opts)
     lab = inventory.lab_context(lab_dir) if lab_dir is not None else None
     keys = sorted(p.read_text().strip() for p in (site_dir(loaded) / "admin_keys").glob("*.pub"))
+    seeded = site_dir(loaded) / STATE_DIR / "known_hosts"  # gpuctl image seed writes it
     return inventory.targets(plan, lab=lab, verify_tls=opts.verify_tls,
-                             credential_files=opts.credential_files, admin_keys=keys)
+                             credential_files=opts.credential_files, admin_keys=keys,
+                             known_hosts=seeded if seeded.is_file() else None)
 
 
 def inventory_hosts(hosts: Sequence[str], extravars: Mapping[str, Any]) -> set[str]:

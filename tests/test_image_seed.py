@@ -1,0 +1,150 @@
+"""gpuctl image seed: per-node host keys (secrets), NoCloud seeds, known_hosts for verified
+first SSH."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from provision.cli.main import cli
+from tests.test_image_build import TINY, make_site
+
+
+def seeded_site(tmp_path: Path, runner: CliRunner) -> tuple[Path, Path, str]:
+    site = make_site(tmp_path, [TINY], "tiny")
+    (site / "admin_keys").mkdir()
+    adm = tmp_path / "adm"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "adm", "-f", str(adm)],
+                   check=True)
+    (site / "admin_keys" / "adm.pub").write_text(adm.with_suffix(".pub").read_text())
+    res = runner.invoke(cli, ["image", "seed", str(site)])
+    assert res.exit_code == 0, res.output
+    return site, adm, res.output
+
+
+def test_seeds_hold_plan_data_and_secrets_stay_private(tmp_path: Path,
+                                                        runner: CliRunner) -> None:
+    site, adm, out = seeded_site(tmp_path, runner)
+    state = site / ".gpuctl"
+    assert "PRIVATE KEY" not in out and "seeded 4 nodes" in out
+    assert "no image built yet for gpu" in out
+    key = state / "secrets" / "hostkeys" / "lab-gpu-02"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    seed = state / "seeds" / "lab-gpu-02"
+    for name in ("meta-data", "user-data", "network-config"):
+        assert stat.S_IMODE((seed / name).stat().st_mode) == 0o600
+    user = yaml.safe_load((seed / "user-data").read_text())
+    assert (seed / "user-data").read_text().startswith("#cloud-config\n")
+    assert user["hostname"] == "lab-gpu-02" and user["fqdn"] == "lab-gpu-02.lab.gpuctl.internal"
+    assert user["ssh_keys"]["ed25519_private"] == key.read_text()
+    admin_pub = adm.with_suffix(".pub").read_text().strip()
+    assert all(u["ssh_authorized_keys"] == [admin_pub] for u in user["users"])
+    assert user["phone_home"]["url"] == "http://10.210.0.2/phone-home/lab-gpu-02"
+    net = yaml.safe_load((seed / "network-config").read_text())
+    assert net["ethernets"]["eno1"]["addresses"] == ["10.210.0.12/27"]
+    assert net["ethernets"]["eno1"]["routes"] == [{"to": "default", "via": "10.210.0.1"}]
+    assert yaml.safe_load((seed / "meta-data").read_text()) == {
+        "instance-id": "lab-lab-gpu-02", "local-hostname": "lab-gpu-02"}
+    known = (state / "known_hosts").read_text().splitlines()
+    assert f"lab-gpu-02,10.210.0.12 {user['ssh_keys']['ed25519_public']}" in known
+    assert len(known) == 4
+    # cloud-init itself accepts the user-data
+    if shutil.which("cloud-init"):
+        res = subprocess.run(["cloud-init", "schema", "--config-file", str(seed / "user-data")],
+                             capture_output=True, text=True)
+        assert res.returncode == 0 and "Valid cloud-config" in res.stdout, res.stdout + res.stderr
+
+
+def test_reseed_keeps_keys_rotate_replaces_them(tmp_path: Path, runner: CliRunner) -> None:
+    site, _adm, _ = seeded_site(tmp_path, runner)
+    known = site / ".gpuctl" / "known_hosts"
+    before = known.read_text()
+    assert runner.invoke(cli, ["image", "seed", str(site)]).exit_code == 0
+    assert known.read_text() == before
+    res = runner.invoke(cli, ["image", "seed", str(site), "--group", "gpu", "--rotate-keys"])
+    assert res.exit_code == 0
+    after = known.read_text()
+    assert after != before and len(after.splitlines()) == 4
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.lab
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd") and
+                    not Path("/usr/sbin/sshd").exists(), reason="needs root and sshd")
+def test_first_ssh_verifies_the_seeded_host_key(tmp_path: Path, runner: CliRunner) -> None:
+    """A real sshd with the host key from the node's seed (what cloud-init installs) is
+    accepted with gpuctl's known_hosts and StrictHostKeyChecking=yes; after a key rotation the
+    same server is refused."""
+    site, adm, _ = seeded_site(tmp_path, runner)
+    user = yaml.safe_load((site / ".gpuctl/seeds/lab-gpu-01/user-data").read_text())
+    hostkey = tmp_path / "node_host_key"
+    hostkey.write_text(user["ssh_keys"]["ed25519_private"])
+    hostkey.chmod(0o600)
+    auth = tmp_path / "authorized_keys"
+    auth.write_text("\n".join(user["users"][0]["ssh_authorized_keys"]) + "\n")
+    auth.chmod(0o600)
+    port = _free_port()
+    sshd = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-e", "-f", "/dev/null", "-p", str(port),
+         "-o", "ListenAddress=127.0.0.1", "-o", f"HostKey={hostkey}",
+         "-o", f"AuthorizedKeysFile={auth}", "-o", "StrictModes=no",
+         "-o", f"PidFile={tmp_path / 'sshd.pid'}", "-o", "UsePAM=no"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(50):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+
+        def ssh_with(known_text: str) -> subprocess.CompletedProcess[str]:
+            kh = tmp_path / "kh"
+            # the node answers on loopback:PORT here; the key is gpuctl's line for the node
+            line = next(ln for ln in known_text.splitlines() if ln.startswith("lab-gpu-01,"))
+            kh.write_text(f"[127.0.0.1]:{port} {line.split(' ', 1)[1]}\n")
+            return subprocess.run(
+                ["ssh", "-p", str(port), "-i", str(adm), "-o", "IdentitiesOnly=yes",
+                 "-o", f"UserKnownHostsFile={kh}", "-o", "GlobalKnownHostsFile=/dev/null",
+                 "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                 "root@127.0.0.1", "echo", "verified"], capture_output=True, text=True,
+                timeout=30)
+
+        known = site / ".gpuctl" / "known_hosts"
+        ok = ssh_with(known.read_text())
+        assert ok.returncode == 0 and ok.stdout.strip() == "verified", ok.stderr
+        assert runner.invoke(cli, ["image", "seed", str(site), "--rotate-keys"]).exit_code == 0
+        bad = ssh_with(known.read_text())
+        assert bad.returncode != 0 and "HOST IDENTIFICATION HAS CHANGED" in bad.stderr
+    finally:
+        sshd.terminate()
+        sshd.wait(timeout=10)
+
+
+def test_provision_targets_verify_against_the_seeded_known_hosts(tmp_path: Path,
+                                                                 runner: CliRunner) -> None:
+    from provision.cli.common import load_and_plan
+    from provision.execute.session import SessionOptions, build_targets
+
+    site, _adm, _ = seeded_site(tmp_path, runner)
+    loaded, plan = load_and_plan(site)
+    t = build_targets(loaded, plan, SessionOptions(no_lab=True))
+    assert {h.ssh.known_hosts for h in t.hosts} == {site / ".gpuctl" / "known_hosts"}
+    fresh = make_site(tmp_path / "fresh", [TINY], "tiny")
+    loaded, plan = load_and_plan(fresh)
+    assert {h.ssh.known_hosts for h in build_targets(loaded, plan, SessionOptions(
+        no_lab=True)).hosts} == {None}
