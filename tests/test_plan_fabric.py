@@ -59,7 +59,7 @@ def test_rail_optimized_rails_land_on_their_leaf() -> None:
     for lk in fab.links:
         if lk.kind == "node-leaf":
             assert lk.b.endswith(f"leaf{(lk.rail or 0) + 1:02d}")
-            assert lk.a_port == f"mlx5_{lk.rail}"
+            assert lk.a_port == loaded.catalog.nodes["dgx-h100"].compute_hcas[lk.rail or 0].device
     # every leaf reaches every spine the same number of times
     pairs = Counter((lk.a, lk.b) for lk in fab.links if lk.kind == "leaf-spine")
     assert set(pairs.values()) == {2}
@@ -138,18 +138,37 @@ def _rack(name: str, x: float) -> Rack:
     return Rack(name, "h1", "a", 1, 0, x, 0.0, 48, 40.0, "air", 2)
 
 
-def test_cables_pick_by_run_and_name_the_link_that_no_cable_reaches() -> None:
+def test_cables_pick_per_cage_and_name_the_link_that_no_cable_reaches() -> None:
     cat = load_catalog()
     racks = {"near": _rack("near", 0.0), "mid": _rack("mid", 12.0), "far": _rack("far", 5000.0)}
     maker = CableMaker(cat, "infiniband", racks)
-    host, leaf = End("near", 10, True), End("mid", 40, False, 2)
+    ends = {f"n{i}": End("near", 10, True) for i in range(3)}
+    ends |= {"leaf1": End("mid", 40, False, 2), "leaf2": End("near", 40, False, 2),
+             "spine1": End("near", 44, False, 2), "leaf3": End("far", 40, False, 2)}
     links = [Link("compute", "node-leaf", f"n{i}", "mlx5_0", "leaf1", str(i + 1))
              for i in range(3)]
-    cables = [maker.cable(lk, host, leaf, 400) for lk in links]
+    cables = maker.cables(links, ends, [400] * 3)
     assert {c.sku for c in cables} == {cables[0].sku} and cables[0].length_m >= cables[0].run_m
     assert [c.id for c in cables] == ["IB:n0:mlx5_0", "IB:n1:mlx5_0", "IB:n2:mlx5_0"]
     assert [c.b_cage for c in cables] == ["1/1", "1/2", "2/1"]
-    same_rack = maker.cable(links[0], host, End("near", 40, False, 2), 400)
-    assert same_rack.run_m < cables[0].run_m and same_rack.medium in ("dac", "acc")
-    with pytest.raises(PlanError, match=r"compute link n0:mlx5_0 -> leaf1:1 needs a \d+\.\d m run"):
-        maker.cable(links[0], host, End("far", 40, False, 2), 400)
+    # cage 1 reaches two nodes: fiber legs, one twin-port module there, one label per leg
+    assert all(c.medium.startswith("fiber") for c in cables)
+    assert [c.cable for c in cables] == [c.id for c in cables]
+    assert {c.b_optic for c in cables} == {"osfp-2x400g-sr8"}
+    assert {c.a_optic for c in cables} == {"osfp-400g-sr4"}
+    # a single-port host next to a twin-port cage still takes fiber: no straight DAC fits
+    near = maker.cables(links[:1], {**ends, "leaf1": End("near", 40, False, 2)}, [400])
+    assert near[0].run_m < cables[0].run_m and near[0].medium.startswith("fiber")
+    # both ports of a leaf cage to one spine cage in the same rack: one twin-port DAC
+    up = [Link("compute", "leaf-spine", "leaf2", str(p), "spine1", str(p - 32))
+          for p in (33, 34)]
+    dac = maker.cables(up, ends, [400, 400])
+    assert [c.medium for c in dac] == ["dac", "dac"]
+    assert [c.cable for c in dac] == ["IB:leaf2:33", "IB:leaf2:33"]
+    assert [c.a_cage for c in dac] == ["17/1", "17/2"] and not dac[0].a_optic
+    # the same cage split across two spines: both legs fiber, never copper
+    split = [Link("compute", "leaf-spine", "leaf2", "33", "spine1", "1"),
+             Link("compute", "leaf-spine", "leaf2", "34", "leaf1", "64")]
+    assert {c.medium for c in maker.cables(split, ends, [400, 400])} == {"fiber-mm"}
+    with pytest.raises(PlanError, match=r"compute link n0:mlx5_0 -> leaf3:1 needs a \d+\.\d m run"):
+        maker.cables([Link("compute", "node-leaf", "n0", "mlx5_0", "leaf3", "1")], ends, [400])

@@ -20,8 +20,11 @@ CATALOG = load_catalog()
 LAB = yaml.safe_load((SITES / "lab" / "site.yaml").read_text())
 
 
+SPEEDS = {"qm8700": "HDR", "qm9700": "NDR", "q3400": "XDR"}
+
+
 def make_site(topology: str, nodes: int, per_rack: int, rows: int, ntype: str,
-              storage: bool) -> dict[str, Any]:
+              storage: bool, switch: str = "qm8700") -> dict[str, Any]:
     d = copy.deepcopy(LAB)
     racks_needed = -(-nodes // per_rack)
     per_row = -(-racks_needed // rows)
@@ -39,7 +42,7 @@ def make_site(topology: str, nodes: int, per_rack: int, rows: int, ntype: str,
                       "nodes_per_rack": per_rack,
                       "u_positions": [2 + i * units for i in range(per_rack)]}
     hcas = len(CATALOG.nodes[ntype].compute_hcas)
-    cf = {"topology": topology, "switch": "qm8700", "speed": "HDR", "node_groups": ["gpu"],
+    cf = {"topology": topology, "switch": switch, "speed": SPEEDS[switch], "node_groups": ["gpu"],
           "tiers": "auto", "network_racks": ["n01", "n02", "n03", "n04"]}
     if topology == "rail-optimized":
         cf["su_size"] = 20
@@ -68,6 +71,17 @@ sites = st.builds(
     rows=st.integers(1, 3),
     ntype=st.sampled_from(["dgx-a100", "pcie-a100-1hca"]),
     storage=st.booleans(),
+)
+
+twin_port_sites = st.builds(
+    make_site,
+    topology=st.sampled_from(["fat-tree", "rail-optimized", "multi-plane"]),
+    nodes=st.integers(1, 70),
+    per_rack=st.integers(1, 4),
+    rows=st.integers(1, 3),
+    ntype=st.sampled_from(["dgx-h100", "dgx-h200", "hgx-h100", "dgx-b200"]),
+    storage=st.booleans(),
+    switch=st.just("qm9700"),
 )
 
 
@@ -140,3 +154,103 @@ def test_growth_at_the_end_never_renumbers_existing_nodes(d: dict[str, Any], mor
     for key in ("addresses", "ports", "cables"):
         for k, v in old[key].items():
             assert new[key].get(k) == v, (key, k, v, new[key].get(k))
+
+
+def _cage(plan: Plan, device: str, port: str) -> str:
+    """The physical cage of a port, worked out from the catalog (not from the plan's labels)."""
+    node = plan_nodes(plan).get(device)
+    if node is not None:
+        hca = {h.device: h for h in CATALOG.nodes[node].compute_hcas}.get(port)
+        return str(hca.cage) if hca is not None and hca.cage is not None else port
+    if device == "ufm":
+        return port
+    width = CATALOG.switches[plan_switches(plan)[device]].ports_per_cage
+    return str((int(port) - 1) // width + 1)
+
+
+def plan_nodes(plan: Plan) -> dict[str, str]:
+    return {n.name: n.type for n in plan.nodes}
+
+
+def plan_switches(plan: Plan) -> dict[str, str]:
+    return {s.name: s.model for s in plan.switches}
+
+
+def check_physical_cabling(plan: Plan) -> None:
+    """The cabling a crew can build: one medium and one module per cage, copper only cage to
+    cage, physical things counted once, node optics as the node type's cages say."""
+    media: dict[tuple[str, str], set[str]] = {}
+    optics: dict[tuple[str, str], set[str]] = {}
+    labels: dict[tuple[str, str], set[str]] = {}
+    per_label: dict[str, list[Any]] = {}
+    for c in plan.cables:
+        ends = ((c.a, _cage(plan, c.a, c.a_port), c.a_optic),
+                (c.b, _cage(plan, c.b, c.b_port), c.b_optic))
+        for dev, cage, optic in ends:
+            media.setdefault((dev, cage), set()).add(c.medium)
+            optics.setdefault((dev, cage), set()).add(optic)
+            labels.setdefault((dev, cage), set()).add(c.cable)
+        per_label.setdefault(c.cable, []).append((c, ends))
+        if c.medium.startswith("fiber"):
+            assert c.a_optic and c.b_optic and c.cable == c.id, c
+        else:
+            assert not c.a_optic and not c.b_optic, c
+    for cage, m in media.items():
+        assert len(m) == 1, (cage, m)  # no cage holds two media
+        assert len(optics[cage]) == 1, (cage, optics[cage])  # one module per cage
+    copper = {"dac", "acc", "aoc"}
+    for label, rows in per_label.items():
+        ends0, medium = rows[0][1], rows[0][0].medium
+        peers = {(e[0][0], e[0][1], e[1][0], e[1][1]) for _, e in rows}
+        assert len(peers) == 1, (label, peers)  # one cable joins one cage to one peer cage
+        if medium in copper:
+            for dev, cage, _ in ends0:  # and carries every link of both cages
+                assert labels[(dev, cage)] == {label}, (label, dev, cage)
+        else:
+            assert len(rows) == 1, label
+    # the BOM counts physical cables and one module per cage that carries fiber
+    bom = {(b.category, b.sku): b for b in plan.bom}
+    by_sku: Counter[str] = Counter()
+    for o in optics.values():
+        (sku,) = o
+        if sku:
+            by_sku[sku] += 1
+    assert {k[1]: b.quantity for k, b in bom.items() if k[0] == "transceiver"} == dict(by_sku)
+    cables = Counter(f"{c.sku}-{c.length_m:g}m" for c in {c.cable: c for c in plan.cables}
+                     .values())
+    assert {k[1]: b.quantity for k, b in bom.items() if k[0] == "cable"} == dict(cables)
+    assert sum(b.links for k, b in bom.items() if k[0] == "cable") == len(plan.cables)
+    # node-side optics follow the node type: one module per cage it carries fiber in
+    for n in plan.nodes:
+        t = CATALOG.nodes[n.type]
+        fiber = {c.a_port for c in plan.cables if c.a == n.name and c.fabric == "compute"
+                 and c.a_optic}
+        want = {str(h.cage) if h.cage is not None else h.device for h in t.compute_hcas
+                if h.device in fiber}
+        have = {cage for (dev, cage), o in optics.items() if dev == n.name and o != {""}
+                and cage in want | fiber}
+        assert have == want, (n.name, have, want)
+        for (dev, cage), o in optics.items():
+            if dev == n.name and cage in want:
+                (sku,) = o
+                shared = sum(1 for h in t.compute_hcas if str(h.cage) == cage)
+                assert CATALOG.transceivers[sku].ports == max(1, shared), (n.name, cage, sku)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(sites, twin_port_sites))
+def test_physical_cabling_invariants(d: dict[str, Any]) -> None:
+    check_physical_cabling(plan_of(d))
+
+
+def test_twin_port_leaf_cages_go_to_one_spine() -> None:
+    """With >= 2 links per leaf-spine pair, both ports of a leaf cage reach one spine cage."""
+    plan = plan_of(make_site("rail-optimized", 60, 4, 2, "dgx-h100", False, "qm9700"))
+    check_physical_cabling(plan)
+    ups = [c for c in plan.cables if c.kind == "leaf-spine"]
+    assert ups
+    cage_peer: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for c in ups:
+        cage_peer.setdefault((c.a, c.a_cage.split("/")[0]), set()).add(
+            (c.b, c.b_cage.split("/")[0]))
+    assert all(len(v) == 1 for v in cage_peer.values())

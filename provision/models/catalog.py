@@ -23,6 +23,13 @@ class Hca(StrictModel):
     device: str = Field(description="RDMA device name as the OS sees it, e.g. mlx5_0.")
     speed: LinkSpeed = Field(description="Highest InfiniBand generation the port runs at.")
     pcie_gen: int = Field(default=5, ge=3, le=6, description="PCIe generation of the HCA slot.")
+    cage: int | None = Field(
+        default=None, ge=1, description="Chassis cage the port sits in when several ports "
+        "share one (DGX OSFP twin-port cages): ports with the same number take one twin-port "
+        "module. Unset: the port is its own single-port cage (a ConnectX card).")
+    label: str | None = Field(
+        default=None, min_length=1, description="The port as printed on the chassis, e.g. "
+        "OSFP4P2 (a crew reads the label, the OS reads the device name).")
 
 
 class NodeType(StrictModel):
@@ -100,6 +107,9 @@ class CableType(StrictModel):
     host_transceiver: str | None = Field(
         default=None, description="Host (NIC) side transceiver SKU when the medium is fiber."
     )
+    host_twin_transceiver: str | None = Field(
+        default=None, description="Transceiver for a host's twin-port cage (DGX system "
+        "cages, flat-top) when the medium is fiber; defaults to transceiver.")
 
 
 class TransceiverType(StrictModel):

@@ -58,7 +58,7 @@ def catalog_problems(cat: Catalog) -> Iterator[Problem]:
             yield ((*where, "lengths_m"), "GPU002", f"a {lengths[-1]:g} m length "
                    f"is longer than its {cable.max_length_m:g} m reach", "drop the length or "
                    "raise max_length_m")
-        for attr in ("transceiver", "host_transceiver"):
+        for attr in ("transceiver", "host_transceiver", "host_twin_transceiver"):
             ref = getattr(cable, attr)
             if ref is not None and ref not in cat.transceivers:
                 yield ((*where, attr), "GPU126", f"{attr} {ref!r} is not in the "

@@ -1,8 +1,12 @@
-"""Bill of materials: nodes, switches, cables by SKU and length, transceivers, PDUs."""
+"""Bill of materials: nodes, switches, physical cables by SKU and length, optics, PDUs.
+
+Quantities count things to buy: a twin-port DAC carrying two links is one cable, a twin-port
+transceiver is one module per cage that carries fiber. The ``links`` column says how many
+logical links (or ports) those things carry.
+"""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +23,20 @@ class BomLine:
     sku: str
     description: str
     quantity: int
+    """Physical items to order."""
+    links: int = 0
+    """Logical links (cables) or ports (optics) those items carry; 0 where it means nothing."""
+
+
+def optic_modules(cables: Sequence[Cable]) -> dict[tuple[str, str], str]:
+    """The optic in each cage that carries fiber: ``(device, cage) -> transceiver SKU``."""
+    modules: dict[tuple[str, str], str] = {}
+    for c in cables:
+        if c.a_optic:
+            modules[(c.a, c.a_module)] = c.a_optic
+        if c.b_optic:
+            modules[(c.b, c.b_module)] = c.b_optic
+    return modules
 
 
 def plan_bom(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
@@ -30,18 +48,20 @@ def plan_bom(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
         lines.append(BomLine("switch", sku, catalog.switches[sku].model, qty))
     if ufm:
         lines.append(BomLine("appliance", "ufm", "UFM fabric manager appliance", ufm))
-    for (sku, length), qty in sorted(Counter((c.sku, c.length_m) for c in cables).items()):
-        lines.append(BomLine("cable", f"{sku}-{length:g}m", f"{catalog.cables[sku].medium} "
-                             f"{length:g} m", qty))
-    halves: Counter[str] = Counter()
+    physical: dict[tuple[str, float], set[str]] = {}
+    links: Counter[tuple[str, float]] = Counter()
     for c in cables:
-        for optic in (c.a_optic, c.b_optic):
-            if optic:
-                halves[optic] += 2 // catalog.transceivers[optic].ports  # twin-port: 1 half
-    for sku, h in sorted(halves.items()):
+        k = (c.sku, c.length_m)
+        physical.setdefault(k, set()).add(c.cable)
+        links[k] += 1
+    for (sku, length), labels in sorted(physical.items()):
+        lines.append(BomLine("cable", f"{sku}-{length:g}m", f"{catalog.cables[sku].medium} "
+                             f"{length:g} m", len(labels), links[(sku, length)]))
+    modules = Counter(optic_modules(cables).values())
+    for sku, qty in sorted(modules.items()):
         t = catalog.transceivers[sku]
         lines.append(BomLine("transceiver", sku, f"{t.form_factor} {t.ports}x{t.speed_gbps}G "
-                             f"{t.fiber.upper()} {t.reach_m:g} m", math.ceil(h / 2)))
+                             f"{t.fiber.upper()} {t.reach_m:g} m", qty, qty * t.ports))
     used = {n.rack for n in nodes} | {s.rack for s in switches if s.rack}
     pdus = sum(r.pdus for r in racks if r.name in used)
     if pdus:

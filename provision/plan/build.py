@@ -11,7 +11,7 @@ from provision.models.catalog import Catalog
 from provision.models.site import Site
 from provision.plan.addressing import Address, Subnet, plan_addresses
 from provision.plan.bom import BomLine, plan_bom
-from provision.plan.cabling import Cable, CableMaker, End, link_speed_gbps
+from provision.plan.cabling import Cable, CableMaker, End, host_ports, link_speed_gbps
 from provision.plan.ethernet import build_ethernet
 from provision.plan.fabric import FabricPlan, Link, Switch, build_compute
 from provision.plan.layout import Node, Rack, layout_racks, place_nodes
@@ -56,7 +56,8 @@ class Plan:
 def _ends(nodes: list[Node], switches: list[Switch], catalog: Catalog, ufm_rack: str,
           ufm_u: int) -> tuple[dict[str, End], dict[str, str]]:
     """Where every link end sits, and what it is (node type or switch model) by name."""
-    ends = {n.name: End(n.rack, n.u, True) for n in nodes}
+    ports = {t: host_ports(catalog.nodes[t]) for t in {n.type for n in nodes}}
+    ends = {n.name: End(n.rack, n.u, True, 1, ports[n.type] or None) for n in nodes}
     what = {n.name: n.type for n in nodes}
     for s in switches:
         ends[s.name] = End(s.rack, s.u, False, catalog.switches[s.model].ports_per_cage)
@@ -138,13 +139,14 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
                            rack_by_name)
         ib_speed = cf.speed if (fname == "compute" and cf) else None
         speeds: dict[tuple[str, str, str, bool], int] = {}
+        gbps: list[int] = []
         for lk in fab.links:
-            a, b = ends[lk.a], ends[lk.b]
-            key = (lk.kind, what[lk.a], what[lk.b], not a.is_host)
-            gbps = speeds.get(key)
-            if gbps is None:
-                gbps = speeds[key] = _link_gbps(catalog, fname, *key, ib_speed)
-            cables.append(maker.cable(lk, a, b, gbps))
+            key = (lk.kind, what[lk.a], what[lk.b], not ends[lk.a].is_host)
+            g = speeds.get(key)
+            if g is None:
+                g = speeds[key] = _link_gbps(catalog, fname, *key, ib_speed)
+            gbps.append(g)
+        cables.extend(maker.cables(fab.links, ends, gbps))
     subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, switches,
                                         boot)
     power = plan_power(site, catalog, racks, nodes, switches)
@@ -164,7 +166,9 @@ def summary(plan: Plan) -> dict[str, Any]:
         sw[f.name] = dict(sorted(c.items()))
     links = {f.name: dict(sorted(Counter(lk.kind for lk in f.links).items()))
              for f in plan.fabrics.values()}
-    cables = dict(sorted(Counter(f"{c.fabric}/{c.medium}" for c in plan.cables).items()))
+    # physical cables (a twin-port DAC carrying two links counts once); links are above
+    cables = dict(sorted(Counter(f"{fab}/{medium}" for fab, medium, _ in
+                                 {(c.fabric, c.medium, c.cable) for c in plan.cables}).items()))
     optics = {b.sku: b.quantity for b in plan.bom if b.category == "transceiver"}
     addrs = dict(sorted(Counter(a.pool for a in plan.addresses).items()))
     compute = plan.fabrics.get("compute")

@@ -1,18 +1,36 @@
-"""Cables: one per link, with medium, purchasable length, SKUs and a stable label ID."""
+"""Physical cabling: which links share a cage, a cable and an optic; medium, length, labels.
+
+A link is one logical port-to-port connection; a *cable* is the thing a crew pulls and labels.
+The two are not the same on twin-port hardware (NVIDIA Quantum-2/-X800 OSFP cages, the DGX
+H100/H200/B200 system cages; shared/reference/fabrics.md):
+
+* a cage holds **one** plug, so the medium is chosen per cage, never per link;
+* a twin-port copper cable (DAC/ACC) joins one cage to **one** peer cage and carries both of
+  its links under one label; a cage whose links go to different peers (or to a single-port
+  end) takes a twin-port transceiver, and each of its links is its own fiber (an MPO leg);
+* both fiber legs of a module are the same fiber type, and a leg's two ends too, so every
+  set of cages joined by fiber legs uses one fiber type (the one that reaches its longest run);
+* an optic is one module per cage that carries fiber (a twin-port module carries two links).
+
+Each planned ``Cable`` row is one link; ``cable`` names the physical cable it rides in.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from provision.errors import PlanError
-from provision.models.catalog import SPEED_GBPS, CableType, Catalog
+from provision.models.catalog import SPEED_GBPS, CableType, Catalog, NodeType
 from provision.plan.fabric import Link
 from provision.plan.layout import RACK_UNIT_M, Rack
 
 MEDIUM_ORDER = ("dac", "acc", "aoc", "fiber-mm", "fiber-sm", "copper-rj45")
 """Preference when several cables reach: cheapest and lowest power first."""
+PLUGGED = ("dac", "acc", "aoc", "copper-rj45")
+"""Media whose plugs are part of the cable: one cable per cage pair, no separate optics."""
 
 TRAY_M = 0.6
 """Overhead tray clearance above each rack, meters."""
@@ -24,6 +42,15 @@ FABRIC_CODE = {"compute": "IB", "storage": "ST", "inband": "IN", "oob": "OB"}
 
 
 @dataclass(frozen=True, slots=True)
+class HostPort:
+    """Where a host's port sits on its chassis: the cage it shares and the printed label."""
+
+    cage: str
+    label: str
+    width: int
+
+
+@dataclass(frozen=True, slots=True)
 class End:
     """Where a link end physically sits."""
 
@@ -31,18 +58,26 @@ class End:
     u: int
     is_host: bool
     ports_per_cage: int = 1
+    host_ports: Mapping[str, HostPort] | None = None
+    """A host's ports that sit in shared or labelled cages (the rest are single-port)."""
 
 
 @dataclass(slots=True)
 class Cable:
-    """One cable to buy, label and install (a record: never mutated once planned; not
-    frozen because frozen construction costs 7x more at half a million cables)."""
+    """One link as it is cabled: its ends, their cages, the physical cable it rides in and
+    the optic in each cage (a record: never mutated once planned; not frozen because frozen
+    construction costs 7x more at half a million links)."""
 
     id: str
+    """The link's ID (from its lower end); also the physical cable's label when it is alone."""
+    cable: str
+    """Label of the physical cable: a twin-port DAC's two links share one."""
     fabric: str
     kind: str
     a: str
     a_port: str
+    a_cage: str
+    """The a end's port as printed on the front panel or chassis (``17/1``, ``OSFP4P2``)."""
     a_rack: str
     b: str
     b_port: str
@@ -54,6 +89,10 @@ class Cable:
     run_m: float
     a_optic: str
     b_optic: str
+    """Module in the b cage (shared by both links of a twin-port cage); empty for copper."""
+    a_module: str
+    """The a end's cage that holds ``a_optic`` (links of one cage name the same one)."""
+    b_module: str
 
 
 def cable_id(link: Link) -> str:
@@ -81,13 +120,11 @@ def candidates(catalog: Catalog, technology: str, gbps: int) -> list[CableType]:
     return sorted(same, key=lambda c: (MEDIUM_ORDER.index(c.medium), c.max_length_m, c.name))
 
 
-def choose(options: Sequence[CableType], run: float) -> tuple[CableType, float] | None:
-    for c in options:
-        if c.max_length_m >= run:
-            length = next((x for x in c.lengths_m if x >= run - 1e-9), None)
-            if length is not None:
-                return c, length
-    return None
+def length_for(c: CableType, run: float) -> float | None:
+    """Shortest purchasable length of ``c`` that covers ``run``."""
+    if c.max_length_m < run:
+        return None
+    return next((x for x in c.lengths_m if x >= run - 1e-9), None)
 
 
 def link_speed_gbps(fabric: str, link_kind: str, ib_speed: str | None, nic_gbps: int,
@@ -99,56 +136,12 @@ def link_speed_gbps(fabric: str, link_kind: str, ib_speed: str | None, nic_gbps:
     return switch_gbps
 
 
-class CableMaker:
-    """Cables for the links of one fabric technology.
-
-    The cable choice depends only on the speed, the rounded run and which end is a host,
-    and a cage label only on the port and the cage width, so both are memoized: a GW-scale
-    site has half a million links but a few thousand distinct runs.
-    """
-
-    def __init__(self, catalog: Catalog, technology: str, racks: dict[str, Rack]) -> None:
-        self.catalog = catalog
-        self.technology = technology
-        self.racks = racks
-        self._options: dict[int, list[CableType]] = {}
-        self._picks: dict[tuple[int, float, bool], tuple[str, str, float, str, str]] = {}
-        self._cages: dict[tuple[str, int], str] = {}
-
-    def cable(self, link: Link, a: End, b: End, gbps: int) -> Cable:
-        ra, rb = self.racks[a.rack], self.racks[b.rack]
-        run = round(run_length(ra, a.u, rb, b.u), 2)
-        key = (gbps, run, a.is_host)
-        pick = self._picks.get(key)
-        if pick is None:
-            pick = self._picks[key] = self._pick(link, gbps, run, a.is_host)
-        cage_key = (link.b_port, b.ports_per_cage)
-        cage = self._cages.get(cage_key)
-        if cage is None:
-            cage = self._cages[cage_key] = cage_of(link.b_port, b.ports_per_cage)
-        medium, sku, length, a_optic, b_optic = pick
-        return Cable(cable_id(link), link.fabric,
-                     link.kind, link.a, link.a_port, ra.name, link.b, link.b_port, cage,
-                     rb.name, medium, sku, length, run, a_optic, b_optic)
-
-    def _pick(self, link: Link, gbps: int, run: float,
-              a_is_host: bool) -> tuple[str, str, float, str, str]:
-        options = self._options.get(gbps)
-        if options is None:
-            options = self._options[gbps] = candidates(self.catalog, self.technology, gbps)
-        picked = choose(options, run)
-        if picked is None:
-            longest = max((c.max_length_m for c in options), default=0)
-            raise PlanError(f"{link.fabric} link {link.a}:{link.a_port} -> {link.b}:"
-                            f"{link.b_port} needs a {run:.1f} m run; the longest cable for it "
-                            f"reaches {longest} m (move the switch to a nearer network rack)")
-        cable, length = picked
-        a_optic = b_optic = ""
-        if cable.medium.startswith("fiber"):
-            a_optic = (cable.host_transceiver or cable.transceiver or "") if a_is_host \
-                else (cable.transceiver or "")
-            b_optic = cable.transceiver or ""
-        return cable.medium, cable.name, length, a_optic, b_optic
+def host_ports(t: NodeType) -> dict[str, HostPort]:
+    """The compute ports of a node type that sit in shared cages or carry a chassis label."""
+    width = Counter(h.cage for h in t.compute_hcas if h.cage is not None)
+    return {h.device: HostPort(str(h.cage) if h.cage is not None else h.device,
+                               h.label or h.device, width[h.cage] if h.cage is not None else 1)
+            for h in t.compute_hcas if h.cage is not None or h.label}
 
 
 def cage_of(port: str, ports_per_cage: int) -> str:
@@ -157,3 +150,180 @@ def cage_of(port: str, ports_per_cage: int) -> str:
         return port
     p = int(port)
     return f"{math.ceil(p / ports_per_cage)}/{(p - 1) % ports_per_cage + 1}"
+
+
+class CableMaker:
+    """Cables for the links of one fabric technology.
+
+    Run lengths, cage labels and candidate lists are memoized: a GW-scale site has half a
+    million links but a few thousand distinct runs and a few hundred port numbers.
+    """
+
+    def __init__(self, catalog: Catalog, technology: str, racks: dict[str, Rack]) -> None:
+        self.catalog = catalog
+        self.technology = technology
+        self.racks = racks
+        self._options: dict[int, list[CableType]] = {}
+        self._cages: dict[tuple[str, int], tuple[str, str, int]] = {}
+        self._runs: dict[tuple[str, int, str, int], float] = {}
+
+    def options(self, gbps: int) -> list[CableType]:
+        got = self._options.get(gbps)
+        if got is None:
+            got = self._options[gbps] = candidates(self.catalog, self.technology, gbps)
+        return got
+
+    def _end(self, port: str, e: End) -> tuple[str, str, int]:
+        """(cage key, printed label, cage width) of one link end."""
+        if e.is_host:
+            hp = e.host_ports.get(port) if e.host_ports else None
+            if hp is None:
+                return port, port, 1
+            return hp.cage, hp.label, hp.width
+        key = (port, e.ports_per_cage)
+        got = self._cages.get(key)
+        if got is None:
+            label = cage_of(port, e.ports_per_cage)
+            got = self._cages[key] = (label.split("/", 1)[0], label, e.ports_per_cage)
+        return got
+
+    def cables(self, links: Sequence[Link], ends: Mapping[str, End],
+               gbps: Sequence[int]) -> list[Cable]:
+        """Cable every link; ``gbps[i]`` is the speed of ``links[i]``."""
+        racks, runs_memo, end_of = self.racks, self._runs, self._end
+        runs: list[float] = []
+        info: list[tuple[str, str, int, int]] = []
+        cage_ids: dict[tuple[str, str], int] = {}  # (device, cage) -> number
+        cage_names: list[str] = []
+        count: list[int] = []  # links per cage
+        a_ids: list[int] = []
+        b_ids: list[int] = []
+        pairs: dict[int, int] = {}  # a*M + b -> links between the two cages
+        big = 1 << 32
+        for lk in links:
+            ea, eb = ends[lk.a], ends[lk.b]
+            rk = (ea.rack, ea.u, eb.rack, eb.u)
+            run = runs_memo.get(rk)
+            if run is None:
+                run = runs_memo[rk] = round(run_length(racks[ea.rack], ea.u, racks[eb.rack],
+                                                       eb.u), 2)
+            runs.append(run)
+            ka, la, wa = end_of(lk.a_port, ea)
+            kb, lb, wb = end_of(lk.b_port, eb)
+            info.append((la, lb, wa, wb))
+            ia = cage_ids.setdefault((lk.a, ka), len(count))
+            if ia == len(count):
+                count.append(0)
+                cage_names.append(ka)
+            ib = cage_ids.setdefault((lk.b, kb), len(count))
+            if ib == len(count):
+                count.append(0)
+                cage_names.append(kb)
+            count[ia] += 1
+            count[ib] += 1
+            a_ids.append(ia)
+            b_ids.append(ib)
+            pk = ia * big + ib
+            pairs[pk] = pairs.get(pk, 0) + 1
+        # A closed pair: every link of both cages runs between them (one cable can carry
+        # all), its medium chosen by the pair's longest run. Open cages take fiber only, one
+        # fiber type per set of cages joined by legs (union-find over cage numbers).
+        parent = list(range(len(count)))
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        group: list[int] = []  # the pair key (closed) or -1 - set root (open)
+        for i in range(len(runs)):
+            ia, ib = a_ids[i], b_ids[i]
+            pk = ia * big + ib
+            if pairs[pk] == count[ia] == count[ib]:
+                group.append(pk)
+                continue
+            ra, rb = find(ia), find(ib)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+            group.append(-1)
+        far_of: dict[int, tuple[float, int]] = {}  # group -> (longest run, its first link)
+        for i, run in enumerate(runs):
+            g = group[i]
+            if g < 0:
+                g = group[i] = -1 - find(a_ids[i])
+            got = far_of.get(g)
+            if got is None:
+                far_of[g] = (run, i)
+            elif run > got[0]:
+                far_of[g] = (run, got[1])
+        worst_of: dict[int, int] = {}  # open sets: the link with the longest run
+        for i, run in enumerate(runs):
+            g = group[i]
+            if g < 0 and run == far_of[g][0]:
+                worst_of.setdefault(g, i)
+        picks: dict[tuple[int, float, bool], CableType] = {}
+        lengths: dict[tuple[str, float], float] = {}
+        optics: dict[tuple[str, bool, bool], str] = {}
+        out: list[Cable] = []
+        for i, lk in enumerate(links):
+            la, lb, wa, wb = info[i]
+            g = group[i]
+            far, first = far_of[g]
+            if g >= 0:
+                worst, plugged = first, wa == wb
+            else:
+                worst, plugged = worst_of[g], False
+            pk2 = (gbps[i], far, plugged)
+            c = picks.get(pk2)
+            if c is None:
+                c = picks[pk2] = self._pick(links[worst], gbps[i], far, plugged)
+            run = runs[i]
+            cid = f"{FABRIC_CODE[lk.fabric]}:{lk.a}:{lk.a_port}"
+            ea, eb = ends[lk.a], ends[lk.b]
+            if c.medium in PLUGGED:
+                want, label = far, cable_id(links[first])
+                a_optic = b_optic = a_mod = b_mod = ""
+            else:
+                want, label = run, cid
+                ok = (c.name, ea.is_host, wa > 1)
+                a_optic = optics.get(ok, "")
+                if not a_optic:
+                    a_optic = optics[ok] = self._optic(c, ea.is_host, wa > 1)
+                b_optic = c.transceiver or ""
+                a_mod, b_mod = cage_names[a_ids[i]], cage_names[b_ids[i]]
+            lkey = (c.name, want)
+            length = lengths.get(lkey)
+            if length is None:
+                got_len = length_for(c, want)
+                assert got_len is not None  # _pick chose a cable that covers ``far`` >= run
+                length = lengths[lkey] = got_len
+            out.append(Cable(cid, label, lk.fabric, lk.kind, lk.a, lk.a_port, la, ea.rack,
+                             lk.b, lk.b_port, lb, eb.rack, c.medium, c.name, length, run,
+                             a_optic, b_optic, a_mod, b_mod))
+        return out
+
+    def _optic(self, c: CableType, is_host: bool, twin: bool) -> str:
+        if not is_host:
+            return c.transceiver or ""
+        if twin:
+            return c.host_twin_transceiver or c.transceiver or ""
+        return c.host_transceiver or c.transceiver or ""
+
+    def _pick(self, link: Link, gbps: int, run: float, plugged: bool) -> CableType:
+        options = self.options(gbps)
+        usable = options if plugged else [c for c in options if c.medium not in PLUGGED]
+        for c in usable:
+            if length_for(c, run) is not None:
+                return c
+        if not usable:
+            raise PlanError(f"{link.fabric} link {link.a}:{link.a_port} -> {link.b}:"
+                            f"{link.b_port}: no {self.technology} cable or optic of "
+                            f"{gbps} Gb/s in the catalog joins its cages (a twin-port cage "
+                            "facing single-port ones, or several peers, needs fiber with "
+                            "transceivers)")
+        longest = max(c.max_length_m for c in usable)
+        what = "cable" if plugged else "fiber (its cage reaches more than one peer)"
+        raise PlanError(f"{link.fabric} link {link.a}:{link.a_port} -> {link.b}:"
+                        f"{link.b_port} needs a {run:.1f} m run; the longest {what} for it "
+                        f"reaches {longest} m (move the switch to a nearer network rack)")

@@ -88,19 +88,26 @@ def upper_count(lower: int, up_per_lower: int, radix: int) -> int:
 
 def connect(fab: FabricPlan, kind: str, lower: Sequence[Switch], first_up_port: int,
             up_ports: int, uppers: Sequence[Switch], first_down_port: int = 1,
-            plane: int | None = None) -> None:
-    """Wire every lower switch's uplinks evenly across ``uppers``.
+            plane: int | None = None, width: int = 1) -> None:
+    """Wire every lower switch's uplinks evenly across ``uppers``, cage by cage.
 
-    Lower switch i's uplink u goes to upper ``u % S`` on port ``i*m + u//S`` where
-    ``m = up_ports / S`` links join each pair.
+    ``m = up_ports / S`` links join each pair. With twin-port cages (``width`` 2) and
+    ``m`` a multiple of the width, both ports of a lower cage go to one upper and land in one
+    of its cages, so one twin-port cable carries them; otherwise uplink u goes to upper
+    ``u % S`` (a cage then reaches two peers and needs optics with two fiber legs). Lower
+    switch i's links to an upper take its ports ``i*m + 1 .. i*m + m`` from
+    ``first_down_port``.
     """
     s = len(uppers)
     m = up_ports // s
+    w = width if width > 1 and m % width == 0 and (first_up_port - 1) % width == 0 \
+        and (first_down_port - 1) % width == 0 else 1
     for i, lo in enumerate(lower):
         for u in range(up_ports):
-            up = uppers[u % s]
+            g, lane = divmod(u, w)
+            up = uppers[g % s]
             fab.links.append(Link(fab.name, kind, lo.name, str(first_up_port + u), up.name,
-                                  str(first_down_port + i * m + u // s), plane))
+                                  str(first_down_port + i * m + (g // s) * w + lane), plane))
 
 
 def _split(radix: int, oversubscription: float) -> tuple[int, int]:
@@ -122,7 +129,8 @@ def _tree_above(fab: FabricPlan, leaves: list[Switch], up: int, model: SwitchTyp
         spines = [Switch(f"{prefix}spine{j + 1:02d}", model.name, fab.name, "spine", plane)
                   for j in range(n_sp)]
         fab.switches.extend(spines)
-        connect(fab, "leaf-spine", leaves, k - up + 1, up, spines, plane=plane)
+        connect(fab, "leaf-spine", leaves, k - up + 1, up, spines, plane=plane,
+                width=model.ports_per_cage)
         return
     half = k // 2
     pods = [leaves[i:i + leaves_per_pod] for i in range(0, len(leaves), leaves_per_pod)]
@@ -140,7 +148,8 @@ def _tree_above(fab: FabricPlan, leaves: list[Switch], up: int, model: SwitchTyp
         spines = [Switch(f"{prefix}pod{p + 1:02d}-spine{j + 1:02d}", model.name, fab.name,
                          "spine", plane, pod=p + 1) for j in range(n_sp)]
         fab.switches.extend(spines)
-        connect(fab, "leaf-spine", pod, k - up + 1, up, spines, plane=plane)
+        connect(fab, "leaf-spine", pod, k - up + 1, up, spines, plane=plane,
+                width=model.ports_per_cage)
         pod_spines.append(spines)
     spine_up = k - half
     n_core = upper_count(len(pods), spine_up, k)
@@ -149,7 +158,7 @@ def _tree_above(fab: FabricPlan, leaves: list[Switch], up: int, model: SwitchTyp
                         plane) for c in range(n_core)]
         fab.switches.extend(cores)
         connect(fab, "spine-core", [ps[j] for ps in pod_spines], half + 1, spine_up, cores,
-                plane=plane)
+                plane=plane, width=model.ports_per_cage)
 
 
 def _choose_tiers(cfg: ComputeFabric, leaves: int, k: int, name: str) -> int:

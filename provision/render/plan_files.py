@@ -55,13 +55,17 @@ def plan_json(plan: Plan) -> str:
 
 
 def cabling_csv(plan: Plan) -> str:
+    """One row per link. ``cable_label`` is the physical cable a crew pulls and labels: the
+    two links of a twin-port DAC share it; each fiber leg is its own. ``a_cage``/``b_cage``
+    are the ports as printed (``17/1`` = cage 17 lane 1, ``OSFP4P2`` on a DGX); ``a_optic``/
+    ``b_optic`` name the module in that cage (one module per cage, shared by its links)."""
     rows = sorted(plan.cables, key=lambda c: (c.fabric, c.a_rack, c.id))
-    return _csv(["cable_id", "fabric", "kind", "a_device", "a_port", "a_rack", "b_device",
-                 "b_port", "b_cage", "b_rack", "medium", "sku", "length_m", "run_m",
-                 "a_optic", "b_optic"],
-                ((c.id, c.fabric, c.kind, c.a, c.a_port, c.a_rack, c.b, c.b_port, c.b_cage,
-                  c.b_rack, c.medium, c.sku, f"{c.length_m:g}", f"{c.run_m:.2f}", c.a_optic,
-                  c.b_optic) for c in rows))
+    return _csv(["link_id", "cable_label", "fabric", "kind", "a_device", "a_port", "a_cage",
+                 "a_rack", "b_device", "b_port", "b_cage", "b_rack", "medium", "sku",
+                 "length_m", "run_m", "a_optic", "b_optic"],
+                ((c.id, c.cable, c.fabric, c.kind, c.a, c.a_port, c.a_cage, c.a_rack, c.b,
+                  c.b_port, c.b_cage, c.b_rack, c.medium, c.sku, f"{c.length_m:g}",
+                  f"{c.run_m:.2f}", c.a_optic, c.b_optic) for c in rows))
 
 
 def addresses_csv(plan: Plan) -> str:
@@ -71,8 +75,11 @@ def addresses_csv(plan: Plan) -> str:
 
 
 def bom_csv(plan: Plan) -> str:
-    return _csv(["category", "sku", "description", "quantity"],
-                ((b.category, b.sku, b.description, b.quantity) for b in plan.bom))
+    """``quantity`` counts things to order (physical cables, optic modules); ``links_carried``
+    the logical links (cables) or ports (optics) they carry."""
+    return _csv(["category", "sku", "description", "quantity", "links_carried"],
+                ((b.category, b.sku, b.description, b.quantity, b.links or "")
+                 for b in plan.bom))
 
 
 def power_csv(plan: Plan) -> str:

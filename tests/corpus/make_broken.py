@@ -75,7 +75,7 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "rack-over-budget": ("power_kw: 36, cooling: air}", "power_kw: 20, cooling: air}  # <- here", "GPU101", 1),
     "hall-over-capacity": ("    power_capacity_kw: 60\n", "    power_capacity_kw: 25  # <- here\n", "GPU102", 1),
     "site-over-capacity": ("  power_capacity_mw: 0.1\n", "  power_capacity_mw: 0.02  # <- here\n", "GPU103", 1),
-    "air-cannot-cool": ("power_kw: 36, cooling: air}", "power_kw: 60, cooling: air}  # <- here", "GPU104", 1),  # + dgx-h100
+    "air-cannot-cool": ("power_kw: 36, cooling: air}", "power_kw: 60, cooling: air}  # <- here", "GPU104", 1),  # + hgx-h100
     "liquid-node-in-air-rack": ("    type: dgx-a100\n    count: 4\n", "    type: hgx-b200-dlc  # <- here\n    count: 2\n", "GPU105", 1),
     "node-above-rack-top": ("u_positions: [2, 8, 14, 20]", "u_positions: [2, 8, 14, 44]", "GPU111", 1),
     "overlapping-slots": ("u_positions: [2, 8, 14, 20]", "u_positions: [2, 5, 14, 20]  # <- here", "GPU113", 1),
@@ -159,7 +159,7 @@ def main() -> None:
         assert old in LAB, name
         text = LAB.replace(old, new, 1)
         if name == "air-cannot-cool":
-            text = text.replace("type: dgx-a100", "type: dgx-h100").replace(
+            text = text.replace("type: dgx-a100", "type: hgx-h100").replace(
                 "u_positions: [2, 8, 14, 20]", "u_positions: [2, 10, 18, 26]")
         if name == "fabric-radix-too-small":
             text = text.replace("switch: qm8700", "switch: tiny-ib4")
