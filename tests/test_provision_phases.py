@@ -5,6 +5,7 @@ dry-run of the real playbooks against the lab site's rendered inventory."""
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import subprocess
 import tempfile
@@ -140,7 +141,7 @@ def test_limit_by_rack_group_and_names() -> None:
         select(t, "nope")
     text = inventory_text(plan, t)
     assert "StrictHostKeyChecking=yes" in text and "StrictHostKeyChecking=no" not in text
-    assert "ansible_python_interpreter: /usr/bin/python3" in text
+    assert json.loads(text)["all"]["vars"]["ansible_python_interpreter"] == "/usr/bin/python3"
 
 
 @pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible not installed")
@@ -187,7 +188,7 @@ def test_offline_check_reports_a_broken_playbook(tmp_path: Path) -> None:
                                     "    - name: Bad\n      ansible.builtin.not_a_module: {}\n")
     _, plan = load_and_plan(LAB_SITE)
     t = targets(plan)
-    inv = tmp_path / "inventory.yml"
+    inv = tmp_path / "inventory.json"
     inv.write_text(inventory_text(plan, t))
     report = offline_check(t, select(t, None), ["preflight", "base"], inv, playbooks=books)
     bad = [p for p in report.problems if p.startswith("base.yml")]
@@ -228,3 +229,70 @@ def test_run_inventory_holds_the_selected_hosts_and_the_control_plane() -> None:
     racks = data["all"]["children"]["gpuctl_nodes"]["children"]
     assert sorted(h for r in racks.values() for h in r["hosts"]) == [
         f"lab-gpu-0{i}" for i in range(1, 5)]
+
+
+def test_phases_skip_the_hosts_they_do_not_apply_to(tmp_path: Path) -> None:
+    """On a mixed site the NVIDIA and burn-in phases never reach the storage servers: the
+    playbook is limited to GPU nodes, storage hosts are recorded as skipped with the reason,
+    and burn-in is listed only for racks with GPU nodes."""
+    from tests.mixed_site import write_mixed_site
+
+    site = write_mixed_site(tmp_path / "mixed")
+    _, plan = load_and_plan(site)
+    t = targets(plan)
+    fake = FakePlaybooks(bad=set())
+    runner = phases.Runner(targets=t, store=open_store(tmp_path / "p.db"),
+                           reporter=QuietReporter(), executor=steps.SerialExecutor(),
+                           client=no_client, run_playbook=fake)
+    hosts = select(t, "rack=a01,s01")
+    report = runner.run(phases.RunOptions(
+        phases=["base", "nvidia", "burnin"], hosts=hosts, plan_version="v1",
+        inventory=Path("/nonexistent"), dry_run=True, plan=plan, site_path=site))
+    dgx = [h for h in hosts if h.startswith("dgx-")]
+    assert len(dgx) == 4 and len(hosts) == 20
+    assert fake.calls == [hosts, dgx]  # base on every host, nvidia on the GPU nodes only
+    assert report.results[("nvidia", "stor-001")].detail == "nvidia does not apply: no GPUs"
+    assert report.results[("burnin", "stor-016")].status == "skipped"
+    assert "--rack a01" in report.results[("burnin", "dgx-001")].detail
+    assert report.status == "ok"
+    only_storage = runner.run(phases.RunOptions(
+        phases=["nvidia", "burnin"], hosts=select(t, "rack=s01"), plan_version="v1",
+        inventory=Path("/nonexistent"), dry_run=True, plan=plan, site_path=site))
+    assert only_storage.phase_status == {"nvidia": "skipped", "burnin": "skipped"}
+    assert len(fake.calls) == 2
+
+
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible not installed")
+def test_offline_dry_run_of_a_mixed_site_keeps_gpu_work_off_storage(tmp_path: Path) -> None:
+    from tests.mixed_site import write_mixed_site
+
+    site = write_mixed_site(tmp_path / "mixed")
+    result = CliRunner().invoke(cli, ["provision", "site", str(site), "--dry-run", "--offline",
+                                      "--no-lab", "--phases", "all", "--format", "json"],
+                                obj={})
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout[result.stdout.index("{\n"):])
+    assert out["problems"] == []
+    by = {p["phase"]: p for p in out["phases"]}
+    storage = [f"stor-{i:03d}" for i in range(1, 65)]
+    for phase in ("preflight", "image", "base"):
+        assert set(storage) <= set(by[phase]["hosts"]) and not by[phase]["skipped"]
+    for phase, why in (("nvidia", "no GPUs"), ("fabric", "no compute-fabric HCAs"),
+                       ("kubernetes", "a storage node is not a Kubernetes node"),
+                       ("burnin", "no GPUs")):
+        assert not set(storage) & set(by[phase]["hosts"]), phase
+        assert by[phase]["skipped"] == [{"why": why, "hosts": storage}], phase
+        assert len(by[phase]["hosts"]) == 127
+    assert any(t.startswith("nvidia_driver : ") for t in by["nvidia"]["tasks"])
+    assert any(t.startswith("container_toolkit : ") for t in by["kubernetes"]["tasks"])
+    racks = [t.split("--rack ")[1].split()[0] for t in by["burnin"]["tasks"]]
+    assert racks == [f"{row}{i:02d}" for row in "ab" for i in range(1, 17)]
+
+
+def test_site_playbook_imports_every_phase_playbook_in_order() -> None:
+    """playbooks/site.yml (for runs by hand) is every Ansible phase, in bring-up order."""
+    import yaml
+
+    plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    assert [p["ansible.builtin.import_playbook"] for p in plays] == list(
+        phases.PLAYBOOK_PHASES.values())

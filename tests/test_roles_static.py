@@ -147,9 +147,18 @@ def test_role_variables_prefixed_and_modules_fqcn(role: str) -> None:
 
 
 @pytest.mark.parametrize("book", BOOKS)
-def test_playbooks_target_gpuctl_nodes_with_fqcn(book: str) -> None:
-    for play in _yaml(PLAYBOOKS / book):
-        assert play["hosts"] == "gpuctl_nodes" and play["gather_facts"] is False
+def test_playbooks_target_the_nodes_of_their_stack_with_fqcn(book: str) -> None:
+    """Every play runs on the group of the nodes its phase applies to (the same definition
+    the phases pick hosts by), optionally narrowed to those with GPUs too."""
+    from provision.plan.stacks import GROUPS, PHASE_STACK
+
+    phase = book.removesuffix(".yml")
+    mine = GROUPS[PHASE_STACK[phase]]
+    plays = _yaml(PLAYBOOKS / book)
+    assert plays[0]["hosts"] == mine
+    for play in plays:
+        assert play["hosts"] in (mine, f"{mine}:&{GROUPS['gpu']}"), play["name"]
+        assert play["gather_facts"] is False
         for task in _tasks(play.get("tasks")):
             module = _module(task)
             assert module.startswith("ansible.builtin."), module

@@ -96,6 +96,7 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
     from provision.execute import offline, phases, session
     from provision.execute.display import RichReporter, summary_table
     from provision.execute.inventory import select
+    from provision.plan.stacks import node_stacks, split
 
     fmt = kw.pop("fmt")
     console = Console(stderr=fmt == "json")
@@ -115,27 +116,37 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
         boot_timeout=kw["boot_timeout"], extravars=_extra_vars(kw["extra_vars"]))
     targets = session.build_targets(loaded, plan, opts)
     hosts = select(targets, limit)
+    scope = node_stacks(plan)
     console.print(summary_table(
         f"provision {targets.site}: {len(hosts)} host(s), plan {session.plan_version(plan)}"
         + (" (dry run)" if opts.dry_run else ""),
-        [{"phase": p, "hosts": _hosts(hosts),
+        [{"phase": p, "hosts": _hosts(split(p, hosts, scope)[0]) or "none (skipped)",
           "does": _DOES.get(p, "Ansible: playbooks/" + p + ".yml")
                   if p in phases.available() else "not available yet (skipped)"}
          for p in opts.phases], ["phase", "hosts", "does"]))
     if kw["offline"]:
         with session.rendered_inventory(
                 plan, targets, session.inventory_hosts(hosts, opts.extravars)) as inv:
-            rep = offline.offline_check(targets, hosts, opts.phases, inv)
+            rep = offline.offline_check(targets, hosts, opts.phases, inv, scope=scope)
+        skipped: dict[str, list[tuple[str, list[str]]]] = {}
+        for phase, why, phase_hosts in rep.skipped:
+            skipped.setdefault(phase, []).append((why, phase_hosts))
         for phase, phase_hosts, tasks in rep.phases:
-            console.print(f"[bold]{phase}[/] on {_hosts(phase_hosts)}:")
-            for task in tasks:
+            console.print(f"[bold]{phase}[/] on {_hosts(phase_hosts) or 'no host'}:")
+            for why, skip in skipped.get(phase, []):
+                console.print(f"  (skips {len(skip)} host(s), {why}: {_hosts(skip)})",
+                              markup=False, highlight=False)
+            for task in tasks if phase_hosts else []:
                 console.print(f"  - {task}", markup=False, highlight=False)
         for problem in rep.problems:
             console.print(f"[red]problem:[/] {problem}", highlight=False)
         if fmt == "json":
-            click.echo(json.dumps({"phases": [{"phase": p, "hosts": h, "tasks": t}
-                                              for p, h, t in rep.phases],
-                                   "problems": rep.problems}, indent=2))
+            click.echo(json.dumps({
+                "phases": [{"phase": p, "hosts": h, "tasks": t if h else [],
+                            "skipped": [{"why": why, "hosts": s}
+                                        for why, s in skipped.get(p, [])]}
+                           for p, h, t in rep.phases],
+                "problems": rep.problems}, indent=2))
         sys.exit(1 if rep.problems else 0)
     with _signals(opts.cancel):
         report = session.run_site(loaded, plan, opts, RichReporter(console), targets=targets)
@@ -175,6 +186,9 @@ _DOES = {
     "image": "Redfish: one-time PXE boot + power cycle, then wait for SSH",
     "base": "Ansible: hostname, /etc/hosts, chrony, RDMA sysctls/limits/hugepages, kernel "
             "cmdline, admin users, site apt sources, netplan",
+    "platform": "Pulumi: the site's platform stack (GPU/Network Operators, Kueue, MPI "
+                "Operator)",
+    "burnin": "gpuctl burnin run SITE --rack R for each rack with GPU nodes",
 }
 
 

@@ -9,6 +9,7 @@ task and the final Ansible stats.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -156,21 +157,39 @@ def ansible_playbook(args: Sequence[str], *, inventory: Path, playbook: Path,
                                  f"answer within {timeout:g}s") from exc
 
 
-def list_tasks(inventory: Path, playbook: Path) -> dict[str, list[str]]:
-    """``{play hosts pattern: [task names]}`` from ``--list-tasks``; raises on errors."""
+_PLAY = re.compile(r"^play #\d+ \((?P<hosts>.*)\): (?P<name>.*?)\s*TAGS:")
+
+
+@dataclass(frozen=True)
+class ListedPlay:
+    hosts: str  # the play's host pattern
+    name: str
+    tasks: tuple[str, ...]
+
+
+def list_plays(inventory: Path, playbook: Path) -> list[ListedPlay]:
+    """Every play of ``playbook`` (imports expanded), in order, with its task names, from
+    one ``ansible-playbook --list-tasks`` (which loads and checks what ``--syntax-check``
+    does); raises on errors."""
     proc = ansible_playbook(["--list-tasks"], inventory=inventory, playbook=playbook)
     if proc.returncode != 0:
-        raise ExecutionError(f"{playbook.name}: --list-tasks failed: {_tail(proc.stderr)}")
-    out: dict[str, list[str]] = {}
-    current = ""
+        raise ExecutionError(f"{playbook.name}: --list-tasks failed: "
+                             f"{_errors(proc.stderr or proc.stdout)}")
+    plays: list[ListedPlay] = []
+    hosts, name = "", ""
+    tasks: list[str] = []
     for line in proc.stdout.splitlines():
         text = line.strip()
-        if text.startswith("play #"):
-            current = text.split(":", 1)[1].strip() if ":" in text else text
-            out[current] = []
-        elif current and "TAGS:" in text:
-            out[current].append(text.split("\tTAGS:")[0].split("TAGS:")[0].strip())
-    return out
+        m = _PLAY.match(text)
+        if m:
+            if name:
+                plays.append(ListedPlay(hosts, name, tuple(tasks)))
+            hosts, name, tasks = m["hosts"], m["name"], []
+        elif name and "TAGS:" in text:
+            tasks.append(text.split("TAGS:")[0].strip())
+    if name:
+        plays.append(ListedPlay(hosts, name, tuple(tasks)))
+    return plays
 
 
 def syntax_check(inventory: Path, playbook: Path) -> str | None:
@@ -178,6 +197,10 @@ def syntax_check(inventory: Path, playbook: Path) -> str | None:
     proc = ansible_playbook(["--syntax-check"], inventory=inventory, playbook=playbook)
     if proc.returncode == 0:
         return None
-    text = proc.stderr or proc.stdout
+    return _errors(proc.stderr or proc.stdout)
+
+
+def _errors(text: str) -> str:
+    """Ansible's first error lines, else the last lines of its output."""
     errors = [line.strip() for line in text.splitlines() if "ERROR" in line]
     return " | ".join(errors[:2]) or _tail(text, 4)

@@ -6,7 +6,9 @@ playbook (``playbooks/<phase>.yml``) when this checkout has one (nvidia, fabric,
 platform runs the site's Pulumi stack and burnin runs ``gpuctl burnin run`` rack by rack.
 Every host result goes to the store as it is known, so an interrupted run leaves a
 consistent record and ``--resume`` skips what already succeeded for the same plan version.
-A host that fails a phase drops out of the later phases; the others go on.
+A host that fails a phase drops out of the later phases; the others go on. A phase skips the
+hosts it does not apply to (:mod:`provision.plan.stacks`: no NVIDIA stack or burn-in without
+GPUs, no InfiniBand stack without HCAs, no Kubernetes on storage nodes) and says why.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from provision.execute.display import Reporter
 from provision.execute.events import HostTally, stats_status
 from provision.execute.inventory import Targets
 from provision.execute.store import Store
+from provision.plan import stacks
 
 PHASES = ("preflight", "image", "base", "nvidia", "fabric", "kubernetes", "platform", "burnin")
 PYTHON_PHASES = ("preflight", "image")
@@ -74,7 +77,7 @@ class RunOptions:
     settings: steps.StepSettings = field(default_factory=lambda: steps.StepSettings(env={}))
     playbooks: Path = ansible.PLAYBOOKS
     extravars: Mapping[str, Any] = field(default_factory=dict)
-    plan: Any = None  # the Plan, for the site-wide phases
+    plan: Any = None  # the Plan: what each phase applies to, and the site-wide phases
     site_path: Path | None = None
     burnin_level: str = "standard"
 
@@ -114,10 +117,11 @@ class Runner:
                                                 "resume": opts.resume})
         report = RunReport(run_id, "running")
         active = list(opts.hosts)
+        scope = stacks.node_stacks(opts.plan) if opts.plan is not None else None
         try:
             for phase in opts.phases:
                 self._check_cancel()
-                status = self._phase(phase, active, done, opts, report)
+                status = self._phase(phase, active, done, opts, report, scope)
                 report.phase_status[phase] = status
                 failed = {h for (p, h), o in report.results.items()
                           if p == phase and o.status in ("failed", "unreachable")}
@@ -153,12 +157,20 @@ class Runner:
         self.reporter.host_done(phase, host, o.status, o.detail)
 
     def _phase(self, phase: str, active: Sequence[str], done: set[tuple[str, str]],
-               opts: RunOptions, report: RunReport) -> str:
+               opts: RunOptions, report: RunReport,
+               scope: Mapping[str, frozenset[stacks.Stack]] | None = None) -> str:
         if phase not in available(opts.playbooks):
             self.reporter.note(f"phase {phase}: not available yet in this gpuctl version — "
                                "skipped (nothing was done)")
             self.store.record_phase(report.run_id, phase, "skipped", "not available yet")
             return "skipped"
+        if scope is not None:
+            active, why = stacks.split(phase, active, scope)
+            self._not_applicable(report, phase, why)
+            if not active:
+                self.store.record_phase(report.run_id, phase, "skipped",
+                                        "applies to none of the selected hosts")
+                return "skipped"
         todo = [h for h in active if phase == "preflight" or (phase, h) not in done]
         skipped = [h for h in active if h not in todo]
         if skipped:
@@ -185,6 +197,19 @@ class Runner:
                 self.store.record_phase(report.run_id, phase, status,
                                         f"{len(bad)} of {len(todo)} host(s) failed")
         return status
+
+    def _not_applicable(self, report: RunReport, phase: str, why: Mapping[str, str]) -> None:
+        """Record the hosts ``phase`` does not apply to as skipped, one note per reason."""
+        by_reason: dict[str, list[str]] = {}
+        for host, reason in why.items():
+            by_reason.setdefault(reason, []).append(host)
+            outcome = steps.Outcome("skipped", f"{phase} does not apply: {reason}")
+            report.results[(phase, host)] = outcome
+            self.store.record_result(report.run_id, phase, host, outcome.status,
+                                     detail=outcome.detail)
+        for reason, hosts in by_reason.items():
+            self.reporter.note(f"phase {phase}: skips {len(hosts)} host(s), {reason}: "
+                               + _names(hosts))
 
     def _python_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
                       report: RunReport) -> None:
@@ -272,6 +297,11 @@ class Runner:
                                               if opts.dry_run else ""))
                 outcome = steps.Outcome(status, detail, stats)
             self._record(report, phase, host, outcome)
+
+
+def _names(hosts: Sequence[str], most: int = 6) -> str:
+    return ", ".join(hosts) if len(hosts) <= most else \
+        f"{', '.join(hosts[:most - 1])} ... ({len(hosts)})"
 
 
 def _burnin_rack(argv: list[str], hosts: Sequence[str]) -> dict[str, steps.Outcome]:

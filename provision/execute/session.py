@@ -106,7 +106,7 @@ def rendered_inventory(plan: Plan, t: inventory.Targets,
         keep = set(only)
         t = dataclasses.replace(t, hosts=tuple(h for h in t.hosts if h.name in keep))
     with tempfile.TemporaryDirectory(prefix="gpuctl-inv-") as tmp:
-        path = Path(tmp) / "inventory.yml"
+        path = Path(tmp) / "inventory.json"
         path.write_text(inventory.inventory_text(plan, t))
         yield path
 

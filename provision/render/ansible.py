@@ -4,8 +4,10 @@ Groups: ``hall_<hall>`` > ``row_<hall>_<row>`` > ``rack_<rack>`` (every node and
 its rack), ``su_<NN>`` (a rail-optimized scalable unit: its nodes and leaves) or
 ``block_<leaf>`` (other fat trees: the nodes whose HCAs are mostly on that leaf), ``role_<role>``
 (gpu, storage, mgmt, head, switch), each node group under its own name, ``switch_<fabric>``,
-``rail_<r>`` (leaves of one rail) and ``plane_<p>`` (switches of one plane). Group names
-use ``_`` for ``-``, as Ansible wants.
+``rail_<r>`` (leaves of one rail), ``plane_<p>`` (switches of one plane) and the nodes that
+get each software stack (``gpuctl_gpu_nodes``, ``gpuctl_fabric_nodes``,
+``gpuctl_kubernetes_nodes``: :mod:`provision.plan.stacks`, the phase playbooks' ``hosts:``).
+Group names use ``_`` for ``-``, as Ansible wants.
 
 Host variables are written once, in the host's rack group; other groups list the host bare.
 They are JSON flow mappings (valid YAML), built in Python so a 16k-GPU site stays fast:
@@ -24,6 +26,7 @@ import re
 from typing import Any
 
 from provision.errors import PlanError
+from provision.plan import stacks
 from provision.plan.build import Plan
 from provision.plan.versions import as_vars, matrix
 from provision.render.templating import render
@@ -110,6 +113,7 @@ def _groups(plan: Plan, topo: Topology) -> dict[str, list[str]]:
         add(group_name("role", n.role), n.name)
         if n.name in topo.block:
             add(_block_group(topo.block[n.name]), n.name)
+    groups.update(stacks.groups(plan))
     leaf_rails: dict[str, set[int]] = {}
     compute = plan.fabrics.get("compute")
     if compute is not None:

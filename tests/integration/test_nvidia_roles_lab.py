@@ -77,7 +77,10 @@ class Lab:
 
 def _write_inventory(tmp: Path, paths: Any, addresses: dict[str, str]) -> Path:
     """The rendered plan's group_vars and per-host variables for the lab hosts, in group
-    gpuctl_nodes (as gpuctl provision's inventory), reached over SSH with verified keys."""
+    gpuctl_nodes and the stack groups the phase playbooks target (as gpuctl provision's
+    inventory; every lab node is a GPU node), reached over SSH with verified keys."""
+    from provision.plan.stacks import GROUPS
+
     out = tmp / "plan"
     subprocess.run([sys.executable, "-m", "provision.cli.main", "plan", str(SITE), "-o",
                     str(out)], check=True, capture_output=True, timeout=120, cwd=ROOT)
@@ -99,7 +102,9 @@ def _write_inventory(tmp: Path, paths: Any, addresses: dict[str, str]) -> Path:
         hosts[name] = hv
     inv = {"all": {"vars": {"ansible_user": "root",
                             "ansible_python_interpreter": "/usr/bin/python3", **allvars},
-                   "children": {"gpuctl_nodes": {"hosts": hosts}}}}
+                   "children": {"gpuctl_nodes": {"hosts": hosts},
+                                **{g: {"hosts": {h: {} for h in hosts}}
+                                   for g in GROUPS.values()}}}}
     path = tmp / "inventory.yml"
     path.write_text(yaml.safe_dump(inv, sort_keys=True))
     return path
