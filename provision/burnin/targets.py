@@ -45,8 +45,7 @@ def rack_targets(plan: Plan, rack: str) -> list[NodeTarget]:
                          f"{plan.site.site.name}; racks: {', '.join(racks)}")
     links: dict[str, dict[str, str]] = {}
     for link in plan.node_fabric_links():
-        if link.fabric == "compute":
-            links.setdefault(link.a, {})[link.a_port] = f"{link.b} port {link.b_port}"
+        links.setdefault(link.a, {})[link.a_port] = f"{link.b} port {link.b_port}"
     out = []
     for node in plan.nodes:
         if node.rack != rack:

@@ -18,7 +18,7 @@ from provision.fabric.topology import Topology, parse_topology
 from provision.fabric.verify import verify
 from provision.loader import GUIDS_FILE
 
-FABRIC_HELP = """InfiniBand compute fabric: check the cabling against the plan.
+FABRIC_HELP = """InfiniBand fabrics: check the cabling against the plan.
 
 \b
   verify   compare ibnetdiscover output (a file, or run live) with the planned fabric
@@ -119,15 +119,18 @@ def record(result: VerifyResult) -> str:
 @click.option("--scope", "scopes", multiple=True, metavar="KEY=V[,V...]",
               help="What must be present: rack=a01,a02 | su=1 | host=dgx-001 (repeat to "
                    "add); planned cables outside it may be absent (not yet present).")
+@click.option("--fabric", "fabric_name", default="compute", show_default=True, metavar="NAME",
+              help="Which InfiniBand fabric: compute, or a name under fabrics.infiniband "
+                   "(each fabric is its own subnet: discover it from one of its HCAs).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--write-guids", is_flag=True, help=f"Write the GUIDs learned to "
               f"inventory/sites/<site>/{GUIDS_FILE} (merged, sorted).")
 def verify_cmd(site: Path, observed: tuple[str, ...], live: bool, cas: tuple[str, ...],
-               timeout: float, save_capture: Path | None, scopes: tuple[str, ...], fmt: str,
-               write_guids: bool) -> None:
+               timeout: float, save_capture: Path | None, scopes: tuple[str, ...],
+               fabric_name: str, fmt: str, write_guids: bool) -> None:
     loaded, plan = load_and_plan(site)
-    exp = expected_fabric(plan)
+    exp = expected_fabric(plan, fabric_name)
     scope = parse_scope(scopes, exp)
     topo = _observe(observed, live, cas, timeout, save_capture)
     result = verify(topo, exp, scope)

@@ -76,6 +76,9 @@ def _print_summary(s: dict[str, object], out: Path, nfiles: int) -> None:
     if isinstance(cf, dict):
         t.add_row("compute fabric", f"{cf['topology']}, {cf['tiers']} tiers, "
                   f"{cf['endpoints']}/{cf['max_endpoints']} endpoints")
+    for name, f in dict(s.get("infiniband") or {}).items():  # type: ignore[call-overload]
+        t.add_row(f"{name} fabric", f"{f['topology']}, {f['tiers']} tiers, "
+                  f"{f['endpoints']}/{f['max_endpoints']} endpoints")
     for fab, tiers in dict(s["switches"]).items():  # type: ignore[call-overload]
         total = sum(tiers.values())
         t.add_row(f"switches {fab}", f"{total} ({', '.join(f'{k} {v}' for k, v in tiers.items()) if len(tiers) < 6 else 'by tier/plane in plan.json'})")

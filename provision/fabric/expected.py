@@ -1,4 +1,7 @@
-"""The planned compute fabric as port-level ends, and the scope a verification checks.
+"""A planned InfiniBand fabric as port-level ends, and the scope a verification checks.
+
+A site with several InfiniBand fabrics (``fabrics.compute`` plus ``fabrics.infiniband``) is
+verified one fabric at a time: each is its own subnet, discovered from one of its own HCAs.
 
 An *end* is ``(node name, port number)`` with node names as the fabric itself reports them
 (:mod:`provision.render.ibsim` defines them): a host's HCA is ``"<host> mlx5_N"`` port 1,
@@ -59,6 +62,8 @@ class Expected:
     site: str
     speed: str
     topology: str = "fat-tree"
+    fabric: str = "compute"
+    """Name of the InfiniBand fabric (``compute`` or a key of ``fabrics.infiniband``)."""
     links: dict[tuple[End, End], PlannedLink] = field(default_factory=dict)
     by_end: dict[End, PlannedLink] = field(default_factory=dict)
     switches: dict[str, Switch] = field(default_factory=dict)
@@ -80,7 +85,7 @@ def _port(text: str, what: str) -> int:
     try:
         return int(text)
     except ValueError as exc:
-        raise PlanError(f"compute fabric: {what} port {text!r} is not a port number") from exc
+        raise PlanError(f"InfiniBand fabric: {what} port {text!r} is not a port number") from exc
 
 
 def lower_end(link: Link) -> End:
@@ -92,14 +97,19 @@ def lower_end(link: Link) -> End:
     return link.a, _port(link.a_port, link.a)
 
 
-def expected_fabric(plan: Plan) -> Expected:
-    """The compute fabric of ``plan`` as ends; PlanError when it has none."""
-    fab = plan.fabrics.get("compute")
-    cf = plan.site.fabrics.compute
+def expected_fabric(plan: Plan, fabric: str = "compute") -> Expected:
+    """InfiniBand fabric ``fabric`` of ``plan`` as ends; PlanError when it has none,
+    UsageError when the site has other InfiniBand fabrics but not that one."""
+    fab = plan.fabrics.get(fabric)
+    cf = plan.site.fabrics.ib().get(fabric)
     if fab is None or cf is None:
+        known = plan.ib_names()
+        if known:
+            raise UsageError(f"--fabric {fabric!r}: site {plan.site.site.name} has no such "
+                             f"InfiniBand fabric; known: {', '.join(known)}")
         raise PlanError(f"site {plan.site.site.name} has no compute fabric to verify")
-    cables: dict[str, Cable] = {c.id: c for c in plan.cables if c.fabric == "compute"}
-    exp = Expected(plan.site.site.name, cf.speed, fab.topology)
+    cables: dict[str, Cable] = {c.id: c for c in plan.cables if c.fabric == fabric}
+    exp = Expected(plan.site.site.name, cf.speed, fab.topology, fabric)
     exp.switches = {s.name: s for s in fab.switches}
     node_rack = {n.name: n.rack for n in plan.nodes}
     for s in fab.switches:
@@ -168,12 +178,12 @@ def _values(item: str) -> tuple[str, list[str]]:
     return key.strip(), values
 
 
-def _check(kind: str, values: Iterable[str], known: Iterable[str]) -> None:
+def _check(kind: str, values: Iterable[str], known: Iterable[str], fabric: str) -> None:
     allowed = sorted(set(known))
     for v in values:
         if v not in allowed:
             shown = ", ".join(allowed[:8]) + (" ..." if len(allowed) > 8 else "")
-            raise UsageError(f"--scope {kind}={v!r}: no such {kind} in the compute fabric; "
+            raise UsageError(f"--scope {kind}={v!r}: no such {kind} in the {fabric} fabric; "
                              f"known: {shown or 'none'}")
 
 
@@ -186,17 +196,18 @@ def parse_scope(items: Sequence[str], exp: Expected) -> Scope:
     for item in items:
         key, values = _values(item)
         if key == "rack":
-            _check("rack", values, [r for lk in links for r in (lk.a_rack, lk.b_rack) if r])
+            _check("rack", values, [r for lk in links for r in (lk.a_rack, lk.b_rack) if r],
+                   exp.fabric)
             racks.update(values)
         elif key == "su":
             known = [str(lk.su) for lk in links if lk.su is not None]
             if not known:
                 raise UsageError(f"--scope {item!r}: this fabric has no scalable units; "
                                  "use rack= or host=")
-            _check("su", [v.lstrip("0") or "0" for v in values], known)
+            _check("su", [v.lstrip("0") or "0" for v in values], known, exp.fabric)
             sus.update(int(v) for v in values)
         elif key == "host":
-            _check("host", values, [lk.host for lk in links if lk.host])
+            _check("host", values, [lk.host for lk in links if lk.host], exp.fabric)
             hosts.update(values)
         else:
             raise UsageError(f"--scope {item!r}: unknown scope {key!r}; use rack, su or host")

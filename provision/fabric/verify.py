@@ -288,7 +288,9 @@ def verify(topo: Topology, exp: Expected, scope: Scope | None = None) -> VerifyR
     v.landed_elsewhere()
     v.devices()
     v.leftovers()
-    result = VerifyResult(exp.site, scope.describe(), exp.speed,
+    where = scope.describe() if exp.fabric == "compute" \
+        else f"{exp.fabric} fabric, {scope.describe()}"
+    result = VerifyResult(exp.site, where, exp.speed,
                           sorted(v.findings, key=lambda f: f.sort_key),
                           sum(1 for pl in exp.links.values() if scope.covers(pl)),
                           len(exp.links), matched, len(topo.links),

@@ -245,13 +245,33 @@ class EthernetFabric(StrictModel):
     )
 
 
+IB_FABRIC_NAME = r"^[a-z][a-z0-9]{0,15}$"
+"""Names of further InfiniBand fabrics: they prefix switch names (``ib-<name>-...``) and name
+output directories (``opensm/<name>/``), so no dashes, dots or upper case."""
+
+
 class Fabrics(StrictModel):
-    """The four networks of a GPU site."""
+    """The networks of a GPU site: compute (plus further InfiniBand fabrics), storage, in-band
+    and OOB."""
 
     compute: ComputeFabric | None = Field(default=None, description="InfiniBand compute fabric.")
+    infiniband: dict[Annotated[str, Field(pattern=IB_FABRIC_NAME)], ComputeFabric] = Field(
+        default_factory=dict,
+        description="Further InfiniBand fabrics by name (a second compute zone, a storage IB "
+        "fabric), each a separate subnet with its own subnet manager, GUID files, ibsim net "
+        "file and `fabric verify --fabric NAME` scope; a node group is on at most one "
+        "InfiniBand fabric. Names: lower case letters and digits, e.g. zone2.",
+    )
     storage: EthernetFabric | None = Field(default=None, description="Storage network.")
     inband: EthernetFabric | None = Field(default=None, description="In-band management network.")
     oob: EthernetFabric | None = Field(default=None, description="Out-of-band (BMC) network.")
+
+    def ib(self) -> dict[str, ComputeFabric]:
+        """Every InfiniBand fabric by name: ``compute`` first, then ``infiniband`` in file
+        order."""
+        out = {"compute": self.compute} if self.compute is not None else {}
+        out.update(self.infiniband)
+        return out
 
 
 class Addressing(StrictModel):

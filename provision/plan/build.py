@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from provision.errors import PlanError
 from provision.models.catalog import Catalog
-from provision.models.site import Site
+from provision.models.site import ComputeFabric, Site
 from provision.plan.addressing import Address, Subnet, plan_addresses
 from provision.plan.bom import BomLine, plan_bom
 from provision.plan.cabling import Cable, CableMaker, End, host_ports, link_speed_gbps
@@ -48,9 +49,15 @@ class Plan:
                 self._by_device.setdefault(a.device, []).append(a)
         return self._by_device.get(device, [])
 
+    def ib_names(self) -> list[str]:
+        """Names of the InfiniBand fabrics of the plan: ``compute`` first, then the site's
+        further fabrics in file order."""
+        return [n for n in self.site.fabrics.ib() if n in self.fabrics]
+
     def node_fabric_links(self) -> list[Link]:
-        return [lk for lk in self.fabrics["compute"].links if lk.kind == "node-leaf"] \
-            if "compute" in self.fabrics else []
+        """Host-to-leaf links of every InfiniBand fabric, fabric after fabric."""
+        return [lk for n in self.ib_names() for lk in self.fabrics[n].links
+                if lk.kind == "node-leaf"]
 
 
 def _ends(nodes: list[Node], switches: list[Switch], catalog: Catalog, ufm_rack: str,
@@ -92,8 +99,31 @@ def _place_by_tier(space: RackSpace, fab: FabricPlan, nodes: list[Node], net_rac
         batch = [s for s in fab.switches if s.tier == tier]
         anchors = {s.name: where[first_lower[s.name]] for s in batch
                    if first_lower.get(s.name) in where}
-        place_switches(space, batch, net_racks, catalog, anchors, "compute")
+        place_switches(space, batch, net_racks, catalog, anchors, fab.name)
         where.update((s.name, s.rack) for s in batch)
+
+
+RESERVED_FABRIC_NAMES = re.compile(r"^(compute|storage|inband|oob|(p|su|pod|core|plane)\d+)$")
+"""Names a further InfiniBand fabric cannot take: another network's name, or one whose
+switch-name prefix ``ib-<name>-`` could meet the compute fabric's own switch names."""
+
+
+def ib_fabrics(site: Site) -> dict[str, ComputeFabric]:
+    """The site's InfiniBand fabrics by name, checked: PlanError for a reserved name, a node
+    group on two fabrics, or a UFM on a further fabric (lint reports these as GPU147-149)."""
+    owner: dict[str, str] = {}
+    for fname, cf in site.fabrics.ib().items():
+        if fname in site.fabrics.infiniband and RESERVED_FABRIC_NAMES.match(fname):
+            raise PlanError(f"InfiniBand fabric name {fname!r} is reserved; rename it")
+        if fname != "compute" and cf.topology == "rail-optimized" and cf.ufm_ports:
+            raise PlanError(f"{fname} fabric: UFM ports are planned on the compute fabric only; "
+                            "set ufm_ports: 0 (its subnet manager runs on a top-tier switch)")
+        for g in cf.node_groups:
+            if g in owner and owner[g] != fname:
+                raise PlanError(f"node group {g} is on two InfiniBand fabrics "
+                                f"({owner[g]} and {fname})")
+            owner[g] = fname
+    return site.fabrics.ib()
 
 
 def build_plan(site: Site, catalog: Catalog) -> Plan:
@@ -105,14 +135,16 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
     fabrics: dict[str, FabricPlan] = {}
     ufm_rack, ufm_u, rails = "", 0, 0
     fabric_nodes: list[Node] = []
-    cf = site.fabrics.compute
-    if cf is not None:
+    ib = ib_fabrics(site)
+    for fname, cf in ib.items():
         groups = set(cf.node_groups)
-        fabric_nodes = [n for n in nodes if n.group in groups]
-        fab = build_compute(cf, fabric_nodes, catalog)
-        rails = len(catalog.nodes[fabric_nodes[0].type].compute_hcas) if fabric_nodes else 0
+        members = [n for n in nodes if n.group in groups]
+        fab = build_compute(cf, members, catalog, fname)
         net_racks = resolve_racks(cf.network_racks, racks)
-        _place_by_tier(space, fab, fabric_nodes, net_racks, catalog)
+        _place_by_tier(space, fab, members, net_racks, catalog)
+        if fname == "compute":
+            fabric_nodes = members
+            rails = len(catalog.nodes[members[0].type].compute_hcas) if members else 0
         if any(lk.kind == "ufm-leaf" for lk in fab.links):
             for r in net_racks:
                 u = space.take(r, 1)
@@ -121,7 +153,7 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
                     break
             else:
                 raise PlanError("compute fabric: no rack space left for the UFM appliance")
-        fabrics["compute"] = fab
+        fabrics[fname] = fab
     for name in ("storage", "inband", "oob"):
         ef = getattr(site.fabrics, name)
         if ef is None:
@@ -135,16 +167,17 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
     rack_by_name = {r.name: r for r in racks}
     cables: list[Cable] = []
     for fname, fab in fabrics.items():
-        maker = CableMaker(catalog, "infiniband" if fname == "compute" else "ethernet",
-                           rack_by_name)
-        ib_speed = cf.speed if (fname == "compute" and cf) else None
+        ib_cfg = ib.get(fname)
+        maker = CableMaker(catalog, "ethernet" if ib_cfg is None else "infiniband", rack_by_name)
+        ib_speed = None if ib_cfg is None else ib_cfg.speed
+        role = fname if ib_cfg is None else "compute"  # every IB fabric cables like compute
         speeds: dict[tuple[str, str, str, bool], int] = {}
         gbps: list[int] = []
         for lk in fab.links:
             key = (lk.kind, what[lk.a], what[lk.b], not ends[lk.a].is_host)
             g = speeds.get(key)
             if g is None:
-                g = speeds[key] = _link_gbps(catalog, fname, *key, ib_speed)
+                g = speeds[key] = _link_gbps(catalog, role, *key, ib_speed)
             gbps.append(g)
         cables.extend(maker.cables(fab.links, ends, gbps))
     subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, switches,
@@ -172,6 +205,9 @@ def summary(plan: Plan) -> dict[str, Any]:
     optics = {b.sku: b.quantity for b in plan.bom if b.category == "transceiver"}
     addrs = dict(sorted(Counter(a.pool for a in plan.addresses).items()))
     compute = plan.fabrics.get("compute")
+    extra = {n: {"topology": f.topology, "tiers": f.tiers, "endpoints": f.endpoints,
+                 "max_endpoints": f.max_endpoints}
+             for n, f in ((n, plan.fabrics[n]) for n in plan.ib_names() if n != "compute")}
     return {
         "schema_version": plan.schema_version,
         "site": plan.site.site.name,
@@ -181,6 +217,7 @@ def summary(plan: Plan) -> dict[str, Any]:
         "compute_fabric": None if compute is None else {
             "topology": compute.topology, "tiers": compute.tiers,
             "endpoints": compute.endpoints, "max_endpoints": compute.max_endpoints},
+        **({"infiniband": extra} if extra else {}),
         "switches": sw,
         "links": links,
         "cables": cables,

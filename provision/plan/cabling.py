@@ -97,7 +97,8 @@ class Cable:
 
 def cable_id(link: Link) -> str:
     """Stable ID derived from the lower end (never from list positions)."""
-    return f"{FABRIC_CODE[link.fabric]}:{link.a}:{link.a_port}"
+    # Further InfiniBand fabrics share "IB": an HCA or switch is on one fabric only.
+    return f"{FABRIC_CODE.get(link.fabric, 'IB')}:{link.a}:{link.a_port}"
 
 
 def run_length(a: Rack, ua: int, b: Rack, ub: int) -> float:
@@ -279,7 +280,7 @@ class CableMaker:
             if c is None:
                 c = picks[pk2] = self._pick(links[worst], gbps[i], far, plugged)
             run = runs[i]
-            cid = f"{FABRIC_CODE[lk.fabric]}:{lk.a}:{lk.a_port}"
+            cid = f"{FABRIC_CODE.get(lk.fabric, 'IB')}:{lk.a}:{lk.a_port}"
             ea, eb = ends[lk.a], ends[lk.b]
             if c.medium in PLUGGED:
                 want, label = far, cable_id(links[first])

@@ -171,6 +171,12 @@ def _choose_tiers(cfg: ComputeFabric, leaves: int, k: int, name: str) -> int:
     return int(cfg.tiers)
 
 
+def switch_prefix(name: str) -> str:
+    """Switch-name prefix of InfiniBand fabric ``name``: ``ib-`` for the compute fabric (the
+    names single-fabric sites always had), ``ib-<name>-`` for a further fabric."""
+    return "ib-" if name == "compute" else f"ib-{name}-"
+
+
 def _rails(nodes: Sequence[Node], catalog: Catalog, name: str) -> int:
     counts = {len(catalog.nodes[n.type].compute_hcas) for n in nodes}
     if len(counts) != 1:
@@ -199,8 +205,8 @@ def build_rail_optimized(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Cat
     leaves: list[Switch] = []
     for s in range(n_su):
         for r in range(rails):
-            leaves.append(Switch(f"ib-su{s + 1:02d}-leaf{r + 1:02d}", model.name, name, "leaf",
-                                 su=s + 1))
+            leaves.append(Switch(f"{switch_prefix(name)}su{s + 1:02d}-leaf{r + 1:02d}",
+                                 model.name, name, "leaf", su=s + 1))
     fab.switches.extend(leaves)
     # Slot order: SU 1 keeps its last slot(s) for the UFM so growth never moves it.
     node_slot: list[int] = []
@@ -219,7 +225,7 @@ def build_rail_optimized(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Cat
                               rail=r))
     fab.tiers = _choose_tiers(cfg, len(leaves), k, name)
     pod_leaves = max(rails, (k // 2) // rails * rails)
-    _tree_above(fab, leaves, up, model, fab.tiers, "ib-", None, pod_leaves)
+    _tree_above(fab, leaves, up, model, fab.tiers, switch_prefix(name), None, pod_leaves)
     fab.max_endpoints = _max_endpoints(k, fab.tiers)
     return fab
 
@@ -243,7 +249,7 @@ def build_fat_tree(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Catalog,
         per_plane = [[(n, r) for n in nodes for r in range(rails)]]
     for p, endpoints in enumerate(per_plane):
         plane = p if planes > 1 else None
-        prefix = f"ib-p{p}-" if planes > 1 else "ib-"
+        prefix = switch_prefix(name) + (f"p{p}-" if planes > 1 else "")
         n_leaves = max(1, math.ceil(len(endpoints) / down))
         tiers = _choose_tiers(cfg, n_leaves, k, name)
         fab.tiers = tiers
@@ -264,15 +270,17 @@ def _max_endpoints(k: int, tiers: int) -> int:
     return k * k // 2 if tiers == 2 else k ** 3 // 4
 
 
-BUILDERS: dict[str, Callable[[ComputeFabric, Sequence[Node], Catalog], FabricPlan]] = {
+BUILDERS: dict[str, Callable[[ComputeFabric, Sequence[Node], Catalog, str], FabricPlan]] = {
     "rail-optimized": build_rail_optimized,
     "fat-tree": build_fat_tree,
-    "multi-plane": lambda cfg, nodes, cat: build_fat_tree(cfg, nodes, cat, planes=cfg.planes),
+    "multi-plane": lambda cfg, nodes, cat, name: build_fat_tree(cfg, nodes, cat, name,
+                                                                planes=cfg.planes),
 }
 
 
-def build_compute(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Catalog) -> FabricPlan:
-    """Build the compute fabric for ``nodes`` (already filtered to cfg.node_groups)."""
+def build_compute(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Catalog,
+                  name: str = "compute") -> FabricPlan:
+    """Build InfiniBand fabric ``name`` for ``nodes`` (already filtered to cfg.node_groups)."""
     if cfg.switch not in catalog.switches:
-        raise PlanError(f"compute fabric references unknown switch type {cfg.switch!r}")
-    return BUILDERS[cfg.topology](cfg, nodes, catalog)
+        raise PlanError(f"{name} fabric references unknown switch type {cfg.switch!r}")
+    return BUILDERS[cfg.topology](cfg, nodes, catalog, name)

@@ -20,6 +20,8 @@ GPU141 fabric cannot be built (radix/tiers) · GPU142 switch/fabric speed mismat
 GPU143 planes do not match HCAs · GPU144 no rack space / cable reach for switches
 GPU145 BMCs without OOB reach (no oob, per_rack 0, racks without uplinks)
 GPU146 InfiniBand switch used as an Ethernet ToR/aggregation switch
+GPU147 node group on two InfiniBand fabrics · GPU148 reserved InfiniBand fabric name
+GPU149 UFM ports on a further InfiniBand fabric (fabrics.infiniband)
 GPU151 address pool too small · GPU152 address pools overlap
 GPU161 fabric manager version != driver · GPU162 CUDA newer than the driver branch supports
 GPU163 unknown or end-of-life driver branch · GPU164 kernel modules unsupported by GPU
@@ -28,8 +30,8 @@ GPU167 unknown burn-in profile · GPU168 driver branch too old for the GPU gener
 
 Severity is "error" unless a rule says "warning" (lint exits 0 on warnings unless --strict).
 Findings of one code at one position are grouped (lintbase.group): one line, a count and
-the first examples. Rules live in this module and in lint_facility, lint_names and
-lint_network; each registers itself with ``@rule`` from lintbase.
+the first examples. Rules live in this module and in lint_facility, lint_fabrics,
+lint_names and lint_network; each registers itself with ``@rule`` from lintbase.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ import netaddr
 
 from provision.errors import PlanError
 from provision.loader import LoadedSite, Loc
-from provision.plan import lint_facility, lint_names, lint_network  # noqa: F401  (their rules)
+from provision.models.site import ComputeFabric
+from provision.plan import (  # noqa: F401  (their rules)
+    lint_fabrics,
+    lint_facility,
+    lint_names,
+    lint_network,
+)
 from provision.plan.build import Plan, build_plan
 from provision.plan.layout import layout_racks
 from provision.plan.lintbase import RULES, Finding, finding, group, rule
@@ -108,28 +116,31 @@ def references(ls: LoadedSite) -> Iterator[Finding]:
                          f"{hall.name}", f"use one of {', '.join(sorted(rows))}",
                          "node_groups", gi, "placement", "rows", ri)
     rack_names = {r.name for r in layout_racks(s)}
-    for fname in ("compute", "storage", "inband", "oob"):
-        f = getattr(s.fabrics, fname)
+    sections: list[tuple[str, Loc, object]] = [
+        (fname, ("fabrics", fname), getattr(s.fabrics, fname))
+        for fname in ("compute", "storage", "inband", "oob")]
+    sections += [(n, ("fabrics", "infiniband", n), f) for n, f in s.fabrics.infiniband.items()]
+    for fname, floc, f in sections:
         if f is None:
             continue
         for attr in ("switch", "spine_switch"):
             sku = getattr(f, attr, None)
             if sku is not None and sku not in cat.switches:
                 yield _f("GPU125", f"{fname} fabric references unknown switch type {sku!r}",
-                         f"use one of {', '.join(sorted(cat.switches))}", "fabrics", fname, attr)
-        for ri, ref in enumerate(f.network_racks):
+                         f"use one of {', '.join(sorted(cat.switches))}", *floc, attr)
+        for ri, ref in enumerate(getattr(f, "network_racks", [])):
             ok = ref in rack_names or ("/" in ref and ref.split("/", 1)[0] in halls and
                                        ref.split("/", 1)[1] in {r.name for r in
                                                                 halls[ref.split("/", 1)[0]].rows})
             if not ok:
                 yield _f("GPU123", f"{fname} fabric network_racks entry {ref!r} is not a rack "
                          "or hall/row of this site", "name an existing rack or hall/row",
-                         "fabrics", fname, "network_racks", ri)
+                         *floc, "network_racks", ri)
         for gi, g in enumerate(getattr(f, "node_groups", [])):
             if g not in groups:
                 yield _f("GPU122", f"{fname} fabric references unknown node group {g!r}",
                          f"use one of {', '.join(sorted(groups))}",
-                         "fabrics", fname, "node_groups", gi)
+                         *floc, "node_groups", gi)
 
 
 @rule
@@ -220,24 +231,27 @@ def versions(ls: LoadedSite) -> Iterator[Finding]:
 
 @rule
 def fabric_speed(ls: LoadedSite) -> Iterator[Finding]:
-    cf = ls.site.fabrics.compute
-    if cf is None or cf.switch not in ls.catalog.switches:
+    for name, loc, cf in lint_fabrics.ib_sections(ls):
+        yield from _ib_speed(ls, name, loc, cf)
+
+
+def _ib_speed(ls: LoadedSite, name: str, loc: Loc, cf: ComputeFabric) -> Iterator[Finding]:
+    if cf.switch not in ls.catalog.switches:
         return
     sw = ls.catalog.switches[cf.switch]
     if sw.technology != "infiniband":
-        yield _f("GPU142", f"compute fabric switch {sw.name} is {sw.technology}, not InfiniBand",
-                 "use an InfiniBand switch such as qm9700", "fabrics", "compute", "switch")
+        yield _f("GPU142", f"{name} fabric switch {sw.name} is {sw.technology}, not InfiniBand",
+                 "use an InfiniBand switch such as qm9700", *loc, "switch")
     elif sw.ib_speed != cf.speed:
-        yield _f("GPU142", f"compute fabric speed {cf.speed} but {sw.name} runs {sw.ib_speed}",
-                 f"set speed: {sw.ib_speed} or choose a {cf.speed} switch",
-                 "fabrics", "compute", "speed")
+        yield _f("GPU142", f"{name} fabric speed {cf.speed} but {sw.name} runs {sw.ib_speed}",
+                 f"set speed: {sw.ib_speed} or choose a {cf.speed} switch", *loc, "speed")
     if cf.topology == "multi-plane":
         for _gi, g in enumerate(ls.site.node_groups):
             t = ls.catalog.nodes.get(g.type)
             if g.name in cf.node_groups and t and len(t.compute_hcas) != cf.planes:
-                yield _f("GPU143", f"multi-plane fabric has {cf.planes} planes but {t.name} has "
-                         f"{len(t.compute_hcas)} HCAs", f"set planes: {len(t.compute_hcas)}",
-                         "fabrics", "compute", "planes")
+                yield _f("GPU143", f"{'' if name == 'compute' else name + ' '}multi-plane fabric has {cf.planes} planes but "
+                         f"{t.name} has {len(t.compute_hcas)} HCAs",
+                         f"set planes: {len(t.compute_hcas)}", *loc, "planes")
 
 
 @rule
@@ -279,6 +293,10 @@ def plan_findings(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
             code, hint = "GPU141", "use a higher-radix switch, more tiers or fewer nodes"
         m2 = _FABRIC_RE.search(msg)
         loc: Loc = ("fabrics", m2.group(1)) if m2 else ("fabrics",)
+        extra = next((n for n in ls.site.fabrics.infiniband if msg.startswith(f"{n} fabric")),
+                     None)
+        if extra is not None:
+            loc = ("fabrics", "infiniband", extra)
         return None, [Finding(code, msg, hint, loc)]
 
 
@@ -323,7 +341,8 @@ def lint(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
     """All findings for a schema-valid site, positioned, sorted by file position."""
     findings = [f for r in RULES for f in r(ls)]
     plan: Plan | None = None
-    blocking = {"GPU112", "GPU121", "GPU122", "GPU123", "GPU124", "GPU125", "GPU142", "GPU143"}
+    blocking = {"GPU112", "GPU121", "GPU122", "GPU123", "GPU124", "GPU125", "GPU142", "GPU143",
+                "GPU147", "GPU148", "GPU149"}
     if not any(f.code in blocking for f in findings):
         plan, extra = plan_findings(ls)
         findings += extra

@@ -7,8 +7,10 @@ Pure and deterministic; ``gpuctl plan`` writes the result next to the planning a
 ``dhcp/kea-dhcp4.conf``    Kea DHCPv4: subnets, reservations, PXE/iPXE classes
 ``dns/``                   forward zone, reverse zones per /24, zones.conf
 ``opensm/``                opensm.conf, root/cn/io GUID files, partitions.conf,
-                           node-name-map (``opensm/plane<N>/`` per plane)
-``ibsim/fabric.net``       the compute fabric for Debian's ibsim (and ``plane<N>.net``)
+                           node-name-map (``opensm/plane<N>/`` per plane; a further
+                           InfiniBand fabric in ``opensm/<fabric>/``)
+``ibsim/fabric.net``       the compute fabric for Debian's ibsim (and ``plane<N>.net``;
+                           a further fabric in ``ibsim/<fabric>/``)
 ``slurm/``                 topology.conf (tree), topology-block.conf (block)
 ``k8s/``                   node-labels.yaml, kueue-topology.yaml (sites with Kubernetes)
 ``netbox/``                bulk-import CSVs and device-types.yaml
@@ -37,14 +39,17 @@ from provision.render.slurm import slurm_tree
 
 
 def fabric_tree(plan: Plan, guids: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``ibsim/`` and ``opensm/`` for the compute fabric (empty without one)."""
-    if "compute" not in plan.fabrics or plan.site.fabrics.compute is None:
-        return {}
+    """``ibsim/`` and ``opensm/`` for every InfiniBand fabric (empty without one): the compute
+    fabric's at the top, a further fabric's in a directory named after it."""
     g = resolve_guids(plan, guids)
-    planes = [None, *(p for p in split_planes(ib_fabric(plan)) if p is not None)]
-    files = {"ibsim/fabric.net" if plane is None else f"ibsim/plane{plane}.net": text
-             for plane, text in ibsim_nets(plan, g, planes).items()}
-    files.update(opensm_tree(plan, g))
+    files: dict[str, str] = {}
+    for fabric in plan.ib_names():
+        base = "ibsim/" if fabric == "compute" else f"ibsim/{fabric}/"
+        planes = [None, *(p for p in split_planes(ib_fabric(plan, fabric=fabric))
+                          if p is not None)]
+        files.update({f"{base}fabric.net" if plane is None else f"{base}plane{plane}.net": text
+                      for plane, text in ibsim_nets(plan, g, planes, fabric).items()})
+        files.update(opensm_tree(plan, g, fabric))
     return files
 
 

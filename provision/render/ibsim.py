@@ -1,4 +1,8 @@
-"""Plan -> the InfiniBand compute fabric as ibsim sees it: node GUIDs and an ibsim net file.
+"""Plan -> an InfiniBand fabric as ibsim sees it: node GUIDs and an ibsim net file.
+
+Every function takes the fabric's name (``fabric=``, default ``"compute"``): a site may have
+further InfiniBand fabrics (``fabrics.infiniband``), each its own subnet with its own SM and
+net file. One GUID map (:func:`synthetic_guids`) covers the nodes of all of them.
 
 The net file is the ibnetdiscover topology format that Debian's ``ibsim`` (ibsim-utils 0.10)
 loads: one record per node, a header line ``Switch <ports> "<node id>"`` or
@@ -91,28 +95,33 @@ def _int_port(text: str, what: str) -> int:
     try:
         return int(text)
     except ValueError as exc:
-        raise PlanError(f"compute fabric: {what} port {text!r} is not a port number") from exc
+        raise PlanError(f"InfiniBand fabric: {what} port {text!r} is not a port number") from exc
 
 
-def ib_fabric(plan: Plan, plane: int | None = None) -> IbFabric:
-    """The compute fabric of ``plan`` (one plane of a multi-plane fabric when ``plane`` is set).
+def ib_fabric(plan: Plan, plane: int | None = None, fabric: str = "compute") -> IbFabric:
+    """InfiniBand fabric ``fabric`` of ``plan`` (one plane of a multi-plane fabric when
+    ``plane`` is set).
 
-    Raises PlanError when the plan has no compute fabric. The result is shared between
-    callers for the same Plan object: do not modify it.
+    Raises PlanError when the plan has no such fabric. The result is shared between callers
+    for the same Plan object: do not modify it.
     """
     if plane is not None:
-        parts = memo("planes", plan, None, lambda: split_planes(ib_fabric(plan)))
+        parts = memo("planes", plan, fabric,
+                     lambda: split_planes(ib_fabric(plan, fabric=fabric)))
         if plane not in parts:
-            raise PlanError(f"compute fabric of site {plan.site.site.name} has no plane {plane}")
+            raise PlanError(f"{fabric} fabric of site {plan.site.site.name} has no plane "
+                            f"{plane}")
         return parts[plane]
-    return memo("fabric", plan, None, lambda: _build_fabric(plan))
+    return memo("fabric", plan, fabric, lambda: _build_fabric(plan, fabric))
 
 
-def _build_fabric(plan: Plan) -> IbFabric:
-    fab: FabricPlan | None = plan.fabrics.get("compute")
-    cf = plan.site.fabrics.compute
+def _build_fabric(plan: Plan, name: str) -> IbFabric:
+    fab: FabricPlan | None = plan.fabrics.get(name)
+    cf = plan.site.fabrics.ib().get(name)
     if fab is None or cf is None:
-        raise PlanError(f"site {plan.site.site.name} has no compute fabric to render")
+        known = ", ".join(plan.ib_names()) or "none"
+        raise PlanError(f"site {plan.site.site.name} has no InfiniBand fabric {name!r} to "
+                        f"render (its InfiniBand fabrics: {known})")
     speed = cf.speed if cf.speed in IBSIM_SPEEDS else IBSIM_SPEEDS[-1]
     switches: dict[str, IbNode] = {}
     for sw in fab.switches:
@@ -164,14 +173,14 @@ def split_planes(fabric: IbFabric) -> dict[int | None, IbFabric]:
     return out
 
 
-def sm_node(plan: Plan, plane: int | None = None) -> str:
+def sm_node(plan: Plan, plane: int | None = None, fabric: str = "compute") -> str:
     """Node id where the subnet manager of ``plane`` (or of the whole fabric) runs."""
-    return ib_fabric(plan, plane).nodes[0].name
+    return ib_fabric(plan, plane, fabric).nodes[0].name
 
 
-def planes(plan: Plan) -> list[int | None]:
+def planes(plan: Plan, fabric: str = "compute") -> list[int | None]:
     """``[None]`` for a single subnet, else the plane numbers of a multi-plane fabric."""
-    fab = plan.fabrics.get("compute")
+    fab = plan.fabrics.get(fabric)
     found = sorted({s.plane for s in fab.switches if s.plane is not None}) if fab else []
     return list(found) if found else [None]
 
@@ -189,13 +198,14 @@ def _guid_of(name: str, taken: set[int]) -> int:
 
 
 def synthetic_guids(plan: Plan) -> dict[str, str]:
-    """Stable node GUIDs (``"0x%016x"``) for every HCA, switch and UFM of the compute fabric.
+    """Stable node GUIDs (``"0x%016x"``) for every HCA, switch and UFM of every InfiniBand
+    fabric of the plan.
 
     Keys are node ids (``"<host> mlx5_N"``, switch names, ``"ufm"``). A GUID depends only on
     its name (collisions, vanishingly rare, are settled in sorted name order).
     """
     def make() -> dict[str, str]:
-        names = sorted(n.name for n in ib_fabric(plan).nodes)
+        names = sorted(n.name for f in plan.ib_names() for n in ib_fabric(plan, fabric=f).nodes)
         taken: set[int] = set()
         return {name: f"0x{_guid_of(name, taken):016x}" for name in names}
 
@@ -218,17 +228,17 @@ def _missing(guids: Mapping[str, str], names: Iterable[str]) -> None:
 
 
 def ibsim_net(plan: Plan, guids: Mapping[str, str] | None = None,
-              plane: int | None = None) -> str:
-    """The ibsim net file of the compute fabric (or of one plane)."""
-    return ibsim_nets(plan, guids, [plane])[plane]
+              plane: int | None = None, fabric: str = "compute") -> str:
+    """The ibsim net file of InfiniBand fabric ``fabric`` (or of one of its planes)."""
+    return ibsim_nets(plan, guids, [plane], fabric)[plane]
 
 
 def ibsim_nets(plan: Plan, guids: Mapping[str, str] | None,
-               planes: Iterable[int | None]) -> dict[int | None, str]:
+               planes: Iterable[int | None], fabric: str = "compute") -> dict[int | None, str]:
     """Net files of several planes (``None``: the whole fabric), each node's record built
     once and shared between the files."""
     g = dict(guids) if guids is not None else synthetic_guids(plan)
-    whole = ib_fabric(plan)
+    whole = ib_fabric(plan, fabric=fabric)
     _missing(g, (n.name for n in whole.nodes))
     speed = f"4x{whole.speed}"
     records: dict[str, str] = {}
@@ -240,24 +250,24 @@ def ibsim_nets(plan: Plan, guids: Mapping[str, str] | None,
         records[n.name] = "\n".join(lines)
     out: dict[int | None, str] = {}
     for plane in planes:
-        fabric = ib_fabric(plan, plane)
-        head = [f"# ibsim net file of site {plan.site.site.name}, compute fabric"
+        part = ib_fabric(plan, plane, fabric)
+        head = [f"# ibsim net file of site {plan.site.site.name}, {fabric} fabric"
                 + (f" plane {plane}" if plane is not None else "") + " (generated by gpuctl plan)",
-                f"# {sum(1 for n in fabric.nodes if n.kind == 'Switch')} switches, "
-                f"{sum(1 for n in fabric.nodes if n.kind == 'Hca')} CAs, "
-                f"{sum(len(n.links) for n in fabric.nodes) // 2} links; the SM runs on the "
-                f"first node: {fabric.nodes[0].name!r}"]
-        if fabric.planned_speed != fabric.speed:
-            head.append(f"# planned speed {fabric.planned_speed}; written as {fabric.speed}, "
+                f"# {sum(1 for n in part.nodes if n.kind == 'Switch')} switches, "
+                f"{sum(1 for n in part.nodes if n.kind == 'Hca')} CAs, "
+                f"{sum(len(n.links) for n in part.nodes) // 2} links; the SM runs on the "
+                f"first node: {part.nodes[0].name!r}"]
+        if part.planned_speed != part.speed:
+            head.append(f"# planned speed {part.planned_speed}; written as {part.speed}, "
                         "the fastest speed ibsim 0.10 knows")
-        out[plane] = "\n".join(head + [records[n.name] for n in fabric.nodes]) + "\n"
+        out[plane] = "\n".join(head + [records[n.name] for n in part.nodes]) + "\n"
     return out
 
 
-def ibsim_sizes(plan: Plan) -> dict[str, int]:
+def ibsim_sizes(plan: Plan, fabric: str = "compute") -> dict[str, int]:
     """Nodes, switches and ports of the fabric: ibsim's ``-N``/``-S``/``-P`` must cover them
     (its defaults are 2048 nodes, 256 switches, 13312 ports)."""
-    fabric = ib_fabric(plan)
-    return {"nodes": len(fabric.nodes),
-            "switches": sum(1 for n in fabric.nodes if n.kind == "Switch"),
-            "ports": sum(n.ports + (1 if n.kind == "Switch" else 0) for n in fabric.nodes)}
+    nodes = ib_fabric(plan, fabric=fabric).nodes
+    return {"nodes": len(nodes),
+            "switches": sum(1 for n in nodes if n.kind == "Switch"),
+            "ports": sum(n.ports + (1 if n.kind == "Switch" else 0) for n in nodes)}

@@ -32,9 +32,9 @@ def slug(text: str) -> str:
 
 
 def _iface_type(plan: Plan, fabric: str, sku: str) -> str:
-    if fabric == "compute":
-        cf = plan.site.fabrics.compute
-        return f"infiniband-{(cf.speed if cf else 'ndr').lower()}"
+    cf = plan.site.fabrics.ib().get(fabric)
+    if cf is not None:
+        return f"infiniband-{cf.speed.lower()}"
     cable = plan.catalog.cables.get(sku)
     return ETH_TYPES.get(cable.speed_gbps if cable else 0, "other")
 

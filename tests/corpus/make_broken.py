@@ -14,6 +14,13 @@ from pathlib import Path
 HERE = Path(__file__).parent
 LAB = (HERE.parents[1] / "inventory/sites/lab/site.yaml").read_text()
 
+# A further InfiniBand fabric (and the one-node group it may attach), for the ib-* cases.
+_ZONE2 = ("  infiniband:\n    zone2:\n      topology: fat-tree\n      switch: qm8700\n"
+          "      speed: HDR\n      node_groups: {groups}\n      network_racks: [a01]\n")
+_FF_GROUP = ("  - name: ff\n    type: pcie-a100-1hca\n    count: 1\n    hostname: \"lab-ff-{index:02d}\"\n"
+             "    placement:\n      hall: h1\n      rows: [a]\n      nodes_per_rack: 1\n"
+             "      u_positions: [26]\n\nfabrics:\n")
+
 # name: (old, new, code, exit status)
 CASES: dict[str, tuple[str, str, str, int]] = {
     "yaml-unclosed-bracket": ("rows: [a]", "rows: [a  # <- here", "GPU001", 2),
@@ -93,6 +100,10 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "pool-too-small": ("  inband: 10.210.0.0/20\n", "  inband: 10.210.0.0/29  # <- here\n", "GPU151", 1),
     "fabric-radix-too-small": ("halls:\n", "catalogs: [tiny-catalog.yaml]\nhalls:\n", "GPU141", 1),
     "missing-include": ("halls:\n", "includes: [no-such-file.yaml]\nhalls:\n", "GPU001", 2),
+    "ib-group-on-two-fabrics": ("  inband:\n    switch: sn4600c\n", _ZONE2.format(groups="[gpu]  # <- here") + "  inband:\n    switch: sn4600c\n", "GPU147", 1),
+    "ib-fabric-unknown-group": ("  inband:\n    switch: sn4600c\n", _ZONE2.format(groups="[gpus]  # <- here") + "  inband:\n    switch: sn4600c\n", "GPU122", 1),
+    "ib-fabric-name-reserved": ("  inband:\n    switch: sn4600c\n", _ZONE2.replace("zone2:", "storage:  # <- here").format(groups="[ff]") + "  inband:\n    switch: sn4600c\n", "GPU148", 1),
+    "ib-fabric-ufm": ("  inband:\n    switch: sn4600c\n", _ZONE2.replace("fat-tree", "rail-optimized  # <- here").format(groups="[ff]") + "  inband:\n    switch: sn4600c\n", "GPU149", 1),
     "no-rack-space-for-switches": ("power_kw: 36, cooling: air}", "power_kw: 36, cooling: air, size_u: 26}", "GPU002", 1),
 }
 # Where the marker comment cannot go on the reported line, give the line explicitly.
@@ -161,6 +172,8 @@ def main() -> None:
         if name == "air-cannot-cool":
             text = text.replace("type: dgx-a100", "type: hgx-h100").replace(
                 "u_positions: [2, 8, 14, 20]", "u_positions: [2, 10, 18, 26]")
+        if name in ("ib-fabric-name-reserved", "ib-fabric-ufm"):
+            text = text.replace("\nfabrics:\n", _FF_GROUP, 1)
         if name == "fabric-radix-too-small":
             text = text.replace("switch: qm8700", "switch: tiny-ib4")
         if name == "no-rack-space-for-switches":

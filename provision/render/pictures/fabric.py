@@ -160,8 +160,8 @@ def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float) -> tuple[float, floa
     n_max = max(len(r) for r in rows)
     box_w = max(BOX_MIN_W, *(_box_text_w(g) for g in groups.values()))
     inner_w = n_max * box_w + (n_max - 1) * GAP
-    tech = "InfiniBand" if fab.name == "compute" else "Ethernet"
-    head = (f"{FABRIC_TITLES.get(fab.name, fab.name)} ({tech}): {fab.topology}, "
+    tech = "InfiniBand" if fab.name in plan.ib_names() else "Ethernet"
+    head = (f"{FABRIC_TITLES.get(fab.name, fab.name + ' fabric')} ({tech}): {fab.topology}, "
             f"{plural(fab.tiers, 'tier')}, {plural(len(fab.switches), 'switch')}, "
             f"{plural(len(fab.links), 'link')}")
     out = [doc.text(MARGIN, y + 22, head, 13, weight="bold")]
