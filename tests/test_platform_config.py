@@ -30,7 +30,6 @@ from provision.platform.model import (
     BLOCK_LABEL,
     HALL_LABEL,
     HOSTNAME_LABEL,
-    PLANES_LABEL,
     RACK_LABEL,
     ROW_LABEL,
     TOPOGRAPH_BLOCK,
@@ -136,7 +135,7 @@ def k8s_version(site: str) -> str:
 @pytest.mark.parametrize("site", EXAMPLE_SITES)
 def test_every_plan_node_gets_location_block_and_topograph_labels(site: str) -> None:
     plan, cfg = plan_of(site), config_of(site)
-    assert [n.name for n in cfg.nodes] == [n.name for n in plan.nodes]
+    assert [n.name for n in cfg.nodes] == [n.name for n in plan.nodes]  # all GPU nodes
     racks = {r.name: r for r in plan.racks}
     for node, spec in zip(plan.nodes, cfg.nodes, strict=True):
         rack = racks[node.rack]
@@ -144,9 +143,8 @@ def test_every_plan_node_gets_location_block_and_topograph_labels(site: str) -> 
         assert HOSTNAME_LABEL not in lb  # the kubelet's label, never patched
         assert (lb[HALL_LABEL], lb[ROW_LABEL], lb[RACK_LABEL]) == (rack.hall, rack.row, rack.name)
         assert lb[BLOCK_LABEL] == lb[TOPOGRAPH_BLOCK]
-        assert lb[TOPOGRAPH_DATACENTER] == site
+        assert lb[TOPOGRAPH_DATACENTER] == f"{site}-{rack.hall}"
         assert lb[TOPOGRAPH_SPINE]
-        assert lb[PLANES_LABEL] == str(cfg.planes)
         for k, v in lb.items():
             assert LABEL_KEY.match(k) and len(k.split("/")[-1]) <= 63, k
             assert LABEL_VALUE.match(v), (k, v)
@@ -165,10 +163,9 @@ def test_block_follows_the_fabric_topology(site: str) -> None:
             assert block[lk.a] == f"su{leaves[lk.b].su:02d}"
     elif fab.topology == "multi-plane":
         assert cfg.planes == plan.site.fabrics.compute.planes  # type: ignore[union-attr]
-        plane0 = [s.name for s in fab.switches if s.tier == "leaf" and s.plane == 0]
-        for lk in links:
+        for lk in links:  # one NIC per plane: the node's plane-0 leaf is its block
             if lk.plane == 0:
-                assert block[lk.a] == f"leaf{plane0.index(lk.b) + 1:03d}"
+                assert block[lk.a] == lk.b
     else:
         for lk in links:
             if lk.rail == 0:
@@ -244,13 +241,16 @@ def test_core_manifests_validate_strictly(site: str) -> None:
 @pytest.mark.parametrize("site", EXAMPLE_SITES)
 def test_custom_resources_validate_structurally(site: str) -> None:
     cfg = config_of(site)
-    topo, flavor, rule = mf.custom_resources(cfg)
+    topo, *flavors, rule = mf.custom_resources(cfg)  # one flavor per GPU node group
     jsonschema.validate(topo, TOPOLOGY_SCHEMA)
-    jsonschema.validate(flavor, FLAVOR_SCHEMA)
+    assert [f["metadata"]["name"] for f in flavors] == [
+        f"{site}-{g.name}" for g in plan_of(site).site.node_groups if g.role == "gpu"]
+    for flavor in flavors:
+        jsonschema.validate(flavor, FLAVOR_SCHEMA)
+        assert flavor["spec"]["topologyName"] == topo["metadata"]["name"]
     jsonschema.validate(rule, RULE_SCHEMA)
     levels = [lv["nodeLabel"] for lv in topo["spec"]["levels"]]
     assert levels == [BLOCK_LABEL, RACK_LABEL, HOSTNAME_LABEL]
-    assert flavor["spec"]["topologyName"] == topo["metadata"]["name"]
     for n in cfg.nodes:  # every level is a label every node carries (hostname: kubelet's)
         assert set(levels) <= set(n.labels) | {HOSTNAME_LABEL}, n.name
     exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
@@ -327,3 +327,40 @@ def test_platform_package_is_pure() -> None:
                     if n.split(".")[0] in {"pulumi", "pulumi_kubernetes", "subprocess", "socket"}
                     or n.startswith(("provision.execute", "provision.cli"))]
     assert bad == []
+
+
+def _kueue_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Kueue documents without metadata other than the name (the stack adds its own
+    managed-by label)."""
+    return [{**{k: v for k, v in d.items() if k != "metadata"}, "name": d["metadata"]["name"]}
+            for d in docs if d["apiVersion"].startswith("kueue.x-k8s.io/")]
+
+
+def _same_as_the_plan(plan: Plan, cfg: PlatformConfig) -> None:
+    from provision.render import k8s  # k8s/node-labels.yaml and k8s/kueue-topology.yaml
+
+    planned = [d for d in yaml.safe_load_all(k8s.node_labels(plan)) if d]
+    assert [(d["metadata"]["name"], d["metadata"]["labels"], d.get("spec", {}).get("taints", []))
+            for d in planned] == [(n.name, n.labels, [t.model_dump() for t in n.taints])
+                                  for n in cfg.nodes]
+    kueue = [d for d in yaml.safe_load_all(k8s.kueue(plan)) if d]
+    assert _kueue_docs(kueue) == _kueue_docs(mf.custom_resources(cfg))
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_platform_labels_and_kueue_topology_are_the_plans(site: str) -> None:
+    """One source of truth: the node labels, taints, Kueue Topology and ResourceFlavors the
+    platform stack applies are exactly what `gpuctl plan` writes to k8s/."""
+    _same_as_the_plan(plan_of(site), config_of(site))
+
+
+def test_storage_nodes_get_no_kubernetes_labels_or_flavor(tmp_path: Path) -> None:
+    from tests.mixed_site import write_mixed_site
+
+    _, plan = load_and_plan(write_mixed_site(tmp_path / "mixed"))
+    cfg = pc.stack_config(plan)
+    assert len(plan.nodes) == 191
+    assert [n.name for n in cfg.nodes] == [n.name for n in plan.nodes if n.role != "storage"]
+    assert [(f.name, f.node_labels, f.gpus) for f in cfg.kueue.flavors] == [
+        ("superpod-h100-4su-dgx", {"gpuctl.io/node-group": "dgx"}, 127 * 8)]
+    _same_as_the_plan(plan, cfg)

@@ -57,9 +57,9 @@ def test_resource_graph_shape(site: str) -> None:
     assert counts[RELEASE] == 3
     assert counts["kubernetes:yaml/v2:ConfigFile"] == 1
     assert counts["kubernetes:kueue.x-k8s.io/v1beta2:Topology"] == 1
-    assert counts["kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor"] == 1
+    assert counts["kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor"] == len(cfg.kueue.flavors)
     assert counts["kubernetes:monitoring.coreos.com/v1:PrometheusRule"] == 1
-    assert counts[NODE_PATCH] == len(load_and_plan(SITES / site)[1].nodes)
+    assert counts[NODE_PATCH] == len(cfg.nodes)
     names = [(r.type, r.name) for r in resources_of(site)]
     assert len(names) == len(set(names))
 
@@ -112,10 +112,13 @@ def test_every_node_is_labelled_and_tainted(site: str) -> None:
 @pytest.mark.parametrize("site", EXAMPLE_SITES)
 def test_kueue_topology_and_flavor(site: str) -> None:
     [topo] = by_type(site)["kubernetes:kueue.x-k8s.io/v1beta2:Topology"]
-    [flavor] = by_type(site)["kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor"]
+    flavors = by_type(site)["kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor"]
     levels = [lv["nodeLabel"] for lv in topo.inputs["spec"]["levels"]]
     assert levels == [BLOCK_LABEL, RACK_LABEL, HOSTNAME_LABEL]
-    assert flavor.inputs["spec"]["topologyName"] == topo.inputs["metadata"]["name"]
+    assert [f.inputs["metadata"]["name"] for f in flavors] == [
+        f.name for f in config_of(site).kueue.flavors] and flavors
+    for flavor in flavors:
+        assert flavor.inputs["spec"]["topologyName"] == topo.inputs["metadata"]["name"]
     [rule] = by_type(site)["kubernetes:monitoring.coreos.com/v1:PrometheusRule"]
     alerts = {r["alert"] for g in rule.inputs["spec"]["groups"] for r in g["rules"]}
     assert {"GpuXidCritical", "GpuEccDoubleBitErrors", "InfinibandLinkDown"} <= alerts

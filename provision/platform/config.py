@@ -1,9 +1,9 @@
 """Plan -> PlatformConfig: the pure derivation of a site's Kubernetes platform stack config.
 
-Every value here is read from the Plan (one source of truth): a node's hall/row/rack from the
-racking plan, its block from the compute-fabric links (rail-optimized: the scalable unit of its
-leaves; fat tree: the leaf of HCA 0; multi-plane: the index of its plane-0 leaf), RDMA
-resources from the node type's HCAs and the IPoIB interfaces of the address plan.
+Every value here is read from the Plan (one source of truth): node labels, taints and the
+Kueue topology are the plan's own (:mod:`provision.render.k8s_topology`, also written by
+``gpuctl plan`` to ``k8s/``), RDMA resources come from the node type's HCAs and the IPoIB
+interfaces of the address plan.
 
 Chart versions are pinned here, each with the public page that shows the release exists.
 """
@@ -17,26 +17,12 @@ import yaml
 
 from provision.errors import PlanError
 from provision.plan.build import Plan
-from provision.plan.fabric import FabricPlan
 from provision.platform.model import (
-    BLOCK_LABEL,
     DUMPER,
-    GPU_TAINT_KEY,
-    GROUP_LABEL,
-    HALL_LABEL,
-    HOSTNAME_LABEL,
-    PLANES_LABEL,
-    RACK_LABEL,
-    ROLE_LABEL,
-    ROW_LABEL,
-    TOPOGRAPH_ACCELERATOR,
-    TOPOGRAPH_BLOCK,
-    TOPOGRAPH_DATACENTER,
-    TOPOGRAPH_SPINE,
-    TYPE_LABEL,
     Chart,
     GpuOperator,
     Kueue,
+    KueueFlavor,
     Monitoring,
     NetworkOperator,
     NodeLabels,
@@ -44,6 +30,7 @@ from provision.platform.model import (
     RdmaResource,
     Taint,
 )
+from provision.render import k8s_topology as kt
 
 PROJECT = "gpuctl-platform"
 """Pulumi project name (stacks/platform/Pulumi.yaml); also the config namespace."""
@@ -78,50 +65,6 @@ CRITICAL_XIDS = [48, 74, 79, 94, 95, 119, 120]
 contained/uncontained ECC (94/95), GSP errors (119/120)."""
 
 
-def _leaf_of(fab: FabricPlan, plane: int | None, rail: int) -> dict[str, str]:
-    """Node -> leaf its HCA ``rail`` (or its plane ``plane`` NIC) is cabled to."""
-    out: dict[str, str] = {}
-    for lk in fab.links:
-        if lk.kind != "node-leaf":
-            continue
-        if (plane is not None and lk.plane == plane) or (plane is None and lk.rail == rail):
-            out.setdefault(lk.a, lk.b)
-    return out
-
-
-def _spine_group(fab: FabricPlan) -> dict[str, str]:
-    """Leaf -> its spine group: the pod in a three-tier fabric, one group in two tiers."""
-    pods = {s.name: s.pod for s in fab.switches if s.tier == "spine" and s.pod is not None}
-    out: dict[str, str] = {}
-    for lk in fab.links:
-        if lk.kind == "leaf-spine" and lk.b in pods:
-            out.setdefault(lk.a, f"pod{pods[lk.b]:02d}")
-    return out
-
-
-def node_blocks(plan: Plan) -> dict[str, tuple[str, str]]:
-    """Node -> (block, spine group) from the compute fabric; nodes off the fabric are absent."""
-    fab = plan.fabrics.get("compute")
-    if fab is None:
-        return {}
-    switches = {s.name: s for s in fab.switches}
-    spine_of = _spine_group(fab)
-    out: dict[str, tuple[str, str]] = {}
-    if fab.topology == "multi-plane":
-        leaves = [s.name for s in fab.switches if s.tier == "leaf" and s.plane == 0]
-        index = {name: i + 1 for i, name in enumerate(leaves)}
-        for node, leaf in _leaf_of(fab, 0, 0).items():
-            out[node] = (f"leaf{index[leaf]:03d}", spine_of.get(leaf, "spines"))
-    elif fab.topology == "rail-optimized":
-        for node, leaf in _leaf_of(fab, None, 0).items():
-            su = switches[leaf].su
-            out[node] = (f"su{su or 0:02d}", spine_of.get(leaf, "spines"))
-    else:
-        for node, leaf in _leaf_of(fab, None, 0).items():
-            out[node] = (leaf, spine_of.get(leaf, "spines"))
-    return out
-
-
 def _planes(plan: Plan) -> int:
     cf = plan.site.fabrics.compute
     if cf is None or "compute" not in plan.fabrics:
@@ -130,40 +73,22 @@ def _planes(plan: Plan) -> int:
 
 
 def node_labels(plan: Plan) -> list[NodeLabels]:
-    """Labels and taints of every node of the plan, in plan order."""
-    racks = {r.name: r for r in plan.racks}
-    blocks = node_blocks(plan)
-    planes = _planes(plan)
-    site = plan.site.site.name
-    out: list[NodeLabels] = []
-    for n in plan.nodes:
-        rack = racks[n.rack]
-        ntype = plan.catalog.nodes[n.type]
-        # kubernetes.io/hostname is the kubelet's: gpuctl never co-owns it (a Pulumi patch
-        # would strip it on destroy); Kueue's lowest level reads the kubelet's value.
-        labels = {
-            HALL_LABEL: rack.hall,
-            ROW_LABEL: rack.row,
-            RACK_LABEL: rack.name,
-            GROUP_LABEL: n.group,
-            ROLE_LABEL: n.role,
-            TYPE_LABEL: n.type,
-            TOPOGRAPH_DATACENTER: site,
-        }
-        if n.name in blocks:
-            block, spine = blocks[n.name]
-            labels[BLOCK_LABEL] = block
-            labels[PLANES_LABEL] = str(planes)
-            labels[TOPOGRAPH_BLOCK] = block
-            labels[TOPOGRAPH_SPINE] = spine
-        if ntype.form_factor == "nvl-rack":
-            labels[TOPOGRAPH_ACCELERATOR] = rack.name
-        elif ntype.nvswitch:
-            labels[TOPOGRAPH_ACCELERATOR] = n.name
-        taints = [Taint(key=GPU_TAINT_KEY, value="present", effect="NoSchedule")] \
-            if ntype.gpus > 0 and n.role == "gpu" else []
-        out.append(NodeLabels(name=n.name, labels=dict(sorted(labels.items())), taints=taints))
-    return out
+    """Labels and taints of every Kubernetes node, in plan order: the plan's own
+    (:func:`provision.render.k8s_topology.node_topology`, what ``gpuctl plan`` writes to
+    ``k8s/node-labels.yaml``). ``kubernetes.io/hostname`` is the kubelet's: gpuctl never
+    co-owns it (a Pulumi patch would strip it on destroy)."""
+    taint = [Taint(key=kt.GPU_TAINT_KEY, value=kt.GPU_TAINT_VALUE, effect="NoSchedule")]
+    return [NodeLabels(name=n.name, labels=n.labels, taints=taint if n.gpu_taint else [])
+            for n in kt.node_topology(plan)]
+
+
+def kueue(plan: Plan) -> Kueue:
+    """The plan's Kueue topology and flavors (what ``k8s/kueue-topology.yaml`` holds)."""
+    k = kt.kueue_topology(plan)
+    return Kueue(chart=KUEUE, api_version=kt.KUEUE_API, topology_name=k.name,
+                 levels=list(k.levels),
+                 flavors=[KueueFlavor(name=f.name, node_labels=f.node_labels, gpus=f.gpus)
+                          for f in k.flavors])
 
 
 def rdma_resources(plan: Plan, link_types: Sequence[str]) -> list[RdmaResource]:
@@ -203,7 +128,6 @@ def stack_config(plan: Plan, *, host_installs_driver: bool = True,
     link_types = ["ether"] if sw.doca_profile == "doca-roce" else ["infiniband"]
     hcas = sorted({h.device for n in plan.nodes
                    for h in plan.catalog.nodes[n.type].compute_hcas})
-    gpus = sum(plan.catalog.nodes[n.type].gpus for n in plan.nodes if n.role == "gpu")
     return PlatformConfig(
         site=site,
         kubernetes=sw.kubernetes,
@@ -218,10 +142,7 @@ def stack_config(plan: Plan, *, host_installs_driver: bool = True,
         network_operator=NetworkOperator(
             chart=NETWORK_OPERATOR, ofed_driver_enabled=not host_installs_driver,
             doca_profile=sw.doca_profile, rdma_resources=rdma_resources(plan, link_types)),
-        kueue=Kueue(
-            chart=KUEUE, topology_name="gpuctl-fabric",
-            levels=[BLOCK_LABEL, RACK_LABEL, HOSTNAME_LABEL],
-            flavor_name="gpuctl-gpu", flavor_node_labels={ROLE_LABEL: "gpu"}, gpus=gpus),
+        kueue=kueue(plan),
         mpi_operator=MPI_OPERATOR,
         monitoring=Monitoring(
             namespace=MONITORING_NAMESPACE,

@@ -138,13 +138,17 @@ def kueue_topology(cfg: PlatformConfig) -> Manifest:
             "spec": {"levels": [{"nodeLabel": lv} for lv in k.levels]}}
 
 
-def kueue_resource_flavor(cfg: PlatformConfig) -> Manifest:
+def kueue_resource_flavors(cfg: PlatformConfig) -> list[Manifest]:
+    """One ResourceFlavor per GPU node group: its nodes carry the GPU taint, admitted pods
+    get its toleration (the same documents as ``gpuctl plan``'s k8s/kueue-topology.yaml)."""
     k = cfg.kueue
-    return {"apiVersion": k.api_version, "kind": "ResourceFlavor",
-            "metadata": _meta(k.flavor_name),
-            "spec": {"nodeLabels": dict(sorted(k.flavor_node_labels.items())),
-                     "topologyName": k.topology_name,
-                     "tolerations": gpu_tolerations()}}
+    return [{"apiVersion": k.api_version, "kind": "ResourceFlavor",
+             "metadata": _meta(f.name),
+             "spec": {"nodeLabels": dict(sorted(f.node_labels.items())),
+                      "nodeTaints": [{"key": GPU_TAINT_KEY, "value": "present",
+                                      "effect": "NoSchedule"}],
+                      "tolerations": gpu_tolerations(),
+                      "topologyName": k.topology_name}} for f in k.flavors]
 
 
 def prometheus_rule(cfg: PlatformConfig) -> Manifest:
@@ -208,7 +212,7 @@ def node_manifests(cfg: PlatformConfig) -> list[Manifest]:
 
 
 def custom_resources(cfg: PlatformConfig) -> list[Manifest]:
-    return [kueue_topology(cfg), kueue_resource_flavor(cfg), prometheus_rule(cfg)]
+    return [kueue_topology(cfg), *kueue_resource_flavors(cfg), prometheus_rule(cfg)]
 
 
 def all_manifests(cfg: PlatformConfig) -> list[Manifest]:

@@ -14,28 +14,26 @@ import yaml
 from pydantic import Field
 
 from provision.models.base import StrictModel
+from provision.render.k8s_topology import (  # the one definition of the label keys
+    BLOCK_LABEL,
+    GPU_TAINT_KEY,
+    GROUP_LABEL,
+    HALL_LABEL,
+    HOSTNAME_LABEL,
+    RACK_LABEL,
+    ROLE_LABEL,
+    ROW_LABEL,
+    TOPOGRAPH_ACCELERATOR,
+    TOPOGRAPH_BLOCK,
+    TOPOGRAPH_DATACENTER,
+    TOPOGRAPH_SPINE,
+    TYPE_LABEL,
+)
 
-LABEL_PREFIX = "topology.gpuctl.io"
-"""Prefix of the physical-location labels gpuctl puts on every node."""
+__all__ = ["BLOCK_LABEL", "GPU_TAINT_KEY", "GROUP_LABEL", "HALL_LABEL", "HOSTNAME_LABEL",
+           "RACK_LABEL", "ROLE_LABEL", "ROW_LABEL", "TOPOGRAPH_ACCELERATOR", "TOPOGRAPH_BLOCK",
+           "TOPOGRAPH_DATACENTER", "TOPOGRAPH_SPINE", "TYPE_LABEL"]
 
-HALL_LABEL = f"{LABEL_PREFIX}/hall"
-ROW_LABEL = f"{LABEL_PREFIX}/row"
-RACK_LABEL = f"{LABEL_PREFIX}/rack"
-BLOCK_LABEL = f"{LABEL_PREFIX}/block"
-PLANES_LABEL = f"{LABEL_PREFIX}/planes"
-GROUP_LABEL = "gpuctl.io/node-group"
-ROLE_LABEL = "gpuctl.io/role"
-TYPE_LABEL = "gpuctl.io/node-type"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
-
-TOPOGRAPH_PREFIX = "network.topology.nvidia.com"
-"""NVIDIA topograph's label keys: accelerator (NVLink domain), block, spine, datacenter."""
-TOPOGRAPH_ACCELERATOR = f"{TOPOGRAPH_PREFIX}/accelerator"
-TOPOGRAPH_BLOCK = f"{TOPOGRAPH_PREFIX}/block"
-TOPOGRAPH_SPINE = f"{TOPOGRAPH_PREFIX}/spine"
-TOPOGRAPH_DATACENTER = f"{TOPOGRAPH_PREFIX}/datacenter"
-
-GPU_TAINT_KEY = "nvidia.com/gpu"
 
 DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 """libyaml's safe dumper when available (the 2,048-node stack file is 1.4 MB)."""
@@ -100,16 +98,22 @@ class NetworkOperator(StrictModel):
     rdma_resources: list[RdmaResource] = Field(default_factory=list)
 
 
+class KueueFlavor(StrictModel):
+    """One ResourceFlavor: the nodes of one GPU node group."""
+
+    name: str
+    node_labels: dict[str, str] = Field(description="Labels selecting the flavor's nodes.")
+    gpus: int = Field(ge=0, description="GPUs on the flavor's nodes (for reports, not quota).")
+
+
 class Kueue(StrictModel):
-    """Kueue with Topology Aware Scheduling over gpuctl's labels."""
+    """Kueue with Topology Aware Scheduling over the plan's labels."""
 
     chart: Chart
-    api_version: str = Field(default="kueue.x-k8s.io/v1beta2")
+    api_version: str
     topology_name: str
     levels: list[str] = Field(description="Node label of each level, coarsest first.")
-    flavor_name: str
-    flavor_node_labels: dict[str, str]
-    gpus: int = Field(ge=0, description="GPUs on the flavor's nodes (for reports, not quota).")
+    flavors: list[KueueFlavor] = Field(description="One per GPU node group.")
 
 
 class Monitoring(StrictModel):

@@ -75,7 +75,8 @@ class GpuPlatform(pulumi.ComponentResource):
         mpi = k8s.yaml.v2.ConfigFile("mpi-operator", file=cfg.mpi_operator.repo, opts=child)
 
         topology = _custom("kueue-topology", m.kueue_topology(cfg), after(kueue))
-        _custom("kueue-flavor", m.kueue_resource_flavor(cfg), after(kueue, topology))
+        for flavor in m.kueue_resource_flavors(cfg):
+            _custom(f"kueue-flavor-{flavor['metadata']['name']}", flavor, after(kueue, topology))
         _custom("gpu-alerts", m.prometheus_rule(cfg), after(ns[cfg.monitoring.namespace]))
 
         for n in cfg.nodes:
