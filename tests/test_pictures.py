@@ -47,6 +47,8 @@ def placed_devices(plan: Plan) -> dict[str, tuple[str, int, int]]:
     out = {n.name: (n.rack, n.u, n.rack_units) for n in plan.nodes}
     out.update({s.name: (s.rack, s.u, plan.catalog.switches[s.model].rack_units)
                 for s in plan.switches if s.rack})
+    out.update({a.name: (a.rack, a.u, plan.catalog.appliances[a.model].rack_units)
+                for a in plan.appliances})
     return out
 
 

@@ -105,8 +105,8 @@ def test_plan_invariants(d: dict[str, Any]) -> None:
             if lk.a in radix:
                 used[(lk.a, lk.a_port)] += 1
     assert max(used.values()) == 1
-    for (dev, port), _ in used.items():
-        assert 1 <= int(port) <= radix[dev], (dev, port)
+    for (dev, port), _ in used.items():  # mgmt0: the dedicated management port
+        assert port == "mgmt0" or 1 <= int(port) <= radix[dev], (dev, port)
     # addresses unique and inside their pools
     pools = {"inband": ["10.1.0.0/16"], "oob": ["10.2.0.0/16"], "storage": ["10.3.0.0/16"],
              "switch_mgmt": ["10.4.0.0/20"], "ipoib": ["10.8.0.0/14"]}
@@ -162,7 +162,7 @@ def _cage(plan: Plan, device: str, port: str) -> str:
     if node is not None:
         hca = {h.device: h for h in CATALOG.nodes[node].compute_hcas}.get(port)
         return str(hca.cage) if hca is not None and hca.cage is not None else port
-    if device == "ufm":
+    if device == "ufm" or not port.isdigit():  # an appliance; a named port (mgmt0)
         return port
     width = CATALOG.switches[plan_switches(plan)[device]].ports_per_cage
     return str((int(port) - 1) // width + 1)

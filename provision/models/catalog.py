@@ -123,6 +123,19 @@ class TransceiverType(StrictModel):
     fiber: Literal["mm", "sm"] = Field(description="Multimode or single-mode fiber.")
 
 
+class ApplianceType(StrictModel):
+    """A rack-mounted appliance that is neither a compute node nor a switch (e.g. UFM)."""
+
+    name: str = Field(description="Catalog key, e.g. ufm-appliance.")
+    vendor: str = Field(description="Manufacturer.")
+    model: str = Field(description="Model name.")
+    role: Literal["ufm"] = Field(description="What the planner uses it for: ufm = the "
+                                 "compute fabric's subnet manager / fabric manager.")
+    max_power_kw: PositiveFloat = Field(description="Nameplate maximum power draw, kW.")
+    typical_power_kw: PositiveFloat = Field(description="Typical power draw, kW.")
+    rack_units: PositiveInt = Field(description="Height in rack units (U).")
+
+
 class Catalog(StrictModel):
     """All hardware SKUs known to a site: built-ins plus the site's own catalog files."""
 
@@ -131,4 +144,7 @@ class Catalog(StrictModel):
     cables: dict[str, CableType] = Field(default_factory=dict, description="Cable SKUs.")
     transceivers: dict[str, TransceiverType] = Field(
         default_factory=dict, description="Transceiver SKUs."
+    )
+    appliances: dict[str, ApplianceType] = Field(
+        default_factory=dict, description="Appliance SKUs (UFM, ...)."
     )

@@ -217,6 +217,10 @@ class ComputeFabric(StrictModel):
     ufm_ports: int = Field(
         default=4, ge=0, description="rail-optimized: leaf ports reserved for the UFM appliance."
     )
+    ufm_appliance: str = Field(
+        default="ufm-appliance",
+        description="Catalog appliance (appliances:) racked as the UFM when ufm_ports > 0.",
+    )
     planes: PositiveInt = Field(
         default=1, description="multi-plane: independent planes (one NIC of each node per plane)."
     )

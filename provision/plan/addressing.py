@@ -118,8 +118,10 @@ def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], slots: dict[str, int]
 
 def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                    fabric_nodes: Sequence[Node], rails: int, switches: Sequence[Switch],
-                   boot_ifaces: dict[str, str]) -> tuple[list[Subnet], list[Address]]:
-    """All subnets and addresses of the site."""
+                   boot_ifaces: dict[str, str],
+                   appliances: Sequence[str] = ()) -> tuple[list[Subnet], list[Address]]:
+    """All subnets and addresses of the site; switches and then ``appliances`` get their
+    management address from the switch_mgmt pool."""
     a: Addressing = site.addressing
     subnets: list[Subnet] = []
     addresses: list[Address] = []
@@ -167,14 +169,15 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                                          ip_str(base + RESERVED_LOW + 1 + i), net.prefixlen,
                                          cidr, ""))
     mgmt = netaddr.IPNetwork(a.switch_mgmt)
-    if len(switches) + RESERVED_LOW + 2 > mgmt.size:
+    managed = [sw.name for sw in switches] + list(appliances)
+    if len(managed) + RESERVED_LOW + 2 > mgmt.size:
         raise PlanError(f"address pool switch_mgmt ({mgmt}) is exhausted: {len(switches)} "
-                        f"switches need {len(switches) + RESERVED_LOW + 2 - mgmt.size} more "
-                        "addresses")
+                        f"switches and {len(appliances)} appliances need "
+                        f"{len(managed) + RESERVED_LOW + 2 - mgmt.size} more addresses")
     subnets.append(Subnet("switch_mgmt", "switches", str(mgmt), str(mgmt[1]),
                           str(mgmt[RESERVED_LOW + 1]), mgmt.size - RESERVED_LOW - 2))
     base, cidr, gw = int(mgmt.first), str(mgmt), str(mgmt[1])
-    for i, sw in enumerate(switches):
-        addresses.append(Address("switch_mgmt", sw.name, "mgmt0",
+    for i, name in enumerate(managed):
+        addresses.append(Address("switch_mgmt", name, "mgmt0",
                                  ip_str(base + RESERVED_LOW + 1 + i), mgmt.prefixlen, cidr, gw))
     return subnets, addresses

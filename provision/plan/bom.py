@@ -15,6 +15,7 @@ from provision.models.catalog import Catalog
 from provision.plan.cabling import Cable
 from provision.plan.fabric import Switch
 from provision.plan.layout import Node, Rack
+from provision.plan.racking import Appliance
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +41,15 @@ def optic_modules(cables: Sequence[Cable]) -> dict[tuple[str, str], str]:
 
 
 def plan_bom(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
-             switches: Sequence[Switch], cables: Sequence[Cable], ufm: int) -> list[BomLine]:
+             switches: Sequence[Switch], cables: Sequence[Cable],
+             appliances: Sequence[Appliance] = ()) -> list[BomLine]:
     lines: list[BomLine] = []
     for sku, qty in sorted(Counter(n.type for n in nodes).items()):
         lines.append(BomLine("node", sku, catalog.nodes[sku].model, qty))
     for sku, qty in sorted(Counter(s.model for s in switches).items()):
         lines.append(BomLine("switch", sku, catalog.switches[sku].model, qty))
-    if ufm:
-        lines.append(BomLine("appliance", "ufm", "UFM fabric manager appliance", ufm))
+    for sku, qty in sorted(Counter(a.model for a in appliances).items()):
+        lines.append(BomLine("appliance", sku, catalog.appliances[sku].model, qty))
     physical: dict[tuple[str, float], set[str]] = {}
     links: Counter[tuple[str, float]] = Counter()
     for c in cables:
@@ -62,7 +64,8 @@ def plan_bom(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
         t = catalog.transceivers[sku]
         lines.append(BomLine("transceiver", sku, f"{t.form_factor} {t.ports}x{t.speed_gbps}G "
                              f"{t.fiber.upper()} {t.reach_m:g} m", qty, qty * t.ports))
-    used = {n.rack for n in nodes} | {s.rack for s in switches if s.rack}
+    used = {n.rack for n in nodes} | {s.rack for s in switches if s.rack} | \
+        {a.rack for a in appliances}
     pdus = sum(r.pdus for r in racks if r.name in used)
     if pdus:
         lines.append(BomLine("pdu", "pdu", "rack PDU", pdus))

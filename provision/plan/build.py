@@ -9,15 +9,29 @@ from typing import Any
 
 from provision.errors import PlanError
 from provision.models.catalog import Catalog
-from provision.models.site import ComputeFabric, Site
+from provision.models.site import ComputeFabric, EthernetFabric, Site
 from provision.plan.addressing import Address, Subnet, plan_addresses
 from provision.plan.bom import BomLine, plan_bom
 from provision.plan.cabling import Cable, CableMaker, End, host_ports, link_speed_gbps
-from provision.plan.ethernet import build_ethernet
+from provision.plan.ethernet import TOR_UPLINKS, build_ethernet
 from provision.plan.fabric import FabricPlan, Link, Switch, build_compute
 from provision.plan.layout import Node, Rack, layout_racks, place_nodes
+from provision.plan.management import (
+    MGMT_GBPS,
+    Managed,
+    cable_management,
+    device_racks,
+    reserve_oob_tors,
+    seat_reserved,
+)
 from provision.plan.power import PowerPlan, plan_power
-from provision.plan.racking import RackSpace, place_switches, resolve_racks
+from provision.plan.racking import (
+    Appliance,
+    RackSpace,
+    place_appliance,
+    place_switches,
+    resolve_racks,
+)
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +51,7 @@ class Plan:
     addresses: list[Address]
     power: PowerPlan
     bom: list[BomLine]
+    appliances: list[Appliance] = field(default_factory=list)
     ufm_rack: str = ""
     rails: int = 0
     schema_version: int = SCHEMA_VERSION
@@ -60,24 +75,26 @@ class Plan:
                 if lk.kind == "node-leaf"]
 
 
-def _ends(nodes: list[Node], switches: list[Switch], catalog: Catalog, ufm_rack: str,
-          ufm_u: int) -> tuple[dict[str, End], dict[str, str]]:
-    """Where every link end sits, and what it is (node type or switch model) by name."""
+def _ends(nodes: list[Node], switches: list[Switch], catalog: Catalog,
+          appliances: list[Appliance]) -> tuple[dict[str, End], dict[str, str]]:
+    """Where every link end sits, and what it is (node type, switch or appliance model)."""
     ports = {t: host_ports(catalog.nodes[t]) for t in {n.type for n in nodes}}
     ends = {n.name: End(n.rack, n.u, True, 1, ports[n.type] or None) for n in nodes}
     what = {n.name: n.type for n in nodes}
     for s in switches:
         ends[s.name] = End(s.rack, s.u, False, catalog.switches[s.model].ports_per_cage)
         what[s.name] = s.model
-    if ufm_rack:
-        ends["ufm"] = End(ufm_rack, ufm_u, True)
-        what["ufm"] = "ufm"
+    for a in appliances:
+        ends[a.name] = End(a.rack, a.u, True)
+        what[a.name] = a.model
     return ends, what
 
 
 def _link_gbps(catalog: Catalog, fabric: str, kind: str, a: str, b: str, a_is_switch: bool,
                ib_speed: str | None) -> int:
     """Speed of a link from ``a`` (node type or switch model) up to switch model ``b``."""
+    if kind == "mgmt":
+        return MGMT_GBPS
     nic = 0
     if kind == "node-tor":
         t = catalog.nodes[a]
@@ -132,8 +149,19 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
     nodes = place_nodes(site, catalog, racks)
     space = RackSpace(racks, nodes, catalog)
     boot = {g.name: g.boot_interface for g in site.node_groups}
+    oob_cfg = site.fabrics.oob
+    oob_model = catalog.switches.get(oob_cfg.switch) if oob_cfg is not None else None
+    reserved: dict[str, list[int]] = {}
+    if oob_cfg is not None and oob_model is not None:
+        nets: list[ComputeFabric | EthernetFabric] = [*ib_fabrics(site).values()]
+        nets += [f for f in (site.fabrics.storage, site.fabrics.inband, oob_cfg)
+                 if f is not None]
+        refs = [r for f in nets for r in f.network_racks]
+        reserved = reserve_oob_tors(space, resolve_racks(refs, racks), oob_cfg.per_rack,
+                                    oob_model)
     fabrics: dict[str, FabricPlan] = {}
-    ufm_rack, ufm_u, rails = "", 0, 0
+    appliances: list[Appliance] = []
+    rails = 0
     fabric_nodes: list[Node] = []
     ib = ib_fabrics(site)
     for fname, cf in ib.items():
@@ -146,24 +174,36 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
             fabric_nodes = members
             rails = len(catalog.nodes[members[0].type].compute_hcas) if members else 0
         if any(lk.kind == "ufm-leaf" for lk in fab.links):
-            for r in net_racks:
-                u = space.take(r, 1)
-                if u is not None:
-                    ufm_rack, ufm_u = r, u
-                    break
-            else:
-                raise PlanError("compute fabric: no rack space left for the UFM appliance")
+            if cf.ufm_appliance not in catalog.appliances:
+                raise PlanError(f"{fname} fabric references unknown appliance "
+                                f"{cf.ufm_appliance!r} (ufm_appliance)")
+            ufm = Appliance("ufm" if fname == "compute" else f"ufm-{fname}", cf.ufm_appliance,
+                            "ufm")
+            place_appliance(space, ufm, net_racks, catalog, f"{fname} fabric")
+            appliances.append(ufm)
         fabrics[fname] = fab
     for name in ("storage", "inband", "oob"):
         ef = getattr(site.fabrics, name)
         if ef is None:
             continue
-        fab = build_ethernet(name, ef, nodes, catalog, boot)
+        extra: list[str] = []
+        if name == "oob":
+            placed = [Managed(s.name, s.rack) for f in fabrics.values() for s in f.switches]
+            placed += [Managed(a.name, a.rack) for a in appliances]
+            extra = device_racks(placed, racks, {n.rack for n in nodes})
+        fab = build_ethernet(name, ef, nodes, catalog, boot, extra)
+        if name == "oob" and oob_model is not None:
+            seat_reserved(space, fab, reserved, oob_model)
         place_switches(space, fab.switches, resolve_racks(ef.network_racks, racks), catalog,
                        {}, name)
         fabrics[name] = fab
     switches = [s for f in fabrics.values() for s in f.switches]
-    ends, what = _ends(nodes, switches, catalog, ufm_rack, ufm_u)
+    if "oob" in fabrics and oob_cfg is not None:
+        managed = [Managed(s.name, s.rack) for s in switches if s.rack]
+        managed += [Managed(a.name, a.rack) for a in appliances]
+        up = TOR_UPLINKS if oob_cfg.spine_switch else 0
+        cable_management(fabrics["oob"], managed, racks, catalog, up)
+    ends, what = _ends(nodes, switches, catalog, appliances)
     rack_by_name = {r.name: r for r in racks}
     cables: list[Cable] = []
     for fname, fab in fabrics.items():
@@ -181,12 +221,12 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
             gbps.append(g)
         cables.extend(maker.cables(fab.links, ends, gbps))
     subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, switches,
-                                        boot)
-    power = plan_power(site, catalog, racks, nodes, switches)
-    ufm = 1 if ufm_rack else 0
-    bom = plan_bom(catalog, racks, nodes, switches, cables, ufm)
+                                        boot, [a.name for a in appliances])
+    power = plan_power(site, catalog, racks, nodes, switches, appliances)
+    bom = plan_bom(catalog, racks, nodes, switches, cables, appliances)
+    ufm_rack = next((a.rack for a in appliances if a.role == "ufm"), "")
     return Plan(site, catalog, racks, nodes, fabrics, switches, cables, subnets, addresses,
-                power, bom, ufm_rack=ufm_rack, rails=rails)
+                power, bom, appliances, ufm_rack=ufm_rack, rails=rails)
 
 
 def summary(plan: Plan) -> dict[str, Any]:

@@ -181,6 +181,8 @@ class CableMaker:
             if hp is None:
                 return port, port, 1
             return hp.cage, hp.label, hp.width
+        if not port.isdigit():  # a named port (mgmt0) is its own single-port jack
+            return port, port, 1
         key = (port, e.ports_per_cage)
         got = self._cages.get(key)
         if got is None:

@@ -27,8 +27,10 @@ def node_ports(fabric: str, node: Node, catalog: Catalog, boot_interface: str) -
 
 
 def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalog: Catalog,
-                   boot_interfaces: dict[str, str]) -> FabricPlan:
-    """ToRs in every rack that holds nodes; optional aggregation switches above them."""
+                   boot_interfaces: dict[str, str],
+                   extra_racks: Sequence[str] = ()) -> FabricPlan:
+    """ToRs in every rack that holds nodes (and in ``extra_racks``, the network racks the OOB
+    network reaches); optional aggregation switches above them."""
     tor_model = catalog.switches.get(cfg.switch)
     if tor_model is None:
         raise PlanError(f"{name} fabric references unknown switch type {cfg.switch!r}")
@@ -37,6 +39,8 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
     by_rack: dict[str, list[Node]] = {}
     for n in nodes:
         by_rack.setdefault(n.rack, []).append(n)
+    for rack in extra_racks:
+        by_rack.setdefault(rack, [])
     tors: list[Switch] = []
     up = TOR_UPLINKS if cfg.spine_switch else 0
     for rack, rack_nodes in by_rack.items():

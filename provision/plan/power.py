@@ -9,6 +9,7 @@ from provision.models.catalog import Catalog
 from provision.models.site import Site
 from provision.plan.fabric import Switch
 from provision.plan.layout import Node, Rack
+from provision.plan.racking import Appliance
 
 COOLING_LIMIT_KW = {"air": 40.0, "hybrid": 60.0, "liquid": 140.0}
 """Densest rack each cooling type carries (shared/reference/fabrics.md, Facility)."""
@@ -29,6 +30,7 @@ class RackPower:
     headroom_kw: float
     nodes: int
     switches: int
+    appliances: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +58,10 @@ class PowerPlan:
 
 
 def plan_power(site: Site, catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
-               switches: Sequence[Switch]) -> PowerPlan:
+               switches: Sequence[Switch], appliances: Sequence[Appliance] = ()) -> PowerPlan:
     name_kw: dict[str, float] = {r.name: 0.0 for r in racks}
     exp_kw: dict[str, float] = {r.name: 0.0 for r in racks}
-    counts: dict[str, list[int]] = {r.name: [0, 0] for r in racks}
+    counts: dict[str, list[int]] = {r.name: [0, 0, 0] for r in racks}
     for n in nodes:
         t = catalog.nodes[n.type]
         name_kw[n.rack] += t.max_power_kw
@@ -71,11 +73,17 @@ def plan_power(site: Site, catalog: Catalog, racks: Sequence[Rack], nodes: Seque
             name_kw[sw.rack] += s.max_power_kw
             exp_kw[sw.rack] += s.typical_power_kw
             counts[sw.rack][1] += 1
+    for ap in appliances:
+        a = catalog.appliances[ap.model]
+        name_kw[ap.rack] += a.max_power_kw
+        exp_kw[ap.rack] += a.typical_power_kw
+        counts[ap.rack][2] += 1
     rack_rows = [RackPower(
         rack=r.name, hall=r.hall, row=r.row, budget_kw=r.power_kw, cooling=r.cooling,
         cooling_limit_kw=COOLING_LIMIT_KW[r.cooling], nameplate_kw=round(name_kw[r.name], 3),
         expected_kw=round(exp_kw[r.name], 3), headroom_kw=round(r.power_kw - name_kw[r.name], 3),
-        nodes=counts[r.name][0], switches=counts[r.name][1]) for r in racks]
+        nodes=counts[r.name][0], switches=counts[r.name][1], appliances=counts[r.name][2])
+        for r in racks]
     rollups: list[Rollup] = []
     for hall in site.halls:
         for row in hall.rows:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from provision.errors import PlanError
 from provision.models.catalog import Catalog
 from provision.plan.fabric import Switch
 from provision.plan.layout import Node, Rack, distance_m
 
-UFM_UNITS = 1
+
+@dataclass(slots=True)
+class Appliance:
+    """A rack-mounted appliance (catalog ``appliances:``), e.g. the UFM; placed like a switch."""
+
+    name: str
+    model: str
+    role: str
+    rack: str = ""
+    u: int = 0
 
 
 class RackSpace:
@@ -43,6 +53,13 @@ class RackSpace:
         return None
 
 
+    def release(self, rack: str, u: int, units: int, kw: float = 0.0) -> None:
+        """Give back a block that :meth:`take` returned."""
+        self.used[rack].difference_update(range(u, u + units))
+        self.free[rack] += units
+        self.kw[rack] += kw
+
+
 def resolve_racks(refs: Sequence[str], racks: Sequence[Rack]) -> list[str]:
     """Rack names from ``refs``: rack names, or ``hall/row`` for every rack of a row."""
     names = {r.name for r in racks}
@@ -61,12 +78,30 @@ def resolve_racks(refs: Sequence[str], racks: Sequence[Rack]) -> list[str]:
     return out
 
 
+def place_appliance(space: RackSpace, appliance: Appliance, network_racks: Sequence[str],
+                    catalog: Catalog, what: str) -> None:
+    """The first network rack with room (and power budget) for the appliance, else the first
+    with room; raise PlanError when none has."""
+    spec = catalog.appliances[appliance.model]
+    for strict in (True, False):
+        for rack in network_racks:
+            u = space.take(rack, spec.rack_units, spec.max_power_kw, strict_power=strict)
+            if u is not None:
+                appliance.rack, appliance.u = rack, u
+                return
+    raise PlanError(f"{what}: no rack space left for the {spec.model} ({appliance.name}, "
+                    f"{spec.rack_units}U) in {', '.join(network_racks[:4]) or 'network_racks'}")
+
+
 def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: Sequence[str],
                    catalog: Catalog, anchors: dict[str, str], fabric: str) -> None:
     """Each switch goes to the network rack nearest its anchor rack (the rack of its first
-    lower-tier neighbour, ``anchors``), else the first with room; ToRs stay in their rack."""
+    lower-tier neighbour, ``anchors``), else the first with room; ToRs stay in their rack.
+    Switches that already have a U (reserved earlier) keep it."""
     nearest: dict[str, list[str]] = {}
     for sw in switches:
+        if sw.u:
+            continue  # placed already (a reserved OOB ToR)
         units = catalog.switches[sw.model].rack_units
         kw = catalog.switches[sw.model].max_power_kw
         if sw.tier == "tor":

@@ -14,7 +14,6 @@ from typing import Any
 
 from provision.plan.build import Plan
 from provision.render.csvtext import csv_text as _csv
-from provision.render.ibsim import UFM
 
 _SLUG = re.compile(r"[^a-z0-9-]+")
 CABLE_TYPES = {"dac": "dac-passive", "acc": "dac-active", "aoc": "aoc", "fiber-mm": "mmf-om4",
@@ -45,9 +44,10 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
     site_slug = slug(site.name)
     node_types = sorted({n.type for n in plan.nodes})
     sw_models = sorted({s.model for s in plan.switches})
+    ap_models = sorted({a.model for a in plan.appliances})
     makers = sorted({cat.nodes[t].vendor for t in node_types}
-                    | {cat.switches[m].vendor for m in sw_models} | ({"NVIDIA"} if plan.ufm_rack
-                                                                      else set()))
+                    | {cat.switches[m].vendor for m in sw_models}
+                    | {cat.appliances[m].vendor for m in ap_models})
     files: dict[str, str] = {}
     files["netbox/manufacturers.csv"] = _csv(["name", "slug"], [(m, slug(m)) for m in makers])
     files["netbox/device-roles.csv"] = _csv(
@@ -59,8 +59,9 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
     for m in sw_models:
         st = cat.switches[m]
         types.append(_devtype(st.vendor, st.model, m, st.rack_units))
-    if plan.ufm_rack:
-        types.append(_devtype("NVIDIA", "UFM Enterprise Appliance", "ufm-appliance", 1))
+    for m in ap_models:
+        at = cat.appliances[m]
+        types.append(_devtype(at.vendor, at.model, m, at.rack_units))
     files["netbox/device-types.yaml"] = "---\n".join(types)
     files["netbox/sites.csv"] = _csv(["name", "slug", "status", "description"],
                                      [(site.name, site_slug, "active", site.location)])
@@ -86,9 +87,10 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
         role = "ib-switch" if st.technology == "infiniband" else "eth-switch"
         devices.append((s.name, role, st.vendor, st.model, site.name, _loc(racks, s.rack),
                         s.rack, s.u, "front", "planned"))
-    if plan.ufm_rack:
-        devices.append((UFM, "ufm", "NVIDIA", "UFM Enterprise Appliance", site.name,
-                        _loc(racks, plan.ufm_rack), plan.ufm_rack, "", "", "planned"))
+    for ap in plan.appliances:
+        at = cat.appliances[ap.model]
+        devices.append((ap.name, at.role, at.vendor, at.model, site.name, _loc(racks, ap.rack),
+                        ap.rack, ap.u, "front", "planned"))
     files["netbox/devices.csv"] = _csv(
         ["name", "role", "manufacturer", "device_type", "site", "location", "rack",
          "position", "face", "status"], devices)

@@ -44,6 +44,7 @@ def plan_json(plan: Plan) -> str:
         f'"racks": {_records(plan.racks)}',
         f'"nodes": {_records(plan.nodes)}',
         f'"switches": {_records(sorted(plan.switches, key=lambda s: (s.fabric, s.name)))}',
+        f'"appliances": {_records(plan.appliances)}',
         f'"links": {_records(lk for f in plan.fabrics.values() for lk in f.links)}',
         f'"cables": {_records(plan.cables)}',
         f'"subnets": {_records(plan.subnets)}',
@@ -86,7 +87,7 @@ def power_csv(plan: Plan) -> str:
     p = plan.power
     rows: list[Sequence[Any]] = [
         ("rack", r.rack, r.budget_kw, r.nameplate_kw, r.expected_kw, r.headroom_kw, r.cooling,
-         r.cooling_limit_kw) for r in p.racks if r.nodes or r.switches]
+         r.cooling_limit_kw) for r in p.racks if r.nodes or r.switches or r.appliances]
     rows += [(u.level, u.name, u.capacity_kw, u.nameplate_kw, u.expected_kw,
               round(u.capacity_kw - u.nameplate_kw, 3), "", "") for u in p.rollups]
     rows.append(("facility", plan.site.site.name, plan.site.site.power_capacity_mw * 1000,

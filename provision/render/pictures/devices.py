@@ -80,6 +80,11 @@ def _contents(plan: Plan) -> dict[str, list[Placed]]:
         out.setdefault(s.rack, []).append(Placed(
             s.name, _switch_kind(s.fabric, model.technology), s.model, s.rack, s.u,
             model.rack_units, _switch_what(s.tier, s.plane, s.su, s.pod, s.fabric)))
+    for a in plan.appliances:
+        spec = plan.catalog.appliances[a.model]
+        out.setdefault(a.rack, []).append(Placed(
+            a.name, "appliance", a.model, a.rack, a.u, spec.rack_units,
+            f"{a.role} appliance ({spec.model})"))
     for devices in out.values():
         devices.sort(key=lambda d: (-(d.u + d.units), d.name))
     return out

@@ -90,7 +90,8 @@ def _end_key(end: str, up: Switch | None, node_group: dict[str, str],
     kind), and the SU / plane of that switch, so each plane's NICs form their own tree."""
     base = node_group.get(end)
     if base is None:
-        base = KINDS[kind[end]].label + "s" if end in kind else end
+        # a device of another kind on this fabric: a switch's or appliance's management port
+        base = f"{KINDS[kind[end]].label} mgmt ports" if end in kind else end
     if up is not None and up.su is not None:
         base += f" · SU {up.su}"
     if up is not None and up.plane is not None:
@@ -175,12 +176,24 @@ def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float) -> tuple[float, floa
     labels: list[str] = []
     for (a, b), n in sorted(links.items()):
         lo, up = groups[a], groups[b]
+        nc = cables.get((a, b), 0)
+        if a == b:
+            # patch cords inside one group (an OOB switch's mgmt0 into its own or its peer's
+            # front port): a short stub under the box's right end, with its count
+            words = f"{plural(n, 'link')} within"
+            x, y1 = lo.x + lo.w - 40, lo.y + BOX_H
+            lines.append(doc.line(x, y1, x, y1 + 24, "#7f8fa6", 1.2,
+                                  f' data-links="{n}" data-cables="{nc}"',
+                                  tip=f"{a}: {words} the group"))
+            label = _place(doc, placed, x, y1 + 12, x, y1 + 12, words)
+            if label:
+                labels.append(label)
+            continue
         if lo.y < up.y:
             lo, up = up, lo
         x1, x2 = _ends(lo, up)
         y1, y2 = lo.y, up.y + BOX_H
         width = 1.2 + min(6.0, n / 128)
-        nc = cables.get((a, b), 0)
         words = plural(n, "link") + (f" on {plural(nc, 'cable')}" if nc != n else "")
         lines.append(doc.line(x1, y1, x2, y2, "#7f8fa6", width,
                               f' data-links="{n}" data-cables="{nc}"',
@@ -211,7 +224,7 @@ def _box_text_w(g: _Group) -> float:
 
 def _ports_line(g: _Group) -> str:
     if not g.ports:
-        return f"{thousands(g.used)} ports cabled"
+        return f"{plural(g.used, 'port')} cabled"
     free = g.ports - g.used
     return f"{thousands(g.ports)} ports: {thousands(g.used)} used, {thousands(free)} free"
 

@@ -1,0 +1,121 @@
+"""Every device of every example site is placed, powered, addressed and cabled for management.
+
+A device is a node, a switch of any fabric or an appliance (UFM). Placed: a rack of the site
+and rack units inside it that no other device uses. Powered: its rack has PDUs and the rack's
+power row counts it and its draw. Addressed: a management address (a node's BMC, or its boot
+interface when it has no BMC; a switch's or appliance's mgmt0). Cabled: that management port
+has a cable to an OOB switch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+
+import pytest
+
+from provision.cli.common import load_and_plan
+from provision.plan.build import Plan
+from tests.conftest import EXAMPLE_SITES, SITES
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    rack: str
+    u: int
+    units: int
+    max_kw: float
+    mgmt_port: str
+    mgmt_pool: str
+
+
+@cache
+def _plan(site: str) -> Plan:
+    return load_and_plan(SITES / site)[1]
+
+
+def devices(plan: Plan) -> list[Device]:
+    cat = plan.catalog
+    out = []
+    for n in plan.nodes:
+        t = cat.nodes[n.type]
+        boot = next(g.boot_interface for g in plan.site.node_groups if g.name == n.group)
+        out.append(Device(n.name, n.rack, n.u, n.rack_units, t.max_power_kw,
+                          "bmc" if t.bmc else boot, "oob" if t.bmc else "inband"))
+    for s in plan.switches:
+        m = cat.switches[s.model]
+        out.append(Device(s.name, s.rack, s.u, m.rack_units, m.max_power_kw, "mgmt0",
+                          "switch_mgmt"))
+    for a in plan.appliances:
+        m = cat.appliances[a.model]
+        out.append(Device(a.name, a.rack, a.u, m.rack_units, m.max_power_kw, "mgmt0",
+                          "switch_mgmt"))
+    return out
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_every_device_is_placed(site: str) -> None:
+    plan = _plan(site)
+    racks = {r.name: r for r in plan.racks}
+    held: dict[tuple[str, int], str] = {}
+    for d in devices(plan):
+        assert d.rack in racks, f"{site}: {d.name} has no rack"
+        assert d.u >= 1 and d.u + d.units - 1 <= racks[d.rack].size_u, \
+            f"{site}: {d.name} at U{d.u} does not fit rack {d.rack}"
+        for u in range(d.u, d.u + d.units):
+            other = held.setdefault((d.rack, u), d.name)
+            assert other == d.name, f"{site}: {d.name} and {other} share {d.rack} U{u}"
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_every_device_is_powered(site: str) -> None:
+    plan = _plan(site)
+    racks = {r.name: r for r in plan.racks}
+    rows = {r.rack: r for r in plan.power.racks}
+    count: Counter[str] = Counter()
+    kw: dict[str, float] = {}
+    for d in devices(plan):
+        assert racks[d.rack].pdus > 0, f"{site}: {d.name} is in rack {d.rack}, which has no PDU"
+        count[d.rack] += 1
+        kw[d.rack] = kw.get(d.rack, 0.0) + d.max_kw
+    for rack, n in count.items():
+        row = rows[rack]
+        assert row.nodes + row.switches + row.appliances == n, f"{site}: rack {rack}"
+        assert row.nameplate_kw == pytest.approx(kw[rack], abs=1e-3), f"{site}: rack {rack}"
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_every_device_has_a_management_address(site: str) -> None:
+    plan = _plan(site)
+    for d in devices(plan):
+        mine = [a for a in plan.addresses_of(d.name)
+                if a.interface == d.mgmt_port and a.pool == d.mgmt_pool]
+        assert len(mine) == 1, f"{site}: {d.name} has no {d.mgmt_pool} address on {d.mgmt_port}"
+    seen = Counter(a.address for a in plan.addresses if a.pool in ("oob", "switch_mgmt"))
+    assert not [a for a, n in seen.items() if n > 1], f"{site}: duplicate management address"
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_every_device_has_a_management_cable(site: str) -> None:
+    plan = _plan(site)
+    oob = {s.name: s for s in plan.switches if s.fabric == "oob"}
+    by_end = {(c.a, c.a_port): c for c in plan.cables}
+    for d in devices(plan):
+        c = by_end.get((d.name, d.mgmt_port))
+        assert c is not None, f"{site}: {d.name} {d.mgmt_port} is not cabled"
+        if d.mgmt_pool == "inband":
+            continue  # a node without a BMC is managed over its in-band boot port
+        assert c.b in oob, f"{site}: {d.name} {d.mgmt_port} goes to {c.b}, not an OOB switch"
+        assert oob[c.b].rack == c.b_rack and c.a_rack == d.rack, f"{site}: {c.id} racks"
+    ends = Counter(e for c in plan.cables for e in ((c.a, c.a_port), (c.b, c.b_port)))
+    assert not [e for e, n in ends.items() if n > 1], f"{site}: a port cabled twice"
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_every_rack_with_devices_has_its_own_oob_switch(site: str) -> None:
+    """Network racks too: no management cable leaves its rack when the rack has an OOB ToR."""
+    plan = _plan(site)
+    with_tor = {s.rack for s in plan.switches if s.fabric == "oob" and s.tier == "tor"}
+    assert {d.rack for d in devices(plan)} <= with_tor
