@@ -14,6 +14,7 @@ GPU121 unknown hall/row · GPU122 unknown node group · GPU123 unknown rack
 GPU124 unknown catalog node type · GPU125 unknown catalog switch type
 GPU126 a catalog entry names an unknown SKU (a cable's transceiver)
 GPU127 node group references an unknown image
+GPU128 role gpu on a node type without GPUs · GPU129 node group without HCAs on an IB fabric
 GPU131 duplicate name · GPU132 duplicate hostname · GPU133 hostname/rack_names pattern error
 GPU134 hostname (or domain) not a DNS label · GPU135 rack name not a DNS label
 GPU141 fabric cannot be built (radix/tiers) · GPU142 switch/fabric speed mismatch
@@ -31,7 +32,7 @@ GPU167 unknown burn-in profile · GPU168 driver branch too old for the GPU gener
 Severity is "error" unless a rule says "warning" (lint exits 0 on warnings unless --strict).
 Findings of one code at one position are grouped (lintbase.group): one line, a count and
 the first examples. Rules live in this module and in lint_facility, lint_fabrics,
-lint_names and lint_network; each registers itself with ``@rule`` from lintbase.
+lint_names, lint_network and lint_roles; each registers itself with ``@rule`` from lintbase.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from provision.plan import (  # noqa: F401  (their rules)
     lint_facility,
     lint_names,
     lint_network,
+    lint_roles,
 )
 from provision.plan.build import Plan, build_plan
 from provision.plan.layout import layout_racks
@@ -342,7 +344,7 @@ def lint(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
     findings = [f for r in RULES for f in r(ls)]
     plan: Plan | None = None
     blocking = {"GPU112", "GPU121", "GPU122", "GPU123", "GPU124", "GPU125", "GPU142", "GPU143",
-                "GPU147", "GPU148", "GPU149"}
+                "GPU129", "GPU147", "GPU148", "GPU149"}
     if not any(f.code in blocking for f in findings):
         plan, extra = plan_findings(ls)
         findings += extra

@@ -57,6 +57,8 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "oob-per-rack-zero": ("    switch: mgmt-1g-48\n", "    switch: mgmt-1g-48\n    per_rack: 0  # <- here\n", "GPU145", 1),
     "oob-missing": ("  oob:\n    switch: mgmt-1g-48\n", "", "GPU145", 1),
     "oob-racks-without-uplinks": ("        racks: 1\n", "        racks: 2\n", "GPU145", 1),
+    "role-gpu-without-gpus": ("\nfabrics:\n", "  - name: stor  # <- here\n    type: storage-2u-nvme\n    count: 1\n    hostname: \"lab-stor-{index:02d}\"\n    placement:\n      hall: h1\n      rows: [a]\n      nodes_per_rack: 1\n      u_positions: [30]\n\nfabrics:\n", "GPU128", 1),
+    "fabric-group-without-hcas": ("    node_groups: [gpu]\n", "    node_groups: [gpu, stor]  # <- here\n", "GPU129", 1),
     "ib-switch-as-ethernet-tor": ("    switch: sn4600c\n", "    switch: qm8700  # <- here\n", "GPU146", 1),
     "pue-implausible-for-climate": ("  pue_target: 1.3\n", "  pue_target: 1.02  # <- here\n", "GPU109", 0),
     "catalog-entry-bad-value": ("halls:\n", "catalogs: [bad-value-catalog.yaml]\nhalls:\n", "GPU002", 1),
@@ -189,6 +191,8 @@ def main() -> None:
             text = text.replace("network_racks: [a01]", "network_racks: [a]")
         if name == "group-overlap":  # room in the power budget for the fifth node
             text = text.replace("power_kw: 36, cooling: air}", "power_kw: 44, cooling: air}")
+        if name == "fabric-group-without-hcas":  # a storage group (no HCAs) on the IB fabric
+            text = text.replace("\nfabrics:\n", "  - name: stor\n    type: storage-2u-nvme\n    role: storage\n    count: 1\n    hostname: \"lab-stor-{index:02d}\"\n    placement:\n      hall: h1\n      rows: [a]\n      nodes_per_rack: 1\n      u_positions: [30]\n\nfabrics:\n", 1)
         if name == "halls-same-floor":
             text = text.replace("  power_capacity_mw: 0.1\n", "  power_capacity_mw: 0.2\n")
         lines = text.splitlines()
