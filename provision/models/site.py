@@ -178,7 +178,11 @@ class NodeGroup(StrictModel):
 
     name: Name = Field(description="Group name, also an Ansible group.")
     type: str = Field(description="Catalog node type, e.g. dgx-h100.")
-    role: Literal["gpu", "storage", "mgmt", "head"] = Field(default="gpu", description="Role.")
+    role: Literal["gpu", "storage", "mgmt", "head"] = Field(
+        default="gpu", description="What the nodes are for: gpu (compute; needs a node type "
+        "with GPUs), storage (never a Kubernetes node), mgmt or head. The node type's "
+        "hardware decides the NVIDIA and InfiniBand stacks and GPU burn-in "
+        "(docs/roles.md).")
     count: PositiveInt = Field(description="Number of nodes.")
     placement: Placement = Field(description="Where the nodes go.")
     hostname: Annotated[str, AfterValidator(_hostname_pattern)] = Field(
