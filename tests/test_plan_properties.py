@@ -27,6 +27,8 @@ def make_site(topology: str, nodes: int, per_rack: int, rows: int, ntype: str,
               storage: bool, switch: str = "qm8700") -> dict[str, Any]:
     d = copy.deepcopy(LAB)
     racks_needed = -(-nodes // per_rack)
+    if topology == "rail-optimized":  # each SU of 20 slots starts a rack: one part-rack each
+        racks_needed += -(-(nodes + 1) // 20)
     per_row = -(-racks_needed // rows)
     units = CATALOG.nodes[ntype].rack_units
     d["halls"][0]["power_capacity_kw"] = 100000
@@ -156,24 +158,23 @@ def test_growth_at_the_end_never_renumbers_existing_nodes(d: dict[str, Any], mor
             assert new[key].get(k) == v, (key, k, v, new[key].get(k))
 
 
-def _cage(plan: Plan, device: str, port: str) -> str:
-    """The physical cage of a port, worked out from the catalog (not from the plan's labels)."""
-    node = plan_nodes(plan).get(device)
-    if node is not None:
-        hca = {h.device: h for h in CATALOG.nodes[node].compute_hcas}.get(port)
-        return str(hca.cage) if hca is not None and hca.cage is not None else port
-    if device == "ufm" or not port.isdigit():  # an appliance; a named port (mgmt0)
-        return port
-    width = CATALOG.switches[plan_switches(plan)[device]].ports_per_cage
-    return str((int(port) - 1) // width + 1)
+def _cages(plan: Plan) -> Any:
+    """A function giving the physical cage of a port, worked out from the catalog (not from
+    the plan's labels)."""
+    node_type = {n.name: n.type for n in plan.nodes}
+    width = {s.name: CATALOG.switches[s.model].ports_per_cage for s in plan.switches}
+    hcas = {t: {h.device: h.cage for h in CATALOG.nodes[t].compute_hcas}
+            for t in set(node_type.values())}
 
-
-def plan_nodes(plan: Plan) -> dict[str, str]:
-    return {n.name: n.type for n in plan.nodes}
-
-
-def plan_switches(plan: Plan) -> dict[str, str]:
-    return {s.name: s.model for s in plan.switches}
+    def cage(device: str, port: str) -> str:
+        t = node_type.get(device)
+        if t is not None:
+            c = hcas[t].get(port)
+            return str(c) if c is not None else port
+        if device not in width or not port.isdigit():  # an appliance; a named port (mgmt0)
+            return port
+        return str((int(port) - 1) // width[device] + 1)
+    return cage
 
 
 def check_physical_cabling(plan: Plan) -> None:
@@ -183,9 +184,10 @@ def check_physical_cabling(plan: Plan) -> None:
     optics: dict[tuple[str, str], set[str]] = {}
     labels: dict[tuple[str, str], set[str]] = {}
     per_label: dict[str, list[Any]] = {}
+    cage_of = _cages(plan)
     for c in plan.cables:
-        ends = ((c.a, _cage(plan, c.a, c.a_port), c.a_optic),
-                (c.b, _cage(plan, c.b, c.b_port), c.b_optic))
+        ends = ((c.a, cage_of(c.a, c.a_port), c.a_optic),
+                (c.b, cage_of(c.b, c.b_port), c.b_optic))
         for dev, cage, optic in ends:
             media.setdefault((dev, cage), set()).add(c.medium)
             optics.setdefault((dev, cage), set()).add(optic)
@@ -221,26 +223,58 @@ def check_physical_cabling(plan: Plan) -> None:
     assert {k[1]: b.quantity for k, b in bom.items() if k[0] == "cable"} == dict(cables)
     assert sum(b.links for k, b in bom.items() if k[0] == "cable") == len(plan.cables)
     # node-side optics follow the node type: one module per cage it carries fiber in
+    fiber: dict[str, set[str]] = {}
+    for c in plan.cables:
+        if c.fabric == "compute" and c.a_optic:
+            fiber.setdefault(c.a, set()).add(c.a_port)
+    node_optics: dict[str, dict[str, str]] = {}
+    for (dev, cage), o in optics.items():
+        if o != {""}:
+            node_optics.setdefault(dev, {})[cage] = next(iter(o))
     for n in plan.nodes:
         t = CATALOG.nodes[n.type]
-        fiber = {c.a_port for c in plan.cables if c.a == n.name and c.fabric == "compute"
-                 and c.a_optic}
+        ports = fiber.get(n.name, set())
         want = {str(h.cage) if h.cage is not None else h.device for h in t.compute_hcas
-                if h.device in fiber}
-        have = {cage for (dev, cage), o in optics.items() if dev == n.name and o != {""}
-                and cage in want | fiber}
+                if h.device in ports}
+        mine = node_optics.get(n.name, {})
+        have = {cage for cage in mine if cage in want | ports}
         assert have == want, (n.name, have, want)
-        for (dev, cage), o in optics.items():
-            if dev == n.name and cage in want:
-                (sku,) = o
-                shared = sum(1 for h in t.compute_hcas if str(h.cage) == cage)
-                assert CATALOG.transceivers[sku].ports == max(1, shared), (n.name, cage, sku)
+        for cage in want:
+            shared = sum(1 for h in t.compute_hcas if str(h.cage) == cage)
+            assert CATALOG.transceivers[mine[cage]].ports == max(1, shared), (n.name, cage)
+
+
+def check_su_racks(plan: Plan) -> None:
+    """No rack holds nodes of two scalable units; SU 1 keeps the UFM's slot empty."""
+    su_of = {s.name: s.su for s in plan.switches if s.su is not None}
+    rack_of = {n.name: n.rack for n in plan.nodes}
+    sus: dict[str, set[int]] = {}
+    for lk in plan.node_fabric_links():
+        su = su_of.get(lk.b)
+        if su is not None:
+            sus.setdefault(rack_of[lk.a], set()).add(su)
+    assert all(len(v) == 1 for v in sus.values()), sus
+    ufm_ports = {lk.b_port for lk in plan.fabrics["compute"].links if lk.kind == "ufm-leaf"}
+    for lk in plan.node_fabric_links():  # no node shares the UFM's leaf ports
+        assert not (su_of.get(lk.b) == 1 and lk.b_port in ufm_ports), lk
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(sites, twin_port_sites))
 def test_physical_cabling_invariants(d: dict[str, Any]) -> None:
-    check_physical_cabling(plan_of(d))
+    plan = plan_of(d)
+    check_physical_cabling(plan)
+    check_su_racks(plan)
+
+
+def test_example_sites_cable_physically() -> None:
+    from provision.cli.common import load_and_plan
+    from tests.conftest import EXAMPLE_SITES
+
+    for site in EXAMPLE_SITES:
+        plan = load_and_plan(SITES / site)[1]
+        check_physical_cabling(plan)
+        check_su_racks(plan)
 
 
 def test_twin_port_leaf_cages_go_to_one_spine() -> None:

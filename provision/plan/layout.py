@@ -71,12 +71,53 @@ def layout_racks(site: Site) -> list[Rack]:
     return racks
 
 
+def su_breaks(site: Site, catalog: Catalog) -> dict[str, tuple[int, int, int]]:
+    """Groups cabled into scalable units (a rail-optimized compute fabric), by name:
+    (fabric nodes placed before the group, nodes in SU 1, node slots per SU).
+
+    SU 1 holds ``su_size`` minus the UFM's slots (the UFM takes those leaf ports; its slot in
+    the rack stays empty), every later SU ``su_size``; each SU starts on a rack boundary."""
+    cf = site.fabrics.compute
+    if cf is None or cf.topology != "rail-optimized":
+        return {}
+    out: dict[str, tuple[int, int, int]] = {}
+    before = 0
+    for g in site.node_groups:
+        if g.name not in cf.node_groups:
+            continue
+        t = catalog.nodes.get(g.type)
+        rails = len(t.compute_hcas) if t is not None else 0
+        ufm_slots = -(-cf.ufm_ports // rails) if cf.ufm_ports and rails else 0
+        out[g.name] = (before, max(1, cf.su_size - ufm_slots), cf.su_size)
+        before += g.count
+    return out
+
+
+def slot_indices(count: int, per_rack: int, brk: tuple[int, int, int] | None) -> list[int]:
+    """Flat slot index (rack * per_rack + slot) of each of ``count`` nodes: consecutive, but
+    with ``brk`` (see ``su_breaks``) every SU starts in a fresh rack."""
+    if brk is None:
+        return list(range(count))
+    before, first, size = brk
+    out: list[int] = []
+    pos = 0
+    for i in range(count):
+        f = before + i
+        if (f == first or (f > first and (f - first) % size == 0)) and pos % per_rack:
+            pos += per_rack - pos % per_rack
+        out.append(pos)
+        pos += 1
+    return out
+
+
 def place_nodes(site: Site, catalog: Catalog, racks: list[Rack]) -> list[Node]:
-    """Fill each group's rows rack by rack; raise PlanError naming the group when racks run out."""
+    """Fill each group's rows rack by rack (each SU from a fresh rack); raise PlanError naming
+    the group when racks run out."""
     by_row: dict[tuple[str, str], list[Rack]] = {}
     for r in racks:
         by_row.setdefault((r.hall, r.row), []).append(r)
     nodes: list[Node] = []
+    breaks = su_breaks(site, catalog)
     for group in site.node_groups:
         ntype = catalog.nodes.get(group.type)
         if ntype is None:
@@ -92,14 +133,18 @@ def place_nodes(site: Site, catalog: Catalog, racks: list[Rack]) -> list[Node]:
             for rack in row_racks[start:]:
                 for s, u in enumerate(p.u_positions, start=1):
                     slots.append((rack, s, u))
-        if len(slots) < group.count:
-            racks_needed = -(-group.count // p.nodes_per_rack)
+        where = slot_indices(min(group.count, len(slots) + 1), p.nodes_per_rack,
+                             breaks.get(group.name))
+        if len(slots) < group.count or (where and len(slots) <= where[-1]):
+            racks_needed = max(-(-group.count // p.nodes_per_rack),
+                               where[-1] // p.nodes_per_rack + 1 if where else 0)
+            sus = " (each scalable unit starts a rack)" if group.name in breaks else ""
             raise PlanError(
                 f"node group {group.name}: {group.count} nodes need {racks_needed} racks at "
-                f"{p.nodes_per_rack} per rack, rows {', '.join(p.rows)} of hall {p.hall} offer "
-                f"{len(slots) // p.nodes_per_rack}")
+                f"{p.nodes_per_rack} per rack{sus}, rows {', '.join(p.rows)} of hall {p.hall} "
+                f"offer {len(slots) // p.nodes_per_rack}")
         for i in range(group.count):
-            rack, slot, u = slots[i]
+            rack, slot, u = slots[where[i]]
             name = group.hostname.format(group=group.name, index=i + 1, rack=rack.name,
                                          slot=slot, hall=rack.hall, row=rack.row)
             nodes.append(Node(name=name, group=group.name, type=group.type, role=group.role,

@@ -56,7 +56,7 @@ from provision.plan import (  # noqa: F401  (their rules)
     lint_roles,
 )
 from provision.plan.build import Plan, build_plan
-from provision.plan.layout import layout_racks
+from provision.plan.layout import layout_racks, slot_indices, su_breaks
 from provision.plan.lintbase import RULES, Finding, finding, group, rule
 from provision.plan.power import COOLING_LIMIT_KW
 from provision.plan.versions import matrix, version_tuple
@@ -149,6 +149,7 @@ def references(ls: LoadedSite) -> Iterator[Finding]:
 def fit(ls: LoadedSite) -> Iterator[Finding]:
     s, cat = ls.site, ls.catalog
     rows = {(h.name, r.name): r for h in s.halls for r in h.rows}
+    breaks = su_breaks(s, cat)
     for gi, g in enumerate(s.node_groups):
         t = cat.nodes.get(g.type)
         if t is None:
@@ -169,12 +170,22 @@ def fit(ls: LoadedSite) -> Iterator[Finding]:
                 yield _f("GPU113", f"node group {g.name}: nodes at U{a0} and U{b0} overlap "
                          f"({t.rack_units}U each)", f"space slots at least {t.rack_units}U apart",
                          "node_groups", gi, "placement", "u_positions", subject=f"U{b0}")
-        capacity = sum(max(0, rows[(p.hall, r)].racks - (p.first_rack - 1 if i == 0 else 0))
-                       for i, r in enumerate(p.rows) if (p.hall, r) in rows) * p.nodes_per_rack
+        have = sum(max(0, rows[(p.hall, r)].racks - (p.first_rack - 1 if i == 0 else 0))
+                   for i, r in enumerate(p.rows) if (p.hall, r) in rows)
+        capacity = have * p.nodes_per_rack
+        where = slot_indices(g.count, p.nodes_per_rack, breaks.get(g.name)) \
+            if g.name in breaks and g.count <= capacity else []
+        need = where[-1] // p.nodes_per_rack + 1 if where else 0
         if row_specs and capacity < g.count:
             yield _f("GPU112", f"node group {g.name}: {g.count} nodes but rows "
                      f"{', '.join(p.rows)} hold {capacity} at {p.nodes_per_rack} per rack",
                      "add racks or rows, or raise nodes_per_rack", "node_groups", gi, "count")
+        elif row_specs and have < need:
+            yield _f("GPU112", f"node group {g.name}: {g.count} nodes need {need} racks at "
+                     f"{p.nodes_per_rack} per rack because each scalable unit starts a rack; "
+                     f"rows {', '.join(p.rows)} have {have}",
+                     "add racks, or choose nodes_per_rack dividing su_size",
+                     "node_groups", gi, "count")
         if t.liquid_cooled:
             for row in row_specs:
                 if row.rack.cooling == "air":
