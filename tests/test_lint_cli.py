@@ -126,3 +126,23 @@ def test_catalog_includes_a_sites_own_skus(runner: CliRunner) -> None:
     assert re.search(r"^tiny-ib4 +4-port HDR +infiniband +4x HDR", res.stdout, re.M)
     bad = runner.invoke(cli, ["catalog", "--site", str(BROKEN / "catalog-non-finite.yaml")])
     assert bad.exit_code == 2 and "non-finite-catalog.yaml:3:" in bad.output
+
+
+def test_one_node_too_many_for_the_sus_is_a_warning(runner: CliRunner, tmp_path: Path) -> None:
+    """128 DGX in "4 SUs x 32 slots" (one slot is the UFM's) opens SU 5 for one node."""
+    path = _site_copy(tmp_path, "superpod-h100-4su", ("    count: 127\n", "    count: 128\n"))
+    path.write_text(path.read_text().replace("{name: b, racks: 16,", "{name: b, racks: 17,"))
+    res = runner.invoke(cli, ["lint", str(path)])
+    assert res.exit_code == 0, res.stdout
+    (line,) = [ln for ln in res.stdout.splitlines() if " GPU140 " in ln]
+    assert re.search(r"site\.yaml:24:\d+: GPU140 warning: compute fabric: 128 nodes open "
+                     r"scalable unit 5 for 1 node\(s\) \(1 of its 32 slots\): 8 more leaves "
+                     r"and spines 16 -> 32", line), line
+    assert runner.invoke(cli, ["lint", str(path), "--strict"]).exit_code == 1
+    out = tmp_path / "plan"
+    res = runner.invoke(cli, ["plan", str(path), "-o", str(out), "--format", "json"])
+    units = json.loads(res.stdout)["compute_fabric"]["scalable_units"]
+    assert [(u["nodes"], u["slots"]) for u in units] == [(31, 31), (32, 32), (32, 32), (32, 32),
+                                                          (1, 32)]
+    clean = runner.invoke(cli, ["lint", str(SITES / "superpod-h100-4su")])
+    assert "GPU140" not in clean.stdout

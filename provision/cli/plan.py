@@ -76,6 +76,10 @@ def _print_summary(s: dict[str, object], out: Path, nfiles: int) -> None:
     if isinstance(cf, dict):
         t.add_row("compute fabric", f"{cf['topology']}, {cf['tiers']} tiers, "
                   f"{cf['endpoints']}/{cf['max_endpoints']} endpoints")
+        units = cf.get("scalable_units")
+        if units:
+            t.add_row("scalable units", f"{len(units)}: " + ", ".join(
+                f"{u['nodes']}/{u['slots']}" for u in units) + " nodes/slots")
     for name, f in dict(s.get("infiniband") or {}).items():  # type: ignore[call-overload]
         t.add_row(f"{name} fabric", f"{f['topology']}, {f['tiers']} tiers, "
                   f"{f['endpoints']}/{f['max_endpoints']} endpoints")
@@ -83,7 +87,7 @@ def _print_summary(s: dict[str, object], out: Path, nfiles: int) -> None:
         total = sum(tiers.values())
         t.add_row(f"switches {fab}", f"{total} ({', '.join(f'{k} {v}' for k, v in tiers.items()) if len(tiers) < 6 else 'by tier/plane in plan.json'})")
     for k, v in dict(s["cables"]).items():  # type: ignore[call-overload]
-        t.add_row(f"cables {k}", str(v))
+        t.add_row(f"physical cables {k}", str(v))
     for k, v in dict(s["optics"]).items():  # type: ignore[call-overload]
         t.add_row(f"optics {k}", str(v))
     for k, v in dict(s["addresses"]).items():  # type: ignore[call-overload]

@@ -256,7 +256,9 @@ def summary(plan: Plan) -> dict[str, Any]:
         "racks_used": len({n.rack for n in plan.nodes} | {s.rack for s in plan.switches}),
         "compute_fabric": None if compute is None else {
             "topology": compute.topology, "tiers": compute.tiers,
-            "endpoints": compute.endpoints, "max_endpoints": compute.max_endpoints},
+            "endpoints": compute.endpoints, "max_endpoints": compute.max_endpoints,
+            **({"scalable_units": [{"nodes": n, "slots": k} for n, k in compute.units]}
+               if compute.units else {})},
         **({"infiniband": extra} if extra else {}),
         "switches": sw,
         "links": links,

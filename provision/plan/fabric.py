@@ -68,6 +68,8 @@ class FabricPlan:
     links: list[Link] = field(default_factory=list)
     endpoints: int = 0
     max_endpoints: int = 0
+    units: list[tuple[int, int]] = field(default_factory=list)
+    """Rail-optimized: (nodes, node slots) per scalable unit; SU 1's slots exclude the UFM's."""
 
 
 def upper_count(lower: int, up_per_lower: int, radix: int) -> int:
@@ -212,12 +214,15 @@ def build_rail_optimized(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Cat
     node_slot: list[int] = []
     for i in range(len(nodes)):
         node_slot.append(i if i < down - ufm_slots else i + ufm_slots)
+    fill = [0] * n_su
     for node, slot in zip(nodes, node_slot, strict=True):
         su, port = divmod(slot, down)
+        fill[su] += 1
         for r in range(rails):
             leaf = leaves[su * rails + r]
             fab.links.append(Link(name, "node-leaf", node.name, catalog.nodes[node.type]
                                   .compute_hcas[r].device, leaf.name, str(port + 1), rail=r))
+    fab.units = [(f, down - (ufm_slots if s == 0 else 0)) for s, f in enumerate(fill)]
     for i in range(cfg.ufm_ports):
         r = i % rails
         port = down - ufm_slots + i // rails

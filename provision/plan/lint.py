@@ -17,6 +17,7 @@ GPU127 node group references an unknown image
 GPU128 role gpu on a node type without GPUs · GPU129 node group without HCAs on an IB fabric
 GPU131 duplicate name · GPU132 duplicate hostname · GPU133 hostname/rack_names pattern error
 GPU134 hostname (or domain) not a DNS label · GPU135 rack name not a DNS label
+GPU140 last scalable unit mostly empty (warning)
 GPU141 fabric cannot be built (radix/tiers) · GPU142 switch/fabric speed mismatch
 GPU143 planes do not match HCAs · GPU144 no rack space / cable reach for switches
 GPU145 BMCs without OOB reach (no oob, per_rack 0, racks without uplinks)
@@ -31,7 +32,7 @@ GPU167 unknown burn-in profile · GPU168 driver branch too old for the GPU gener
 
 Severity is "error" unless a rule says "warning" (lint exits 0 on warnings unless --strict).
 Findings of one code at one position are grouped (lintbase.group): one line, a count and
-the first examples. Rules live in this module and in lint_facility, lint_fabrics,
+the first examples. Rules live in this module and in lint_cabling, lint_facility, lint_fabrics,
 lint_names, lint_network and lint_roles; each registers itself with ``@rule`` from lintbase.
 """
 
@@ -49,6 +50,7 @@ from provision.errors import PlanError
 from provision.loader import LoadedSite, Loc
 from provision.models.site import ComputeFabric
 from provision.plan import (  # noqa: F401  (their rules)
+    lint_cabling,
     lint_fabrics,
     lint_facility,
     lint_names,

@@ -88,6 +88,7 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "liquid-node-in-air-rack": ("    type: dgx-a100\n    count: 4\n", "    type: hgx-b200-dlc  # <- here\n    count: 2\n", "GPU105", 1),
     "node-above-rack-top": ("u_positions: [2, 8, 14, 20]", "u_positions: [2, 8, 14, 44]", "GPU111", 1),
     "overlapping-slots": ("u_positions: [2, 8, 14, 20]", "u_positions: [2, 5, 14, 20]  # <- here", "GPU113", 1),
+    "su-overflow": ("    count: 4\n", "    count: 4  # <- here\n", "GPU140", 0),  # + rail-optimized
     "not-enough-racks": ("    count: 4\n", "    count: 5  # <- here\n", "GPU112", 1),
     "duplicate-row": ("        rack: {size_u: 48, power_kw: 36, cooling: air}\n", "        rack: {size_u: 48, power_kw: 36, cooling: air}\n      - name: a  # <- here\n        racks: 1\n        y_m: 3\n        rack: {size_u: 48, power_kw: 36, cooling: air}\n", "GPU131", 1),
     "fm-version-mismatch": ("  dcgm: 4.4.1\n", "  dcgm: 4.4.1\n  fabric_manager: 580.82.07  # <- here\n", "GPU161", 1),
@@ -176,6 +177,13 @@ def main() -> None:
                 "u_positions: [2, 8, 14, 20]", "u_positions: [2, 10, 18, 26]")
         if name in ("ib-fabric-name-reserved", "ib-fabric-ufm"):
             text = text.replace("\nfabrics:\n", _FF_GROUP, 1)
+        if name == "su-overflow":  # 4 nodes in SUs of 3: SU 2 holds one node, in rack a02
+            text = text.replace("    topology: fat-tree\n", "    topology: rail-optimized\n"
+                                "    su_size: 3\n    ufm_ports: 0\n").replace(
+                "        racks: 1\n", "        racks: 2\n").replace(
+                "power_kw: 36, cooling: air}", "power_kw: 44, cooling: air}").replace(
+                "    switch: mgmt-1g-48\n", "    switch: mgmt-1g-48\n    spine_switch: sn2201\n"
+                "    network_racks: [a01]\n")
         if name == "fabric-radix-too-small":
             text = text.replace("switch: qm8700", "switch: tiny-ib4")
         if name == "no-rack-space-for-switches":

@@ -102,10 +102,14 @@ def _summary_table(s: Mapping[str, object]) -> str:
         rows.append(("compute fabric", f"{cf['topology']}, {cf['tiers']} tiers, "
                      f"{thousands(cf['endpoints'])} of {thousands(cf['max_endpoints'])} "
                      "endpoints"))
+        if cf.get("scalable_units"):
+            units = cf["scalable_units"]
+            rows.append(("scalable units, nodes/slots", f"{len(units)}: " + ", ".join(
+                f"{u['nodes']}/{u['slots']}" for u in units)))
     for fab, tiers in dict(s["switches"]).items():  # type: ignore[call-overload]
         rows.append((f"switches, {fab}", ", ".join(f"{k} {v}" for k, v in tiers.items())))
     for k, v in dict(s["cables"]).items():  # type: ignore[call-overload]
-        rows.append((f"cables, {k}", v))
+        rows.append((f"physical cables, {k}", v))
     for k, v in dict(s["optics"]).items():  # type: ignore[call-overload]
         rows.append((f"optics, {k}", v))
     pw = dict(s["power_kw"])  # type: ignore[call-overload]
