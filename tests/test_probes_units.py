@@ -263,14 +263,14 @@ def test_cli_parse_reads_stdin(runner: CliRunner) -> None:
     assert len(json.loads(result.output)["gpus"]) == 2
 
 
-def test_cli_parse_error_is_one_line_and_exit_1(runner: CliRunner) -> None:
+def test_cli_parse_error_is_one_line_and_exit_2(runner: CliRunner) -> None:
     path = GOLDEN / "ibstat" / "ibpanic_after_two_cas.txt"
     result = runner.invoke(cli, ["burnin", "parse", "ibstat", str(path)], obj={})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.startswith(f"gpuctl: error: {path}: ibstat: ibstat reported an error")
     assert result.output.count("\n") == 1
     piped = runner.invoke(cli, ["burnin", "parse", "nccl", "-"], input="garbage\n", obj={})
-    assert piped.exit_code == 1
+    assert piped.exit_code == 2
     assert piped.output.startswith("gpuctl: error: <stdin>: nccl: no '# nThread")
 
 

@@ -65,7 +65,7 @@ def test_platform_phase_dry_run_lists_the_stack_without_the_cli(no_lab_env: Path
 def test_platform_phase_without_pulumi_cli_fails_with_one_line(no_lab_env: Path) -> None:
     res = CliRunner().invoke(cli, ["provision", "site", str(SITES / "lab"), "--phases",
                                    "platform", "--no-lab", "--store", f"sqlite:///{no_lab_env}"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     errors = [ln for ln in res.output.splitlines() if ln.startswith("gpuctl: error:")]
     assert errors == ["gpuctl: error: install the Pulumi CLI: curl -fsSL "
                       "https://get.pulumi.com | sh, or see https://www.pulumi.com/docs/install/"]

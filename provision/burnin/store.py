@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from provision.burnin.judge import Verdict
-from provision.errors import ExecutionError
 from provision.execute.store import SCHEMA as RUNS_SCHEMA
 from provision.execute.store import RunRecord, Store, sqlite_path
 from provision.resources import source_checkout
+from provision.storefile import connect
 
 KIND = "burnin"
 STATES = ("new", "burn-in", "passed", "failed", "production")
@@ -257,16 +257,7 @@ class BurninStore:
 def open_burnin_store(url: str | Path) -> BurninStore:
     """Open (creating) the results DB at ``url`` with the runs and burn-in tables."""
     path = sqlite_path(str(url))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30.0, isolation_level="DEFERRED")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(RUNS_SCHEMA + SCHEMA)
-    except (OSError, sqlite3.Error) as exc:
-        raise ExecutionError(f"results store {path}: cannot open ({exc})") from exc
-    return BurninStore(conn, str(path))
+    return BurninStore(connect(path, RUNS_SCHEMA + SCHEMA), str(path))
 
 
 def default_store_for(site_dir: Path) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from provision.burnin.probes import KINDS, to_json
-from provision.cli.common import SITE_ARG, load_and_plan
+from provision.cli.common import HISTORY_LIMIT, SITE_ARG, load_and_plan
 from provision.errors import ParseError, UsageError
 
 BURNIN_HELP = """Burn-in: prove new hardware works before it is accepted.
@@ -24,6 +24,10 @@ raw output, judges it against thresholds and stores the verdicts as the acceptan
   run      run the probes on a rack and judge them
   parse    parse one tool's raw output to JSON (to check a capture by hand)
   history  show stored results
+
+\b
+Exit status: 0 every node passed, 1 some nodes failed, 2 bad usage or unreadable input
+(site, store, a capture parse refuses), 130 interrupted (rerun with --resume).
 """
 
 _KINDS_HELP = "\b\nKINDS (for parse):\n" + "\n".join(f"  {kind}" for kind in KINDS)
@@ -42,7 +46,7 @@ def burnin() -> None:
 @click.argument("kind", type=click.Choice(list(KINDS)), metavar="KIND")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True), metavar="FILE")
 def parse_cmd(kind: str, file: str) -> None:
-    """Print ``KINDS[kind](text)`` as indented JSON; ParseError exits 1 via the main CLI.
+    """Print ``KINDS[kind](text)`` as indented JSON; ParseError exits 2 via the main CLI.
 
     The error names the file: ``gpuctl: error: node7/ibstat.txt: ibstat: ...``.
     """
@@ -67,7 +71,8 @@ LEVEL_HELP = ("quick: inventory and health (nvidia-smi, NVLink, Xids, ibstat); s
 @burnin.command("run", help="Run the acceptance tests on the nodes of one rack of SITE: "
                 "first a rack-scoped live fabric verify, then the tests of --level; print a "
                 "per-node verdict table with what to fix. Exit 0 when every node passes, 1 "
-                "otherwise. Everything is recorded in the site's results DB.\n\n" + LEVEL_HELP)
+                "when some fail, 2 for bad usage or unreadable input, 130 when interrupted. "
+                "Everything is recorded in the site's results DB.\n\n" + LEVEL_HELP)
 @SITE_ARG
 @click.option("--rack", required=True, help="Rack to test, e.g. a01.")
 @click.option("--level", type=click.Choice(["quick", "standard", "full", "soak"]),
@@ -165,22 +170,26 @@ def _jobs(plan: Any, rack: str, backend: str) -> str:
                 "lifecycle state (new, burn-in, passed, failed, production).")
 @SITE_ARG
 @click.option("--store", default=None, help="Results DB [default: SITE/.gpuctl/provision.db].")
-@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+@HISTORY_LIMIT
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def history_cmd(site: Path, store: str | None, limit: int, fmt: str) -> None:
+def history_cmd(site: Path, store: str | None, count: int, fmt: str) -> None:
     from provision.burnin.store import default_store_for, open_burnin_store
+    from provision.execute.store import sqlite_path
+    from provision.storefile import existing
 
     loaded, plan = load_and_plan(site)
     name = plan.site.site.name
     url = store or str(default_store_for(loaded.path.parent))
-    if "://" not in url and not Path(url).exists():
+    if store is not None:
+        existing(sqlite_path(store))  # an explicit --store must be a results DB
+    if store is None and not Path(url).exists():
         runs: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
     else:
         with open_burnin_store(url) as st:
             runs = []
-            for r in st.burnin_runs(name, limit):
+            for r in st.burnin_runs(name, count):
                 bad = sorted({v.node for v in st.verdicts(r.id) if v.failed})
                 runs.append({"run": r.id, "status": r.status, "rack": r.options.get("rack"),
                              "level": r.options.get("level"), "plan": r.plan_version,

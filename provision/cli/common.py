@@ -13,6 +13,11 @@ from provision.plan.lint import lint
 
 SITE_ARG = click.argument("site", metavar="SITE", type=click.Path(path_type=Path))
 
+HISTORY_LIMIT = click.option(
+    "--limit", "count", type=click.IntRange(1, 10000), default=20, show_default=True,
+    help="Runs shown, latest first (1 to 10000).")
+"""``--limit`` of every history command: the same name, range and message everywhere."""
+
 
 def load_and_plan(site: Path) -> tuple[LoadedSite, Plan]:
     """Load, lint and plan SITE; lint errors stop here with the first finding as one line."""

@@ -26,6 +26,11 @@ The workflow, from one site description (inventory/sites/<site>/site.yaml):
   gpuctl burnin run SITE --rack R   acceptance tests for a new rack
 
 SITE is a site directory or its site.yaml. Add --debug before the command for tracebacks.
+
+\b
+Exit status of provision and burnin: 0 ok, 1 some hosts failed (and only then),
+2 bad usage or unreadable input (site, store, files; one line says which and the way out),
+130 interrupted (SIGINT/SIGTERM; the run is recorded, rerun with --resume).
 """
 
 
@@ -42,6 +47,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "platform": ("provision.cli.platform", "platform"),
 }
 """Command name -> (module, attribute); modules load only when their command runs."""
+
+RUN_COMMANDS = ("provision", "burnin")
+"""Groups whose exit status is 0 ok / 1 host failures / 2 usage or input / 130 interrupted:
+exit 1 is theirs to give (failed hosts); every error they raise exits 2, or 130."""
+
+INTERRUPTED = 130
+
+
+def exit_code(command: str | None, exc: GpuctlError) -> int:
+    """The exit status of ``gpuctl COMMAND`` failing with ``exc``."""
+    if exc.exit_code == INTERRUPTED or command not in RUN_COMMANDS:
+        return exc.exit_code
+    return 2
 
 
 class GpuctlGroup(click.Group):
@@ -65,7 +83,28 @@ class GpuctlGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"gpuctl: error: {exc}", err=True)
+            sys.exit(exit_code(ctx.invoked_subcommand, exc))
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """Click's main, with usage errors as one line (exit 2) instead of three."""
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "gpuctl"
+            click.echo(f"gpuctl: error: {where}: {exc.format_message().rstrip('.')} "
+                       f"(see {where} --help)", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"gpuctl: error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("gpuctl: interrupted", err=True)
+            sys.exit(INTERRUPTED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 @click.group(cls=GpuctlGroup, help=HELP)

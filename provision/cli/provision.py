@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from provision.cli.common import SITE_ARG, load_and_plan
+from provision.cli.common import HISTORY_LIMIT, SITE_ARG, load_and_plan
 
 PHASES_HELP = ("Comma-separated phases, in any order (run in bring-up order): preflight, "
                "image, base, nvidia, fabric, kubernetes, platform, burnin; or all.")
@@ -48,7 +48,7 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      "GPUCTL_BMC_PASSWORD[host]= overrides one host."),
         click.option("--insecure-bmc-tls", is_flag=True, help="Do not verify BMC TLS "
                      "certificates (self-signed BMCs); off by default."),
-        click.option("--boot-timeout", type=float, default=None,
+        click.option("--boot-timeout", type=click.FloatRange(1, 86400), default=None,
                      help="Seconds a host may take to come back on SSH after the power "
                      "cycle [default: 600, lab 30]."),
         click.option("--extra-vars", "extra_vars", type=click.Path(path_type=Path,
@@ -203,7 +203,8 @@ def site_cmd(site: Path, **kw: Any) -> None:
     """Provision every host of SITE (or those chosen by --limit).
 
     \b
-    Exit status: 0 all hosts ok, 1 some failed, 130 interrupted (rerun with --resume).
+    Exit status: 0 all hosts ok, 1 some hosts failed, 2 bad usage or unreadable input
+    (site, store, files), 130 interrupted (SIGINT/SIGTERM; rerun with --resume).
     Example: gpuctl provision site inventory/sites/lab --phases preflight,image,base
     """
     _run(site, None, **kw)
@@ -221,7 +222,7 @@ def rack_cmd(site: Path, rack: str, **kw: Any) -> None:
 @provision.command("history")
 @SITE_ARG
 @click.option("--store", default=None, help="Results DB [default: SITE/.gpuctl/provision.db].")
-@click.option("--limit", "count", type=int, default=20, show_default=True, help="Runs shown.")
+@HISTORY_LIMIT
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def history_cmd(site: Path, store: str | None, count: int, fmt: str) -> None:

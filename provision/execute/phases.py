@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.errors import ExecutionError, GpuctlError
+from provision.errors import ExecutionError, GpuctlError, UsageError
 from provision.execute import ansible, steps
 from provision.execute.display import Reporter
 from provision.execute.events import HostTally, stats_status
@@ -59,7 +59,7 @@ def parse_phases(text: str) -> list[str]:
     wanted = [p.strip() for p in text.split(",") if p.strip()]
     bad = [p for p in wanted if p not in PHASES]
     if bad or not wanted:
-        raise ExecutionError(f"--phases {text!r}: unknown phase {bad[0] if bad else ''!r}; "
+        raise UsageError(f"--phases {text!r}: unknown phase {bad[0] if bad else ''!r}; "
                              f"phases are {', '.join(PHASES)} (or all)")
     return [p for p in PHASES if p in wanted]
 

@@ -22,10 +22,11 @@ from provision.errors import ExecutionError
 from provision.execute import ansible, inventory, phases, steps
 from provision.execute.display import Reporter
 from provision.execute.redfish import env_credentials
-from provision.execute.store import open_store, site_lock
+from provision.execute.store import open_store, site_lock, sqlite_path
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
 from provision.render.plan_files import plan_json
+from provision.storefile import existing
 
 STATE_DIR = ".gpuctl"
 
@@ -174,7 +175,9 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
 
 def history(loaded: LoadedSite, store: str | None, limit: int = 20) -> list[dict[str, str]]:
     url = store or default_store(loaded)
-    if "://" not in url and not os.path.exists(url):
+    if store is not None:
+        existing(sqlite_path(store))  # an explicit --store must be a results DB
+    elif not os.path.exists(url):
         return []
     rows: list[dict[str, str]] = []
     with open_store(url) as st:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ExecutionError, UsageError
+from provision.storefile import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -241,16 +242,7 @@ def _filters(**values: str | None) -> tuple[str, tuple[str, ...]]:
 def open_store(url: str | Path) -> Store:
     """Open (creating if needed) the results database at ``url``."""
     path = sqlite_path(str(url))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30.0, isolation_level="DEFERRED")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(SCHEMA)
-    except (OSError, sqlite3.Error) as exc:
-        raise ExecutionError(f"results store {path}: cannot open ({exc})") from exc
-    return Store(conn, str(path))
+    return Store(connect(path, SCHEMA), str(path))
 
 
 @contextmanager
