@@ -52,9 +52,11 @@ def make_site(topology: str, nodes: int, per_rack: int, rows: int, ntype: str,
     if topology == "multi-plane":
         cf["planes"] = hcas
     d["fabrics"]["compute"] = cf
-    d["addressing"] = {"inband": "10.1.0.0/16", "oob": "10.2.0.0/16", "storage": "10.3.0.0/16",
-                       "switch_mgmt": "10.4.0.0/20", "ipoib": ["10.8.0.0/14"],
-                       "pod_cidr": "172.16.0.0/14", "service_cidr": "172.20.0.0/16"}
+    d["addressing"] = {"inband": "10.16.0.0/14", "oob": "10.20.0.0/14",
+                       "storage": "10.24.0.0/13", "switch_mgmt": "10.4.0.0/20",
+                       "ipoib": ["10.8.0.0/14"], "pod_cidr": "172.16.0.0/14",
+                       "service_cidr": "172.20.0.0/16",
+                       "capacity": {"rows_per_hall": 8, "racks_per_row": 128}}
     if storage:
         d["fabrics"]["storage"] = {"switch": "sn4600c", "spine_switch": "sn4600c",
                                    "network_racks": ["n01", "n02"]}
@@ -110,7 +112,7 @@ def test_plan_invariants(d: dict[str, Any]) -> None:
     for (dev, port), _ in used.items():  # mgmt0: the dedicated management port
         assert port == "mgmt0" or 1 <= int(port) <= radix[dev], (dev, port)
     # addresses unique and inside their pools
-    pools = {"inband": ["10.1.0.0/16"], "oob": ["10.2.0.0/16"], "storage": ["10.3.0.0/16"],
+    pools = {"inband": ["10.16.0.0/14"], "oob": ["10.20.0.0/14"], "storage": ["10.24.0.0/13"],
              "switch_mgmt": ["10.4.0.0/20"], "ipoib": ["10.8.0.0/14"]}
     seen = Counter(a.address for a in plan.addresses)
     assert max(seen.values()) == 1

@@ -282,6 +282,23 @@ class Fabrics(StrictModel):
         return out
 
 
+class AddressCapacity(StrictModel):
+    """The floor grid addresses are carved on; growth inside it never renumbers anything.
+
+    Rack subnets, IPoIB addresses and ToR management addresses are keyed by position: hall
+    (order in the file), row (order in its hall), rack (index in its row) and U. Add halls
+    and rows at the end of their lists (their place on the floor is x_m/y_m)."""
+
+    rows_per_hall: int = Field(default=16, ge=1, le=256,
+                               description="Rows a hall can ever hold.")
+    racks_per_row: int = Field(default=32, ge=1, le=1000,
+                               description="Racks a row can ever hold.")
+    rack_units: int = Field(default=48, ge=1, le=60,
+                            description="Tallest rack (U): one host address per U per rack.")
+    pdus_per_rack: int = Field(default=4, ge=0, le=8,
+                               description="PDU (OOB) addresses reserved per rack.")
+
+
 class Addressing(StrictModel):
     """Address pools; per-rack / per-SU subnets are carved from these."""
 
@@ -294,9 +311,10 @@ class Addressing(StrictModel):
     switch_mgmt: Cidr = Field(description="Switch management ports.")
     pod_cidr: Cidr = Field(description="Kubernetes pod network.")
     service_cidr: Cidr = Field(description="Kubernetes service network.")
-    headroom: float = Field(
-        default=0.25, ge=0.0, le=4.0,
-        description="Extra fraction of addresses to leave free in each carved subnet.",
+    capacity: AddressCapacity = Field(
+        default_factory=AddressCapacity,
+        description="Design capacity of the floor that addresses are keyed by: every rack "
+                    "position (hall, row, rack) owns a fixed block, whether built or not.",
     )
 
 

@@ -1,8 +1,16 @@
-"""IP plan: subnets carved from the site's pools, one address per interface.
+"""IP plan: addresses keyed by position, so growth anywhere never renumbers what is built.
 
-Subnets are carved in a fixed order (racks in layout order, rails in rail order) and sized
-from slot capacity, not from how many nodes happen to exist yet, so a site that grows at the
-end never renumbers an existing host.
+Every rack position of the floor grid (``addressing.capacity``: hall in file order, row in
+its hall's order, rack index in its row) owns a fixed block of each pool, whether the rack is
+built, empty or not declared yet; inside a rack a host's address is keyed by its U. So a
+rack, a row, a hall or an SU added anywhere takes addresses nobody holds:
+
+* oob / inband / storage: one subnet per rack at ``pool + grid * size``; interface j of the
+  host at U u is host ``RESERVED_LOW + 1 + j * rack_units + (u - 1)`` (PDUs after the BMCs);
+* IPoIB: one subnet per rail, host ``RESERVED_LOW + 1 + grid * rack_units + (u - 1)``;
+* switch management: ToRs from the bottom of the pool keyed by (rack position, fabric,
+  ToR index); from the top: InfiniBand fabric switches in fabric order, appliances (UFM),
+  then Ethernet aggregation switches keyed by (aggregation block, index, fabric).
 """
 
 from __future__ import annotations
@@ -16,11 +24,15 @@ import netaddr
 from provision.errors import PlanError
 from provision.models.catalog import Catalog
 from provision.models.site import Addressing, Site
+from provision.plan.ethernet import TOR_UPLINKS
 from provision.plan.fabric import Switch
-from provision.plan.layout import Node
+from provision.plan.layout import Node, rack_name
 
 RESERVED_LOW = 10
 """Addresses after the network address kept for gateway, VRRP peers and services."""
+
+ETHERNET = ("storage", "inband", "oob")
+"""Ethernet fabrics in their fixed address order (a fabric added later takes its own slot)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,65 +67,139 @@ def prefix_for(hosts: int) -> int:
     return 32 - max(2, math.ceil(math.log2(needed)))
 
 
-class Carver:
-    """Sequential, aligned subnet allocation inside one pool."""
-
-    def __init__(self, name: str, cidr: str) -> None:
-        self.name = name
-        self.pool = netaddr.IPNetwork(cidr)
-        self.cursor = int(self.pool.first)
-        self.wanted = 0
-
-    def carve(self, prefix: int) -> netaddr.IPNetwork | None:
-        size = 2 ** (32 - prefix)
-        start = -(-self.cursor // size) * size
-        self.wanted = start + size - int(self.pool.first)
-        if start + size - 1 > self.pool.last:
-            return None
-        self.cursor = start + size
-        return netaddr.IPNetwork(f"{netaddr.IPAddress(start)}/{prefix}")
-
-    def exhausted(self, what: str) -> PlanError:
-        more = self.wanted - self.pool.size
-        return PlanError(f"address pool {self.name} ({self.pool}) is exhausted carving {what}: "
-                         f"needs {more} more addresses (at least a "
-                         f"/{32 - math.ceil(math.log2(self.wanted))} in all)")
-
-
-def rack_slots(site: Site, nodes: Sequence[Node]) -> dict[str, int]:
-    """Node slots each used rack reserves (a partly filled rack still reserves all slots)."""
-    slots: dict[str, int] = {}
-    seen: set[tuple[str, str]] = set()
-    per_rack = {g.name: g.placement.nodes_per_rack for g in site.node_groups}
-    for n in nodes:
-        if (n.group, n.rack) not in seen:
-            seen.add((n.group, n.rack))
-            slots[n.rack] = slots.get(n.rack, 0) + per_rack[n.group]
-    return slots
+def floor_grid(site: Site) -> dict[str, int]:
+    """Position key of every declared rack: ``(hall * rows_per_hall + row) * racks_per_row +
+    index - 1``. Raises PlanError naming the hall/row that does not fit the grid."""
+    cap = site.addressing.capacity
+    grid: dict[str, int] = {}
+    for hi, hall in enumerate(site.halls):
+        if len(hall.rows) > cap.rows_per_hall:
+            raise PlanError(f"hall {hall.name}: {len(hall.rows)} rows exceed "
+                            f"addressing.capacity.rows_per_hall {cap.rows_per_hall} (raising it "
+                            "renumbers every later hall)")
+        for ri, row in enumerate(hall.rows):
+            where = f"hall {hall.name} row {row.name}"
+            if row.racks > cap.racks_per_row:
+                raise PlanError(f"{where}: {row.racks} racks exceed addressing.capacity."
+                                f"racks_per_row {cap.racks_per_row} (raising it renumbers "
+                                "every later row)")
+            if row.rack.size_u > cap.rack_units:
+                raise PlanError(f"{where}: {row.rack.size_u}U racks exceed addressing."
+                                f"capacity.rack_units {cap.rack_units}")
+            if row.rack.pdus > cap.pdus_per_rack:
+                raise PlanError(f"{where}: {row.rack.pdus} PDUs per rack exceed addressing."
+                                f"capacity.pdus_per_rack {cap.pdus_per_rack}")
+            first = (hi * cap.rows_per_hall + ri) * cap.racks_per_row
+            for i in range(1, row.racks + 1):
+                grid[rack_name(row.rack_names, hall.name, row.name, i)] = first + i - 1
+    return grid
 
 
-def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], slots: dict[str, int],
-              per_node: dict[str, list[str]], extra: dict[str, int],
+def _exhausted(pool: str, net: netaddr.IPNetwork, what: str, needed: int) -> PlanError:
+    prefix = 32 - math.ceil(math.log2(max(needed, 2)))
+    return PlanError(f"address pool {pool} ({net}) is exhausted at {what}: the floor grid "
+                     f"needs at least a /{prefix} up to there; give a bigger pool or a "
+                     "smaller addressing.capacity")
+
+
+def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], grid: dict[str, int],
+              units: int, ifaces: dict[str, list[str]], width: int, extra: int,
               subnets: list[Subnet], addresses: list[Address]) -> None:
-    carver = Carver(pool, cidr)
+    net_all = netaddr.IPNetwork(cidr)
+    hosts = units * width + extra
+    size = 2 ** (32 - prefix_for(hosts))
+    prefix = 32 - int(math.log2(size))
     by_rack: dict[str, list[Node]] = {}
     for n in nodes:
         by_rack.setdefault(n.rack, []).append(n)
-    width = max((len(v) for v in per_node.values()), default=1) or 1
     for rack, rack_nodes in by_rack.items():
-        hosts = slots[rack] * width + extra.get(rack, 0)
-        net = carver.carve(prefix_for(hosts))
-        if net is None:
-            raise carver.exhausted(f"rack {rack}")
-        gw = str(net[1])
-        subnets.append(Subnet(pool, rack, str(net), gw, str(net[RESERVED_LOW + 1]), hosts))
-        offset = RESERVED_LOW + 1
-        base, cidr = int(net.first), str(net)
-        for rack_slot, n in enumerate(rack_nodes):
-            for j, iface in enumerate(per_node[n.name]):
+        start = int(net_all.first) + grid[rack] * size
+        if start + size - 1 > net_all.last:
+            raise _exhausted(pool, net_all, f"rack {rack}", (grid[rack] + 1) * size)
+        cidr_s = f"{ip_str(start)}/{prefix}"
+        gw = ip_str(start + 1)
+        first = start + RESERVED_LOW + 1
+        subnets.append(Subnet(pool, rack, cidr_s, gw, ip_str(first), hosts))
+        for n in rack_nodes:
+            if n.u > units:
+                raise PlanError(f"node {n.name}: U {n.u} is above addressing.capacity."
+                                f"rack_units {units}")
+            for j, iface in enumerate(ifaces[n.name]):
                 addresses.append(Address(pool, n.name, iface,
-                                         ip_str(base + offset + rack_slot * width + j),
-                                         net.prefixlen, cidr, gw))
+                                         ip_str(first + j * units + n.u - 1), prefix, cidr_s,
+                                         gw))
+
+
+def _rail_pools(a: Addressing, rails: int) -> list[netaddr.IPNetwork]:
+    if len(a.ipoib) == rails:
+        return [netaddr.IPNetwork(c) for c in a.ipoib]
+    if len(a.ipoib) == 1:
+        split = 2 ** math.ceil(math.log2(rails))
+        base = netaddr.IPNetwork(a.ipoib[0])
+        if base.prefixlen + int(math.log2(split)) > 30:
+            raise PlanError(f"address pool ipoib ({base}) is too small to split into "
+                            f"{rails} rail subnets")
+        return list(base.subnet(base.prefixlen + int(math.log2(split))))[:rails]
+    raise PlanError(f"addressing.ipoib lists {len(a.ipoib)} pools; give one per "
+                    f"rail/plane ({rails}) or a single pool to split")
+
+
+def _switch_mgmt(a: Addressing, site: Site, switches: Sequence[Switch],
+                 appliances: Sequence[str], grid: dict[str, int], subnets: list[Subnet],
+                 addresses: list[Address]) -> None:
+    mgmt = netaddr.IPNetwork(a.switch_mgmt)
+    base, last = int(mgmt.first), int(mgmt.last)
+    cidr, gw = str(mgmt), ip_str(base + 1)
+    per_rack = {f: getattr(site.fabrics, f).per_rack if getattr(site.fabrics, f) else 0
+                for f in ETHERNET}
+    offset, t = {}, 0
+    for f in ETHERNET:
+        offset[f], t = t, t + per_rack[f]
+    tor_seen: dict[tuple[str, str], int] = {}
+    fabric_ordinal = 0
+    eth_ordinal = dict.fromkeys(ETHERNET, 0)
+    agg_seen: dict[tuple[str, int], int] = {}
+    placed: list[tuple[Switch, int]] = []
+    top: list[tuple[Switch, int | None, int]] = []
+    for sw in switches:
+        if sw.fabric in ETHERNET and sw.tier == "tor" and sw.rack in grid:
+            i = tor_seen.get((sw.fabric, sw.rack), 0)
+            tor_seen[(sw.fabric, sw.rack)] = i + 1
+            if i < per_rack[sw.fabric]:
+                placed.append((sw, base + RESERVED_LOW + 1 + grid[sw.rack] * t
+                               + offset[sw.fabric] + i))
+                continue
+        if sw.fabric in ETHERNET:
+            if sw.pod is not None:   # aggregation block: keyed by block, then index in it
+                j = agg_seen.get((sw.fabric, sw.pod), 0)
+                agg_seen[(sw.fabric, sw.pod)] = j + 1
+                key = (sw.pod - 1) * TOR_UPLINKS + j
+            else:
+                key = eth_ordinal[sw.fabric]
+                eth_ordinal[sw.fabric] += 1
+            top.append((sw, None, key * len(ETHERNET) + ETHERNET.index(sw.fabric)))
+        else:
+            top.append((sw, fabric_ordinal, 0))
+            fabric_ordinal += 1
+    low_end = max((ip for _, ip in placed), default=base + RESERVED_LOW)
+    names = [sw.name for sw, _ in placed]
+    # From the top: fabric switches, then appliances, then Ethernet aggregation switches.
+    tops = [(sw.name, ordinal if ordinal is not None else fabric_ordinal + len(appliances) + eth)
+            for sw, ordinal, eth in top]
+    tops += [(name, fabric_ordinal + i) for i, name in enumerate(appliances)]
+    ips = dict(zip(names, (ip for _, ip in placed), strict=True))
+    for name, idx in tops:
+        ip = last - 1 - idx
+        if ip <= low_end:
+            raise PlanError(f"address pool switch_mgmt ({mgmt}) is exhausted at {name}: ToRs "
+                            f"(by rack position) and fabric switches need {low_end - ip + 1} "
+                            "more addresses")
+        ips[name] = ip
+    subnets.append(Subnet("switch_mgmt", "switches", cidr, gw,
+                          ip_str(base + RESERVED_LOW + 1), mgmt.size - RESERVED_LOW - 2))
+    for name in [sw.name for sw in switches] + list(appliances):
+        addresses.append(Address("switch_mgmt", name, "mgmt0", ip_str(ips[name]),
+                                 mgmt.prefixlen, cidr, gw))
 
 
 def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
@@ -123,61 +209,34 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
     """All subnets and addresses of the site; switches and then ``appliances`` get their
     management address from the switch_mgmt pool."""
     a: Addressing = site.addressing
+    cap = a.capacity
+    units = cap.rack_units
+    grid = floor_grid(site)
     subnets: list[Subnet] = []
     addresses: list[Address] = []
-    slots = rack_slots(site, nodes)
-    slots = {r: math.ceil(s * (1 + a.headroom)) for r, s in slots.items()}
-    pdus: dict[str, int] = {}
-    for hall in site.halls:
-        for row in hall.rows:
-            for i in range(1, row.racks + 1):
-                pdus[row.rack_names.format(hall=hall.name, row=row.name, index=i)] = row.rack.pdus
     with_bmc = [n for n in nodes if catalog.nodes[n.type].bmc]
-    _per_rack("oob", a.oob, with_bmc, slots, {n.name: ["bmc"] for n in with_bmc},
-              {r: pdus.get(r, 0) for r in slots}, subnets, addresses)
-    _per_rack("inband", a.inband, nodes, slots, {n.name: [boot_ifaces[n.group]] for n in nodes},
-              {}, subnets, addresses)
+    _per_rack("oob", a.oob, with_bmc, grid, units, {n.name: ["bmc"] for n in with_bmc}, 1,
+              cap.pdus_per_rack, subnets, addresses)
+    _per_rack("inband", a.inband, nodes, grid, units,
+              {n.name: [boot_ifaces[n.group]] for n in nodes}, 1, 0, subnets, addresses)
     if a.storage:
         st_nodes = [n for n in nodes if catalog.nodes[n.type].storage_nics]
-        _per_rack("storage", a.storage, st_nodes, slots,
+        width = max((catalog.nodes[g.type].storage_nics for g in site.node_groups
+                     if g.type in catalog.nodes), default=1) or 1
+        _per_rack("storage", a.storage, st_nodes, grid, units,
                   {n.name: [f"stor{i}" for i in range(catalog.nodes[n.type].storage_nics)]
-                   for n in st_nodes}, {}, subnets, addresses)
+                   for n in st_nodes}, width, 0, subnets, addresses)
     if a.ipoib and rails:
-        if len(a.ipoib) == rails:
-            rail_pools = [netaddr.IPNetwork(c) for c in a.ipoib]
-        elif len(a.ipoib) == 1:
-            split = 2 ** math.ceil(math.log2(rails))
-            base = netaddr.IPNetwork(a.ipoib[0])
-            if base.prefixlen + int(math.log2(split)) > 30:
-                raise PlanError(f"address pool ipoib ({base}) is too small to split into "
-                                f"{rails} rail subnets")
-            rail_pools = list(base.subnet(base.prefixlen + int(math.log2(split))))[:rails]
-        else:
-            raise PlanError(f"addressing.ipoib lists {len(a.ipoib)} pools; give one per "
-                            f"rail/plane ({rails}) or a single pool to split")
-        for r, net in enumerate(rail_pools):
-            if len(fabric_nodes) + RESERVED_LOW + 2 > net.size:
-                raise PlanError(f"address pool ipoib rail {r} ({net}) is exhausted: "
-                                f"{len(fabric_nodes)} nodes need "
-                                f"{len(fabric_nodes) + RESERVED_LOW + 2 - net.size} more "
-                                "addresses")
+        for r, net in enumerate(_rail_pools(a, rails)):
             subnets.append(Subnet("ipoib", f"rail{r}", str(net), "", str(net[RESERVED_LOW + 1]),
                                   net.size - RESERVED_LOW - 2))
             base, cidr = int(net.first), str(net)
-            for i, n in enumerate(fabric_nodes):
-                addresses.append(Address("ipoib", n.name, f"ib{r}",
-                                         ip_str(base + RESERVED_LOW + 1 + i), net.prefixlen,
-                                         cidr, ""))
-    mgmt = netaddr.IPNetwork(a.switch_mgmt)
-    managed = [sw.name for sw in switches] + list(appliances)
-    if len(managed) + RESERVED_LOW + 2 > mgmt.size:
-        raise PlanError(f"address pool switch_mgmt ({mgmt}) is exhausted: {len(switches)} "
-                        f"switches and {len(appliances)} appliances need "
-                        f"{len(managed) + RESERVED_LOW + 2 - mgmt.size} more addresses")
-    subnets.append(Subnet("switch_mgmt", "switches", str(mgmt), str(mgmt[1]),
-                          str(mgmt[RESERVED_LOW + 1]), mgmt.size - RESERVED_LOW - 2))
-    base, cidr, gw = int(mgmt.first), str(mgmt), str(mgmt[1])
-    for i, name in enumerate(managed):
-        addresses.append(Address("switch_mgmt", name, "mgmt0",
-                                 ip_str(base + RESERVED_LOW + 1 + i), mgmt.prefixlen, cidr, gw))
+            for n in fabric_nodes:
+                offset = RESERVED_LOW + 1 + grid[n.rack] * units + n.u - 1
+                if offset > net.size - 2:
+                    raise _exhausted(f"ipoib rail {r}", net, f"node {n.name} (rack {n.rack})",
+                                     offset + 2)
+                addresses.append(Address("ipoib", n.name, f"ib{r}", ip_str(base + offset),
+                                         net.prefixlen, cidr, ""))
+    _switch_mgmt(a, site, switches, appliances, grid, subnets, addresses)
     return subnets, addresses

@@ -10,7 +10,7 @@ from typing import Any
 from provision.errors import PlanError
 from provision.models.catalog import Catalog
 from provision.models.site import ComputeFabric, EthernetFabric, Site
-from provision.plan.addressing import Address, Subnet, plan_addresses
+from provision.plan.addressing import Address, Subnet, floor_grid, plan_addresses
 from provision.plan.bom import BomLine, plan_bom
 from provision.plan.cabling import Cable, CableMaker, End, host_ports, link_speed_gbps
 from provision.plan.ethernet import TOR_UPLINKS, build_ethernet
@@ -20,7 +20,6 @@ from provision.plan.management import (
     MGMT_GBPS,
     Managed,
     cable_management,
-    device_racks,
     reserve_oob_tors,
     seat_reserved,
 )
@@ -146,19 +145,21 @@ def ib_fabrics(site: Site) -> dict[str, ComputeFabric]:
 def build_plan(site: Site, catalog: Catalog) -> Plan:
     """Compute the Plan; raises PlanError when the site cannot be built as written."""
     racks = layout_racks(site)
+    grid = floor_grid(site)
     nodes = place_nodes(site, catalog, racks)
     space = RackSpace(racks, nodes, catalog)
     boot = {g.name: g.boot_interface for g in site.node_groups}
     oob_cfg = site.fabrics.oob
     oob_model = catalog.switches.get(oob_cfg.switch) if oob_cfg is not None else None
     reserved: dict[str, list[int]] = {}
+    net_racks_all: list[str] = []
     if oob_cfg is not None and oob_model is not None:
         nets: list[ComputeFabric | EthernetFabric] = [*ib_fabrics(site).values()]
         nets += [f for f in (site.fabrics.storage, site.fabrics.inband, oob_cfg)
                  if f is not None]
         refs = [r for f in nets for r in f.network_racks]
-        reserved = reserve_oob_tors(space, resolve_racks(refs, racks), oob_cfg.per_rack,
-                                    oob_model)
+        net_racks_all = list(dict.fromkeys(resolve_racks(refs, racks)))
+        reserved = reserve_oob_tors(space, net_racks_all, oob_cfg.per_rack, oob_model)
     fabrics: dict[str, FabricPlan] = {}
     appliances: list[Appliance] = []
     rails = 0
@@ -182,25 +183,37 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
             place_appliance(space, ufm, net_racks, catalog, f"{fname} fabric")
             appliances.append(ufm)
         fabrics[fname] = fab
-    for name in ("storage", "inband", "oob"):
+    ib_switches = [s for f in fabrics.values() for s in f.switches]
+    # Every network rack gets its OOB ToR (whatever lands in it later), so which racks have
+    # one never depends on where the Ethernet aggregation switches go.
+    have = {n.rack for n in nodes}
+    want = {s.rack for s in ib_switches} | {a.rack for a in appliances} | set(net_racks_all)
+    extra = [r.name for r in racks if r.name in want and r.name not in have]
+    # Ethernet switches: ToRs first, then aggregation switches in block order across fabrics
+    # (block 1 of storage, in-band, OOB, then block 2, ...), so a block opened by growth goes
+    # after every built one and moves nothing.
+    eth: list[tuple[int, int, Switch, list[str], str]] = []
+    for fi, name in enumerate(("storage", "inband", "oob")):
         ef = getattr(site.fabrics, name)
         if ef is None:
             continue
-        extra: list[str] = []
-        if name == "oob":
-            placed = [Managed(s.name, s.rack) for f in fabrics.values() for s in f.switches]
-            placed += [Managed(a.name, a.rack) for a in appliances]
-            extra = device_racks(placed, racks, {n.rack for n in nodes})
-        fab = build_ethernet(name, ef, nodes, catalog, boot, extra)
+        fab = build_ethernet(name, ef, nodes, catalog, boot, extra if name == "oob" else (),
+                             grid)
         if name == "oob" and oob_model is not None:
             seat_reserved(space, fab, reserved, oob_model)
-        place_switches(space, fab.switches, resolve_racks(ef.network_racks, racks), catalog,
-                       {}, name)
+        where = resolve_racks(ef.network_racks, racks)
+        for sw in fab.switches:
+            eth.append((0 if sw.tier == "tor" else sw.pod or 0, fi, sw, where, name))
         fabrics[name] = fab
+    eth.sort(key=lambda e: (e[0], e[1]))
+    for _, _, sw, where, name in eth:
+        place_switches(space, [sw], where, catalog, {}, name)
     switches = [s for f in fabrics.values() for s in f.switches]
     if "oob" in fabrics and oob_cfg is not None:
-        managed = [Managed(s.name, s.rack) for s in switches if s.rack]
+        # Management ports in placement order: what growth adds comes after what is built.
+        managed = [Managed(s.name, s.rack) for s in ib_switches if s.rack]
         managed += [Managed(a.name, a.rack) for a in appliances]
+        managed += [Managed(e[2].name, e[2].rack) for e in eth if e[2].rack]
         up = TOR_UPLINKS if oob_cfg.spine_switch else 0
         cable_management(fabrics["oob"], managed, racks, catalog, up)
     ends, what = _ends(nodes, switches, catalog, appliances)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from provision.errors import PlanError
 from provision.models.catalog import Catalog
 from provision.models.site import EthernetFabric
-from provision.plan.fabric import FabricPlan, Link, Switch, connect
+from provision.plan.fabric import FabricPlan, Link, Switch
 from provision.plan.layout import Node
 
 TOR_UPLINKS = 2
@@ -28,9 +28,14 @@ def node_ports(fabric: str, node: Node, catalog: Catalog, boot_interface: str) -
 
 def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalog: Catalog,
                    boot_interfaces: dict[str, str],
-                   extra_racks: Sequence[str] = ()) -> FabricPlan:
+                   extra_racks: Sequence[str] = (),
+                   positions: dict[str, int] | None = None) -> FabricPlan:
     """ToRs in every rack that holds nodes (and in ``extra_racks``, the network racks the OOB
-    network reaches); optional aggregation switches above them."""
+    network reaches); optional aggregation switches above them.
+
+    With ``positions`` (rack -> floor grid key, see plan.addressing.floor_grid) a ToR's
+    aggregation block and downlink port are keyed by its rack's position, so a rack added
+    anywhere takes ports nobody holds; without, ToRs fill blocks in rack order."""
     tor_model = catalog.switches.get(cfg.switch)
     if tor_model is None:
         raise PlanError(f"{name} fabric references unknown switch type {cfg.switch!r}")
@@ -68,11 +73,24 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
         # Each block of `ports` ToRs gets its own set of `up` aggregation switches; blocks
         # are joined by the site's border/core routers, which are out of scope here.
         fab.tiers = 2
-        for g in range(0, len(tors), agg_model.ports):
-            block = g // agg_model.ports + 1
-            aggs = [Switch(f"{prefix}-agg{block:02d}-{j + 1}", agg_model.name, name, "agg")
-                    for j in range(up)]
+        if positions is None:
+            keys = list(range(len(tors)))
+        else:
+            seen: dict[str, int] = {}
+            keys = []
+            for tor in tors:
+                i = seen[tor.rack] = seen.get(tor.rack, -1) + 1
+                keys.append(positions[tor.rack] * cfg.per_rack + i)
+        blocks: dict[int, list[tuple[int, Switch]]] = {}
+        for key, tor in zip(keys, tors, strict=True):
+            blocks.setdefault(key // agg_model.ports, []).append((key % agg_model.ports, tor))
+        for b in sorted(blocks):
+            aggs = [Switch(f"{prefix}-agg{b + 1:02d}-{j + 1}", agg_model.name, name, "agg",
+                           pod=b + 1) for j in range(up)]
             fab.switches.extend(aggs)
-            connect(fab, "tor-agg", tors[g:g + agg_model.ports], tor_model.ports - up + 1, up,
-                    aggs)
+            for slot, tor in blocks[b]:
+                for u in range(up):
+                    fab.links.append(Link(name, "tor-agg", tor.name,
+                                          str(tor_model.ports - up + 1 + u), aggs[u].name,
+                                          str(slot + 1)))
     return fab
