@@ -146,3 +146,34 @@ def test_one_node_too_many_for_the_sus_is_a_warning(runner: CliRunner, tmp_path:
                                                           (1, 32)]
     clean = runner.invoke(cli, ["lint", str(SITES / "superpod-h100-4su")])
     assert "GPU140" not in clean.stdout
+
+
+def test_nic_faster_than_its_tor_port_needs_a_chosen_mode(runner: CliRunner,
+                                                          tmp_path: Path) -> None:
+    """DGX B200's 200G in-band ports into 100G SN4600C ports: an error until the site says the
+    ports run at 100G; then the cables are 100G ones."""
+    text = (SITES / "lab" / "site.yaml").read_text()
+    for old, new in (("    type: dgx-a100\n    count: 4\n", "    type: dgx-b200\n    count: 2\n"),
+                     ("      nodes_per_rack: 4\n      u_positions: [2, 8, 14, 20]",
+                      "      nodes_per_rack: 2\n      u_positions: [2, 12]"),
+                     ("power_kw: 36, cooling: air}", "power_kw: 40, cooling: air}"),
+                     ("    switch: qm8700\n    speed: HDR\n", "    switch: qm9700\n    speed: NDR\n")):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    res = runner.invoke(cli, ["lint", str(path)])
+    assert res.exit_code == 1
+    assert re.search(r"GPU142 inband fabric: dgx-b200 has 200G inband ports but sn4600c ToR "
+                     r"ports run 100G", res.stdout), res.stdout
+    path.write_text(text.replace("  inband:\n    switch: sn4600c\n",
+                                 "  inband:\n    switch: sn4600c\n    node_port_gbps: {gpu: 100}\n"))
+    assert runner.invoke(cli, ["lint", str(path)]).exit_code == 0
+    out = tmp_path / "plan"
+    assert runner.invoke(cli, ["plan", str(path), "-o", str(out)]).exit_code == 0
+    rows = [ln.split(",") for ln in (out / "cabling.csv").read_text().splitlines()[1:]]
+    assert {r[13] for r in rows if r[2] == "inband" and r[3] == "node-tor"} == {"dac-100gbe"}
+    path.write_text(text.replace("  inband:\n    switch: sn4600c\n",
+                                 "  inband:\n    switch: sn4600c\n    node_port_gbps: 200\n"))
+    res = runner.invoke(cli, ["lint", str(path)])
+    assert res.exit_code == 1 and "node_port_gbps 200 is faster" in res.stdout

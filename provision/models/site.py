@@ -251,6 +251,14 @@ class EthernetFabric(StrictModel):
     network_racks: list[str] = Field(
         default_factory=list, description="Racks for the aggregation switches."
     )
+    node_port_gbps: PositiveInt | dict[str, PositiveInt] | None = Field(
+        default=None, description="Speed node ports run at when the NICs and the ToR ports "
+        "differ (a port mode set on both ends, e.g. 100 for 200G NICs on 100G ToR ports, 400 "
+        "for 400G NICs on 800G ports), for every node or by node group name ({ff: 25}); at "
+        "most the slower end. Unset: the speeds must match.")
+    uplink_gbps: PositiveInt | None = Field(
+        default=None, description="Speed ToR-to-aggregation links run at when the two switch "
+        "models differ; at most the slower end. Unset: the speeds must match.")
 
 
 IB_FABRIC_NAME = r"^[a-z][a-z0-9]{0,15}$"

@@ -219,11 +219,15 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
     ends, what = _ends(nodes, switches, catalog, appliances)
     rack_by_name = {r.name: r for r in racks}
     cables: list[Cable] = []
+    group_of = {n.name: n.group for n in nodes}
     for fname, fab in fabrics.items():
         ib_cfg = ib.get(fname)
         maker = CableMaker(catalog, "ethernet" if ib_cfg is None else "infiniband", rack_by_name)
         ib_speed = None if ib_cfg is None else ib_cfg.speed
         role = fname if ib_cfg is None else "compute"  # every IB fabric cables like compute
+        ef = None if ib_cfg is not None else getattr(site.fabrics, fname, None)
+        uplink = ef.uplink_gbps if ef is not None else None
+        node_mode = ef.node_port_gbps if ef is not None else None
         speeds: dict[tuple[str, str, str, bool], int] = {}
         gbps: list[int] = []
         for lk in fab.links:
@@ -231,6 +235,11 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
             g = speeds.get(key)
             if g is None:
                 g = speeds[key] = _link_gbps(catalog, role, *key, ib_speed)
+            if node_mode is not None and lk.kind == "node-tor":
+                g = node_mode if isinstance(node_mode, int) else \
+                    node_mode.get(group_of[lk.a], g)
+            elif uplink is not None and lk.kind == "tor-agg":
+                g = uplink
             gbps.append(g)
         cables.extend(maker.cables(fab.links, ends, gbps))
     subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, switches,

@@ -18,7 +18,7 @@ GPU128 role gpu on a node type without GPUs · GPU129 node group without HCAs on
 GPU131 duplicate name · GPU132 duplicate hostname · GPU133 hostname/rack_names pattern error
 GPU134 hostname (or domain) not a DNS label · GPU135 rack name not a DNS label
 GPU140 last scalable unit mostly empty (warning)
-GPU141 fabric cannot be built (radix/tiers) · GPU142 switch/fabric speed mismatch
+GPU141 fabric cannot be built (radix/tiers) · GPU142 switch/fabric/link speed mismatch
 GPU143 planes do not match HCAs · GPU144 no rack space / cable reach for switches
 GPU145 BMCs without OOB reach (no oob, per_rack 0, racks without uplinks)
 GPU146 InfiniBand switch used as an Ethernet ToR/aggregation switch

@@ -97,6 +97,8 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "driver-off-branch": ("  driver_version: 580.95.05\n", "  driver_version: 575.57.08  # <- here\n", "GPU165", 1),
     "nccl-not-built-for-cuda": ("  nccl: 2.28.3\n", "  nccl: 2.25.1  # <- here\n", "GPU166", 1),
     "unknown-burnin-profile": ("  profile: a100-hdr\n", "  profile: a100-xyz  # <- here\n", "GPU167", 1),
+    "nic-port-speed-mismatch": ("  inband:\n    switch: sn4600c\n", "  inband:\n    switch: sn5600  # <- here\n", "GPU142", 1),
+    "hca-slower-than-fabric": ("    type: dgx-a100\n", "    type: dgx-a100  # <- here\n", "GPU142", 1),  # + NDR qm9700
     "fabric-speed-mismatch": ("    speed: HDR\n", "    speed: NDR  # <- here\n", "GPU142", 1),
     "planes-vs-hcas": ("    topology: fat-tree\n", "    topology: multi-plane\n    planes: 4  # <- here\n", "GPU143", 1),
     "pools-overlap": ("  oob: 10.210.16.0/20\n", "  oob: 10.210.0.0/24\n", "GPU152", 1),
@@ -166,6 +168,11 @@ CATALOG_OF = {"catalog-entry-bad-value": "bad-value-catalog.yaml",
               "catalog-gpu-facts-without-gpus": "gpuless-gpu-model-catalog.yaml"}
 
 
+PORT_MODE = {"air-cannot-cool": "25", "liquid-node-in-air-rack": "25",
+             "fabric-group-without-hcas": "{stor: 25}", "role-gpu-without-gpus": "{stor: 25}",
+             "ib-fabric-name-reserved": "{ff: 25}", "ib-fabric-ufm": "{ff: 25}"}
+
+
 def main() -> None:
     out = HERE / "broken"
     out.mkdir(exist_ok=True)
@@ -184,6 +191,9 @@ def main() -> None:
                 "power_kw: 36, cooling: air}", "power_kw: 44, cooling: air}").replace(
                 "    switch: mgmt-1g-48\n", "    switch: mgmt-1g-48\n    spine_switch: sn2201\n"
                 "    network_racks: [a01]\n")
+        if name == "hca-slower-than-fabric":  # HDR HCAs on an NDR fabric
+            text = text.replace("    switch: qm8700\n    speed: HDR\n",
+                                "    switch: qm9700\n    speed: NDR\n")
         if name == "fabric-radix-too-small":
             text = text.replace("switch: qm8700", "switch: tiny-ib4")
         if name == "no-rack-space-for-switches":
@@ -203,6 +213,9 @@ def main() -> None:
             text = text.replace("\nfabrics:\n", "  - name: stor\n    type: storage-2u-nvme\n    role: storage\n    count: 1\n    hostname: \"lab-stor-{index:02d}\"\n    placement:\n      hall: h1\n      rows: [a]\n      nodes_per_rack: 1\n      u_positions: [30]\n\nfabrics:\n", 1)
         if name == "halls-same-floor":
             text = text.replace("  power_capacity_mw: 0.1\n", "  power_capacity_mw: 0.2\n")
+        if name in PORT_MODE:  # 25G in-band NICs on 100G ToR ports run in a chosen mode
+            text = text.replace("  inband:\n    switch: sn4600c\n", "  inband:\n    switch: sn4600c\n"
+                                f"    node_port_gbps: {PORT_MODE[name]}\n", 1)
         lines = text.splitlines()
         if name in CATALOG_OF:
             cat = CATALOG_OF[name]
