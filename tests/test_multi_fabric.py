@@ -25,6 +25,7 @@ from provision.fabric.verify import verify
 from provision.plan.build import Plan, build_plan, summary
 from provision.render.artifacts import fabric_tree
 from provision.render.ibsim import ib_fabric, ibsim_net, port_guid, sm_node, synthetic_guids
+from provision.render.opensm import routing
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_ZONE = ROOT / "tests" / "sites" / "two-zone"
@@ -86,9 +87,12 @@ def test_every_fabric_gets_its_own_subnet_files(plan: Plan) -> None:
         + [f"opensm/{f}" for f in per_fabric] + [f"opensm/zone2/{f}" for f in per_fabric])
     conf = files["opensm/zone2/opensm.conf"]
     assert "site two-zone, zone2 fabric." in conf
+    # One leaf: OpenSM's ftree refuses it, so zone2 gets updn (the compute fabric ftree).
+    assert [routing(ib_fabric(plan, fabric=f))[0] for f in ("compute", "zone2")] == \
+        ["ftree", "updn"]
+    assert "fewer than two leaf switches have compute nodes" in " ".join(conf.replace("#", "").split())
     assert re.findall(r"^\w+_file /\S+", conf, re.M) == [
         "root_guid_file /etc/opensm/zone2/root_guids.conf",
-        "cn_guid_file /etc/opensm/zone2/cn_guids.conf",
         "partition_config_file /etc/opensm/zone2/partitions.conf"]
     assert "node_name_map_name /etc/opensm/zone2/node-name-map" in conf
     assert "/etc/opensm/zone2/" not in files["opensm/opensm.conf"]

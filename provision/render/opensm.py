@@ -6,7 +6,8 @@ over :func:`provision.render.ibsim.synthetic_guids`, so a fabric that is only pa
 discovered still gets complete files.
 
 Routing: ``ftree`` when the fabric is a pure fat tree (every CA on a leaf switch, links only
-between adjacent tiers, at least two tiers), which the rail-optimized, multi-plane and plain
+between adjacent tiers, at least two tiers, compute nodes on at least two leaves: OpenSM's
+ftree refuses a single leaf), which the rail-optimized, multi-plane and plain
 fat-tree builders produce; it is given the top tier as root GUID file (so it does not have to
 guess roots from a partly cabled fabric) and the compute HCAs as compute nodes (the UFM is an
 I/O node). Anything else gets ``updn`` with the same roots: deadlock-free on any topology.
@@ -53,6 +54,11 @@ def routing(fabric: IbFabric) -> tuple[str, str]:
     problems: list[str] = []
     if len(present) < 2 or "leaf" not in present:
         problems.append("it has fewer than two switch tiers")
+    cn_leaves = {peer for n in fabric.nodes if n.kind == "Hca" and n.name != UFM
+                 for peer, _ in n.links.values()}
+    if len(cn_leaves) < 2:
+        # OpenSM's ftree gives up ("Failed to find leaf switches") below two such leaves.
+        problems.append("fewer than two leaf switches have compute nodes")
     for n in fabric.nodes:
         for peer, _ in n.links.values():
             if n.kind == "Hca" and tier.get(peer) != "leaf":
