@@ -12,11 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provision.loader import load_catalog
+from provision.models.catalog import Hca
 from provision.models.site import Site
 from provision.plan.build import Plan, build_plan
 from tests.conftest import SITES
 
 CATALOG = load_catalog()
+# No built-in node type has XDR HCAs yet: a synthetic one (eight single-port ConnectX-8 at
+# 800G) cables into Quantum-X800 Q3400 twin-port cages.
+CATALOG.nodes["xdr-8"] = CATALOG.nodes["hgx-h100"].model_copy(update={
+    "name": "xdr-8", "compute_hcas": [Hca(device=f"mlx5_{i}", speed="XDR") for i in range(8)]})
 LAB = yaml.safe_load((SITES / "lab" / "site.yaml").read_text())
 
 
@@ -86,6 +91,17 @@ twin_port_sites = st.builds(
     ntype=st.sampled_from(["dgx-h100", "dgx-h200", "hgx-h100", "dgx-b200"]),
     storage=st.booleans(),
     switch=st.just("qm9700"),
+)
+
+xdr_sites = st.builds(
+    make_site,
+    topology=st.sampled_from(["fat-tree", "rail-optimized", "multi-plane"]),
+    nodes=st.integers(1, 70),
+    per_rack=st.integers(1, 4),
+    rows=st.integers(1, 3),
+    ntype=st.just("xdr-8"),
+    storage=st.booleans(),
+    switch=st.just("q3400"),
 )
 
 
@@ -199,9 +215,13 @@ def check_physical_cabling(plan: Plan) -> None:
             assert c.a_optic and c.b_optic and c.cable == c.id, c
         else:
             assert not c.a_optic and not c.b_optic, c
+    width = {s.name: CATALOG.switches[s.model].ports_per_cage for s in plan.switches}
     for cage, m in media.items():
         assert len(m) == 1, (cage, m)  # no cage holds two media
         assert len(optics[cage]) == 1, (cage, optics[cage])  # one module per cage
+        (sku,) = optics[cage]
+        if sku and cage[0] in width:  # a switch cage's module carries all its ports
+            assert CATALOG.transceivers[sku].ports == width[cage[0]], (cage, sku)
     copper = {"dac", "acc", "aoc"}
     for label, rows in per_label.items():
         ends0, medium = rows[0][1], rows[0][0].medium
@@ -262,7 +282,7 @@ def check_su_racks(plan: Plan) -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(sites, twin_port_sites))
+@given(st.one_of(sites, twin_port_sites, xdr_sites))
 def test_physical_cabling_invariants(d: dict[str, Any]) -> None:
     plan = plan_of(d)
     check_physical_cabling(plan)
