@@ -83,8 +83,9 @@ def parse_slurm(text: str) -> list[dict[str, str]]:
     return records
 
 
-def check_slurm_tree(text: str, nodes: set[str]) -> None:
-    """Every node under exactly one leaf switch; every switch reachable from one root."""
+def check_slurm_tree(text: str, nodes: set[str], roots: int = 1) -> None:
+    """Every node under exactly one leaf switch; every switch reachable from one root (one
+    per InfiniBand fabric: ``roots``)."""
     recs = parse_slurm(text)
     switches = {r["SwitchName"]: r for r in recs}
     assert len(switches) == len(recs), "every line defines one switch, names unique"
@@ -99,8 +100,8 @@ def check_slurm_tree(text: str, nodes: set[str]) -> None:
             assert child not in children, f"switch {child} has two parents"
             children.add(child)
     assert sorted(seen) == sorted(nodes), "leaf switches must hold every node exactly once"
-    roots = set(switches) - children
-    assert len(roots) == 1, f"one root switch expected, got {sorted(roots)}"
+    tops = set(switches) - children
+    assert len(tops) == roots, f"{roots} root switch(es) expected, got {sorted(tops)}"
 
 
 def check_slurm_block(text: str, nodes: set[str]) -> None:

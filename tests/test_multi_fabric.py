@@ -26,6 +26,8 @@ from provision.plan.build import Plan, build_plan, summary
 from provision.render.artifacts import fabric_tree
 from provision.render.ibsim import ib_fabric, ibsim_net, port_guid, sm_node, synthetic_guids
 from provision.render.opensm import routing
+from provision.render.slurm import slurm_tree
+from tests.render_support import check_slurm_block, check_slurm_tree, expand_hostlist, parse_slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_ZONE = ROOT / "tests" / "sites" / "two-zone"
@@ -109,6 +111,23 @@ def test_every_fabric_gets_its_own_subnet_files(plan: Plan) -> None:
     assert "ff-" not in files["ibsim/fabric.net"]
     assert "zone2=0x0002,ipoib" in files["opensm/zone2/partitions.conf"]
     assert "zone2=" not in files["opensm/partitions.conf"]
+
+
+def test_slurm_gets_one_tree_per_fabric(plan: Plan) -> None:
+    files = slurm_tree(plan)
+    nodes = {n.name for n in plan.nodes}
+    check_slurm_tree(files["slurm/topology.conf"], nodes, roots=2)
+    check_slurm_block(files["slurm/topology-block.conf"], nodes)
+    recs = {r["SwitchName"]: r for r in parse_slurm(files["slurm/topology.conf"])}
+
+    def under(switch: str) -> set[str]:
+        r = recs[switch]
+        if "Nodes" in r:
+            return set(expand_hostlist(r["Nodes"]))
+        return {n for child in expand_hostlist(r["Switches"]) for n in under(child)}
+
+    assert under("two-zone-ib") == set(_hosts(plan, "compute"))
+    assert under("two-zone-ib-zone2") == set(_hosts(plan, "zone2"))
 
 
 def test_verify_is_scoped_to_one_fabric(plan: Plan) -> None:

@@ -5,7 +5,9 @@ Tree: one leaf-level switch per fabric block (a rail-optimized SU — every rail
 holds the same nodes, so Slurm sees the SU as one switch — or the leaf holding most of a
 node's HCAs), pods above them in a 3-tier fabric, and one root switch for the fabric. Block:
 one block per fabric block; ``BlockSizes`` is the smallest block's node count and its
-power-of-two multiples that the site can hold. Only compute-fabric nodes appear.
+power-of-two multiples that the site can hold. Only InfiniBand-attached nodes appear; a site
+with several InfiniBand fabrics gets one tree per fabric (disjoint roots: Slurm never places
+one job across two fabrics).
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ def tree_conf(plan: Plan, topo: Topology | None = None) -> str:
            "# Leaf switches are fabric blocks (scalable units or leaf switches)."]
     for block, nodes in topo.blocks.items():
         out.append(f"SwitchName={block} Nodes={hostlist(nodes)}")
-    spines = list(topo.spine_blocks)
-    if spines and spines != [topo.top]:
-        for spine, blocks in topo.spine_blocks.items():
-            out.append(f"SwitchName={spine} Switches={hostlist(blocks)}")
-        out.append(f"SwitchName={topo.top} Switches={hostlist(spines)}")
-    elif topo.blocks:
-        out.append(f"SwitchName={topo.top} Switches={hostlist(topo.blocks)}")
+    for root, spines in topo.roots.items():
+        if spines != [root]:
+            for spine in spines:
+                out.append(f"SwitchName={spine} Switches={hostlist(topo.spine_blocks[spine])}")
+            out.append(f"SwitchName={root} Switches={hostlist(spines)}")
+        else:
+            out.append(f"SwitchName={root} Switches={hostlist(topo.spine_blocks[root])}")
     return "\n".join(out) + "\n"
 
 

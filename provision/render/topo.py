@@ -1,4 +1,5 @@
-"""Topology facts several renderers share, read from the Plan's compute links (never re-derived).
+"""Topology facts several renderers share, read from the Plan's InfiniBand links (never
+re-derived); a site with several InfiniBand fabrics has one tree per fabric.
 
 * a node's **block**: the group of nodes one hop apart on the fabric. Rail-optimized: its
   scalable unit (``su01``; every rail leaf of an SU holds the same nodes). Other fat trees:
@@ -26,7 +27,7 @@ _NUM_RE = re.compile(r"^(.*?)(\d+)$")
 
 @dataclass
 class Topology:
-    """Per-node fabric placement (only nodes attached to the compute fabric appear)."""
+    """Per-node fabric placement (only nodes attached to an InfiniBand fabric appear)."""
 
     block: dict[str, str] = field(default_factory=dict)
     spine: dict[str, str] = field(default_factory=dict)
@@ -36,51 +37,68 @@ class Topology:
     """block -> node names in plan order."""
     spine_blocks: dict[str, list[str]] = field(default_factory=dict)
     """spine group -> blocks in first-seen order."""
+    roots: dict[str, list[str]] = field(default_factory=dict)
+    """Each InfiniBand fabric's root -> its spine groups (the root itself when it has no
+    pods), compute fabric first."""
     top: str = ""
+    """The first fabric's root."""
 
 
 def topology(plan: Plan) -> Topology:
-    """Blocks and spine groups of every compute-fabric node (shared: do not modify)."""
+    """Blocks and spine groups of every InfiniBand-attached node (shared: do not modify)."""
     return memo("topology", plan, None, lambda: _topology(plan))
 
 
 def _topology(plan: Plan) -> Topology:
     topo = Topology()
-    fab = plan.fabrics.get("compute")
-    if fab is None:
-        return topo
+    for name in plan.ib_names():
+        _add_fabric(plan, name, topo)
+    if topo.roots:
+        topo.top = next(iter(topo.roots))
+    return topo
+
+
+def _add_fabric(plan: Plan, name: str, topo: Topology) -> None:
+    """Blocks and spine groups of one InfiniBand fabric. A further fabric's SU and pod names
+    carry its name (``zone2-su01``) and it has a root of its own (``<site>-ib-zone2``): jobs
+    never span two fabrics."""
+    fab = plan.fabrics[name]
+    tag = "" if name == "compute" else f"{name}-"
     sw = {s.name: s for s in fab.switches}
     rail_opt = fab.topology == "rail-optimized"
     leaf_pod: dict[str, int] = {}
+    rails: dict[str, list[tuple[int, str, str, str]]] = {}
     for lk in fab.links:
         if lk.kind == "leaf-spine" and sw[lk.b].pod is not None:
             leaf_pod[lk.a] = sw[lk.b].pod or 0
         elif lk.kind == "node-leaf":
             rail = lk.plane if lk.plane is not None else (lk.rail or 0)
-            topo.rails.setdefault(lk.a, []).append((rail, lk.a_port, lk.b, lk.b_port))
-    topo.top = f"{plan.site.site.name}-ib"
+            rails.setdefault(lk.a, []).append((rail, lk.a_port, lk.b, lk.b_port))
+    topo.rails.update(rails)
+    top = f"{plan.site.site.name}-ib" + (f"-{name}" if tag else "")
     seen: dict[str, dict[str, None]] = {}
     for node in plan.nodes:
-        links = topo.rails.get(node.name)
+        links = rails.get(node.name)
         if not links:
             continue
         links.sort()
         leaf_sw = sw[links[0][2]]
         if rail_opt and leaf_sw.su is not None:
-            block = f"su{leaf_sw.su:02d}"
+            block = f"{tag}su{leaf_sw.su:02d}"
         else:
             first_plane = [lk for lk in links if lk[0] == links[0][0]]
             counts = Counter(lk[2] for lk in (first_plane if fab.topology == "multi-plane"
                                               else links))
             block = max(counts, key=counts.__getitem__)  # ties: the lowest rail's leaf
         pod = leaf_pod.get(sw[links[0][2]].name)
-        spine = f"pod{pod:02d}" if pod is not None else topo.top
+        spine = f"{tag}pod{pod:02d}" if pod is not None else top
         topo.block[node.name] = block
         topo.spine[node.name] = spine
         topo.blocks.setdefault(block, []).append(node.name)
         seen.setdefault(spine, {})[block] = None
-    topo.spine_blocks = {spine: list(blocks) for spine, blocks in seen.items()}
-    return topo
+    if seen:
+        topo.spine_blocks.update({spine: list(blocks) for spine, blocks in seen.items()})
+        topo.roots[top] = list(seen)
 
 
 def hostlist(names: Iterable[str]) -> str:
