@@ -108,20 +108,28 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
     """Per-node first-boot secrets and NoCloud seeds: an SSH host key per node (kept under
     SITE/.gpuctl/secrets, 0600), its seed under SITE/.gpuctl/seeds/<host>/ (hostname,
     planned addresses, admin keys from SITE/admin_keys/*.pub, the host key, phone-home) and
-    its public key in SITE/.gpuctl/known_hosts, so the first SSH connection is verified."""
-    from provision.image import hostkeys, recipe, seeds, store
+    its public key in SITE/.gpuctl/known_hosts, so the first SSH connection is verified;
+    iPXE scripts (boot.ipxe and one per node) under SITE/.gpuctl/ipxe/."""
+    from provision.image import hostkeys, ipxe, recipe, seeds, store
     from provision.lab.keys import KnownHost
+    from provision.render.topo import services_address
 
     loaded, plan = load_and_plan(site)
     base = loaded.path.parent
     state = base / ".gpuctl"
     admin = sorted(p.read_text().strip() for p in (base / "admin_keys").glob("*.pub"))
     built = {r.key: r for r in store.list_images(_images_dir(site, images))}
-    digests = {}
+    digests: dict[str, str] = {}
+    image_of: dict[str, str] = {}
     for r, groups in recipe.recipes(loaded, group):
         rec = built.get(r.key())
         for g in groups:
             digests[g] = rec.digest if rec else ""
+            image_of[g] = r.name
+    svc = services_address(plan)
+    ipxe_dir = state / "ipxe"
+    (ipxe_dir / "nodes").mkdir(parents=True, exist_ok=True)
+    (ipxe_dir / "boot.ipxe").write_text(ipxe.boot_script(svc))
     known = []
     for node in plan.nodes:
         if node.group not in digests:
@@ -129,11 +137,14 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
         key = hostkeys.host_key(state, node.name, rotate=rotate_keys)
         hostkeys.write_seed(state, node.name, seeds.node_seed(plan, node.name, key, admin,
                                                               digests[node.group]))
+        (ipxe_dir / "nodes" / f"{node.name}.ipxe").write_text(ipxe.node_script(
+            svc, node.name, image_of[node.group], digests[node.group]))
         inband = [a.address for a in plan.addresses_of(node.name) if a.pool == "inband"]
         known.append(KnownHost(node.name, inband[0] if inband else node.name, key.public))
     path = hostkeys.write_known_hosts(state, known)
     missing = sorted(g for g, d in digests.items() if not d)
-    click.echo(f"seeded {len(known)} nodes: seeds in {state / hostkeys.SEEDS}, host keys in "
+    click.echo(f"seeded {len(known)} nodes: seeds in {state / hostkeys.SEEDS}, iPXE scripts "
+               f"in {ipxe_dir}, host keys in "
                f"{state / hostkeys.SECRETS} (0600), public keys in {path}")
     if not admin:
         click.echo(f"  note: no admin keys in {base / 'admin_keys'}/*.pub; nobody can log in")
