@@ -49,14 +49,21 @@ def test_seeds_hold_plan_data_and_secrets_stay_private(tmp_path: Path,
     assert user["ssh_keys"]["ed25519_private"] == key.read_text()
     admin_pub = adm.with_suffix(".pub").read_text().strip()
     assert all(u["ssh_authorized_keys"] == [admin_pub] for u in user["users"])
-    assert user["phone_home"]["url"] == "http://10.210.0.2/phone-home/lab-gpu-02"
+    from provision.cli.common import load_and_plan
+
+    _, plan = load_and_plan(site)
+    [a] = [a for a in plan.addresses_of("lab-gpu-02") if a.pool == "inband"]
     net = yaml.safe_load((seed / "network-config").read_text())
-    assert net["ethernets"]["eno1"]["addresses"] == ["10.210.0.12/27"]
-    assert net["ethernets"]["eno1"]["routes"] == [{"to": "default", "via": "10.210.0.1"}]
+    assert net["ethernets"]["eno1"]["addresses"] == [f"{a.address}/{a.prefix}"]
+    assert net["ethernets"]["eno1"]["routes"] == [{"to": "default", "via": a.gateway}]
     assert yaml.safe_load((seed / "meta-data").read_text()) == {
         "instance-id": "lab-lab-gpu-02", "local-hostname": "lab-gpu-02"}
     known = (state / "known_hosts").read_text().splitlines()
-    assert f"lab-gpu-02,10.210.0.12 {user['ssh_keys']['ed25519_public']}" in known
+    assert f"lab-gpu-02,{a.address} {user['ssh_keys']['ed25519_public']}" in known
+    from provision.render.topo import services_address
+
+    svc = services_address(plan)
+    assert user["phone_home"]["url"] == f"http://{svc}/phone-home/lab-gpu-02"
     assert len(known) == 4
     # cloud-init itself accepts the user-data
     if shutil.which("cloud-init"):
