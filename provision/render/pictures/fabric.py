@@ -151,7 +151,7 @@ def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float) -> tuple[float, floa
         groups[b].used += 1
     cables: Counter[tuple[str, str]] = Counter()
     for c in plan.cables:
-        if c.fabric == fab.name:
+        if c.fabric == fab.name and c.cable == c.id:  # physical cables: a twin DAC once
             cables[(_key(of, c.a, c.b), _key(of, c.b, c.a))] += 1
     tiers = [t for t in TIERS if any(g.tier == t for g in groups.values())]
     tiers += sorted({g.tier for g in groups.values()} - set(tiers) - {""}) + [""]

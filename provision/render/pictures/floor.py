@@ -191,12 +191,14 @@ class _Run:
 
 
 def _runs(plan: Plan, racks: list[Rack]) -> dict[tuple[str, str], _Run]:
-    """Inter-rack cables leaving racks of this hall, by (source rack, destination rack)."""
+    """Inter-rack physical cables leaving racks of this hall, by (source rack, destination
+    rack)."""
     here = {r.name: r for r in racks}
     every = {r.name: r for r in plan.racks}
     out: dict[tuple[str, str], _Run] = {}
     for c in plan.cables:
-        if c.a_rack == c.b_rack or (c.a_rack not in here and c.b_rack not in here):
+        if c.a_rack == c.b_rack or (c.a_rack not in here and c.b_rack not in here) \
+                or c.cable != c.id:  # count a twin-port DAC (two links) once
             continue
         a, b = (c.a_rack, c.b_rack) if c.a_rack in here else (c.b_rack, c.a_rack)
         key = (a, b)
