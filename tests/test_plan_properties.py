@@ -310,3 +310,18 @@ def test_twin_port_leaf_cages_go_to_one_spine() -> None:
         cage_peer.setdefault((c.a, c.a_cage.split("/")[0]), set()).add(
             (c.b, c.b_cage.split("/")[0]))
     assert all(len(v) == 1 for v in cage_peer.values())
+
+
+def test_superpod_grown_by_an_su_still_cables_physically() -> None:
+    """The SuperPOD grown from 4 to 5 SUs (and by one node too many): still one medium per
+    cage, twin-port cables cage to cage, SUs on rack boundaries."""
+    base = yaml.safe_load((SITES / "superpod-h100-4su" / "site.yaml").read_text())
+    for count, racks in ((159, 24), (128, 17)):
+        d = copy.deepcopy(base)
+        d["node_groups"][0]["count"] = count
+        rows = d["halls"][0]["rows"]
+        next(r for r in rows if r["name"] == "b")["racks"] = racks
+        plan = plan_of(d)
+        check_physical_cabling(plan)
+        check_su_racks(plan)
+        assert len(plan.fabrics["compute"].units) == 5
