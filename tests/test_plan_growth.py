@@ -1,19 +1,29 @@
-"""Growth property test: a site grown anywhere (a rack, a row, a hall; in the middle or at
-the end) keeps every existing address, rack position, port and cable end."""
+"""Growth property test: a site grown anywhere (a rack, a row, an SU, a hall; in the middle or
+at the end) within its design capacity keeps every existing address, rack position, port and
+cable end, and a future switch is installed where the plan reserved it."""
 
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from provision.cli.main import cli
 from provision.loader import load_catalog
 from provision.models.site import Site
 from provision.plan.build import Plan, build_plan
+from provision.render.plan_files import cabling_csv
+from tests.conftest import SITES
 
 CATALOG = load_catalog()
+
+DESIGN_NODES = 40
+"""Design capacity of the test sites' compute fabric (fat tree: 40 nodes x 8 HCAs)."""
 
 NODE_RACK = {"size_u": 48, "power_kw": 200, "cooling": "liquid"}
 NET_RACK = {"size_u": 48, "power_kw": 400, "cooling": "air"}
@@ -28,18 +38,20 @@ def _group(name: str, ntype: str, count: int, hall: str, rows: list[str],
 
 
 def base_site(topology: str, gpus: int, per_rack: int, storage: int) -> dict[str, Any]:
-    """Hall h1: GPU rows + a network row; hall h2: storage servers (Ethernet only).
+    """Hall h1: two GPU rows laid out for the compute fabric's design capacity (2 SUs or 40
+    nodes) + a network row; hall h2: storage servers (Ethernet only).
 
     The floor grid is 8 rows of 8 racks per hall: one hall's ToR positions fill exactly one
     64-port aggregation block, the sizing README "Planning for growth" recommends."""
-    gpu_racks = -(-gpus // per_rack) + 1  # room for SUs starting on a rack boundary
     st_racks = -(-storage // 8)
     cf: dict[str, Any] = {"topology": topology, "switch": "qm8700", "speed": "HDR",
                           "node_groups": ["gpu"], "tiers": 2,
-                          "network_racks": ["n01", "n02", "n03", "n04"]}
+                          "network_racks": ["n01", "n02", "n03", "n04"],
+                          "design": {"endpoints": DESIGN_NODES * 8}}
     if topology == "rail-optimized":
         cf["su_size"] = 20
         cf["ufm_ports"] = 4
+        cf["design"] = {"sus": 2}
     eth = {"spine_switch": "sn4600c", "network_racks": ["n01", "n02", "n03", "n04"]}
     return {
         "site": {"name": "grow", "location": "test", "climate": "temperate",
@@ -47,13 +59,14 @@ def base_site(topology: str, gpus: int, per_rack: int, storage: int) -> dict[str
                  "electricity_price_per_kwh": 0.1, "domain": "grow.example.internal"},
         "halls": [
             {"name": "h1", "power_capacity_kw": 100000, "rows": [
-                {"name": "a", "racks": gpu_racks, "y_m": 0, "rack": NODE_RACK},
-                {"name": "n", "racks": 4, "y_m": 3, "rack": NET_RACK}]},
+                {"name": "a", "racks": 8, "y_m": 0, "rack": NODE_RACK},
+                {"name": "b", "racks": 8, "y_m": 3, "rack": NODE_RACK},
+                {"name": "n", "racks": 4, "y_m": 6, "rack": NET_RACK}]},
             {"name": "h2", "power_capacity_kw": 100000, "x_m": 20, "rows": [
                 {"name": "s", "racks": st_racks, "y_m": 0, "rack": NODE_RACK}]},
         ],
         "node_groups": [
-            _group("gpu", "dgx-a100", gpus, "h1", ["a"], per_rack),
+            _group("gpu", "dgx-a100", gpus, "h1", ["a", "b"], per_rack),
             _group("st", "storage-2u-nvme", storage, "h2", ["s"], 8),
         ],
         "fabrics": {"compute": cf,
@@ -79,9 +92,15 @@ def _group_of(d: dict[str, Any], name: str) -> dict[str, Any]:
     return next(g for g in d["node_groups"] if g["name"] == name)
 
 
-def grow(d: dict[str, Any], op: str, n: int) -> None:
-    """Apply one growth step of size ``n`` to the site dict ``d`` in place."""
-    if op == "storage-rack":                 # more servers in the last storage row (middle hall)
+def grow(d: dict[str, Any], op: str, n: int) -> int:
+    """Apply one growth step of up to ``n`` nodes to the site dict ``d`` in place; returns
+    how many nodes it added."""
+    if op == "gpu":                          # more GPU nodes: fills SUs, opens the next one
+        g = _group_of(d, "gpu")
+        cap = 39 if d["fabrics"]["compute"]["topology"] == "rail-optimized" else DESIGN_NODES
+        n = min(n, cap - g["count"])
+        g["count"] += n
+    elif op == "storage-rack":                 # more servers in the last storage row (middle hall)
         g = _group_of(d, "st")
         g["count"] += n
         _row(d, "h2", g["placement"]["rows"][-1])["racks"] += -(-n // 8)
@@ -111,6 +130,7 @@ def grow(d: dict[str, Any], op: str, n: int) -> None:
                                        name, ["a"], 4))
     else:
         raise AssertionError(op)
+    return n
 
 
 def plan_of(d: dict[str, Any]) -> Plan:
@@ -124,10 +144,12 @@ def facts(plan: Plan) -> dict[str, dict[Any, Any]]:
         "address": {(a.pool, a.device, a.interface): (a.address, a.subnet, a.gateway)
                     for a in plan.addresses},
         "node position": {n.name: (n.rack, n.u) for n in plan.nodes},
-        "switch position": {s.name: (s.model, s.rack, s.u) for s in plan.switches},
+        "switch position": {s.name: (s.model, s.rack, s.u)
+                            for s in plan.switches + plan.future_switches},
         "port (lower end)": {(lk.a, lk.a_port): (lk.b, lk.b_port) for lk in links},
         "port (upper end)": {(lk.b, lk.b_port): (lk.a, lk.a_port) for lk in links},
-        "cable": {c.id: (c.a, c.a_port, c.b, c.b_port) for c in plan.cables},
+        "cable": {c.id: (c.a, c.a_port, c.b, c.b_port, c.medium, c.cable)
+                  for c in plan.cables + plan.future_cables},
     }
 
 
@@ -138,7 +160,7 @@ def assert_nothing_moved(before: Plan, after: Plan) -> None:
         assert not moved, f"{len(moved)} {what} changed, first: {moved[:3]}"
 
 
-OPS = st.sampled_from(["storage-rack", "storage-row", "hall-1-row", "hall"])
+OPS = st.sampled_from(["gpu", "storage-rack", "storage-row", "hall-1-row", "hall"])
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -151,10 +173,12 @@ def test_growth_anywhere_moves_nothing_built(topology: str, gpus: int, per_rack:
     before = plan_of(d)
     for op, n in steps:
         grown = copy.deepcopy(d)
-        grow(grown, op, n)
+        added = grow(grown, op, n)
         after = plan_of(grown)
-        assert len(after.nodes) == len(before.nodes) + n
+        assert len(after.nodes) == len(before.nodes) + added
         assert_nothing_moved(before, after)
+        built = {s.name for s in after.switches}
+        assert not built & {s.name for s in after.future_switches}
         d, before = grown, after
 
 
@@ -172,3 +196,44 @@ def test_a_row_added_to_hall_1_keeps_hall_2_addresses() -> None:
               if a.device in servers}
     assert len(st_old) == 16 * 4  # 16 servers: BMC, boot port, two storage ports
     assert {k: st_new[k] for k in st_old} == st_old
+
+
+def test_design_capacity_plans_the_final_upper_tiers_and_marks_the_rest_future() -> None:
+    d = base_site("rail-optimized", 10, 4, 4)            # SU 1 of a 2-SU design
+    full = copy.deepcopy(d)
+    _group_of(full, "gpu")["count"] = 39
+    del full["fabrics"]["compute"]["design"]
+    plan, final = plan_of(d), plan_of(full)
+    spines = {s.name for s in final.switches if s.tier == "spine"}
+    assert {s.name for s in plan.switches if s.tier == "spine"} == spines
+    assert [s.name for s in plan.switches if s.tier == "leaf"] == \
+        [f"ib-su01-leaf{r:02d}" for r in range(1, 9)]
+    assert [s.name for s in plan.future_switches] == [f"ib-su02-leaf{r:02d}" for r in range(1, 9)]
+    # future leaf-spine links and the future leaves' management cables, cabled in reserve
+    assert {c.kind for c in plan.future_cables} == {"leaf-spine", "mgmt"}
+    assert all(c.a in {s.name for s in plan.future_switches} for c in plan.future_cables)
+    rows = cabling_csv(plan).splitlines()
+    assert rows[0].endswith(",status")
+    assert sum(r.endswith(",future") for r in rows) == len(plan.future_cables)
+    bom = {(b.category, b.sku): b.quantity for b in plan.bom}
+    assert bom[("future switch", "qm8700")] == 8
+    # the future switches hold no address record yet, but their place in the pool is kept
+    assert not {a.device for a in plan.addresses} & {s.name for s in plan.future_switches}
+
+
+def test_growth_past_design_capacity_is_a_warning(tmp_path: Path) -> None:
+    text = (SITES / "superpod-h100-4su" / "site.yaml").read_text()
+    assert "    ufm_ports: 4\n" in text
+    runner = CliRunner()
+    for sus, past in ((4, False), (3, True)):
+        path = tmp_path / f"design{sus}" / "site.yaml"
+        path.parent.mkdir()
+        path.write_text(text.replace("    ufm_ports: 4\n",
+                                     f"    ufm_ports: 4\n    design: {{sus: {sus}}}\n"))
+        res = runner.invoke(cli, ["lint", str(path)])
+        assert res.exit_code == 0, res.output
+        assert ("GPU150" in res.output) is past, res.output
+        if past:
+            assert re.search(r"GPU150 warning: compute fabric: 127 nodes exceed its design "
+                             r"capacity of 3 SUs \(95 nodes\)", res.output)
+            assert runner.invoke(cli, ["lint", str(path), "--strict"]).exit_code == 1

@@ -76,6 +76,10 @@ def _print_summary(s: dict[str, object], out: Path, nfiles: int) -> None:
     if isinstance(cf, dict):
         t.add_row("compute fabric", f"{cf['topology']}, {cf['tiers']} tiers, "
                   f"{cf['endpoints']}/{cf['max_endpoints']} endpoints")
+        if cf.get("design_endpoints"):
+            t.add_row("design capacity", f"{cf['design_endpoints']} endpoints: "
+                      f"{cf['future_switches']} future switches, {cf['future_links']} future "
+                      "links (status future in cabling.csv, future lines in bom.csv)")
         units = cf.get("scalable_units")
         if units:
             t.add_row("scalable units", f"{len(units)}: " + ", ".join(

@@ -203,6 +203,20 @@ class NodeGroup(StrictModel):
     )
 
 
+class DesignCapacity(StrictModel):
+    """The size a fabric is built out to: scalable units (rail-optimized) or endpoints."""
+
+    sus: PositiveInt | None = Field(default=None, description="Scalable units at the final size.")
+    endpoints: PositiveInt | None = Field(
+        default=None, description="HCA ports (UFM ports included) at the final size.")
+
+    @model_validator(mode="after")
+    def _one(self) -> DesignCapacity:
+        if (self.sus is None) == (self.endpoints is None):
+            raise ValueError("give exactly one of design.sus and design.endpoints")
+        return self
+
+
 class ComputeFabric(StrictModel):
     """The InfiniBand compute (east-west GPU) fabric."""
 
@@ -238,6 +252,18 @@ class ComputeFabric(StrictModel):
     )
     ipoib_pkey: str = Field(default="0x7fff", pattern=r"^0x[0-9a-fA-F]{1,4}$",
                             description="Partition key for IPoIB.")
+    design: DesignCapacity | None = Field(
+        default=None,
+        description="Final size of the fabric: leaves, spines and cores (rack space, power, "
+                    "addresses, cables) are planned for it; what is not needed yet is future.",
+    )
+
+    @model_validator(mode="after")
+    def _design_fits_topology(self) -> ComputeFabric:
+        if self.design is not None and self.design.sus and self.topology != "rail-optimized":
+            raise ValueError(f"design.sus applies to rail-optimized fabrics; give "
+                             f"design.endpoints for a {self.topology} fabric")
+        return self
 
 
 class EthernetFabric(StrictModel):

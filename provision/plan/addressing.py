@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import netaddr
@@ -146,7 +147,7 @@ def _rail_pools(a: Addressing, rails: int) -> list[netaddr.IPNetwork]:
 
 def _switch_mgmt(a: Addressing, site: Site, switches: Sequence[Switch],
                  appliances: Sequence[str], grid: dict[str, int], subnets: list[Subnet],
-                 addresses: list[Address]) -> None:
+                 addresses: list[Address], future: AbstractSet[str]) -> None:
     mgmt = netaddr.IPNetwork(a.switch_mgmt)
     base, last = int(mgmt.first), int(mgmt.last)
     cidr, gw = str(mgmt), ip_str(base + 1)
@@ -197,7 +198,7 @@ def _switch_mgmt(a: Addressing, site: Site, switches: Sequence[Switch],
         ips[name] = ip
     subnets.append(Subnet("switch_mgmt", "switches", cidr, gw,
                           ip_str(base + RESERVED_LOW + 1), mgmt.size - RESERVED_LOW - 2))
-    for name in [sw.name for sw in switches] + list(appliances):
+    for name in [sw.name for sw in switches if sw.name not in future] + list(appliances):
         addresses.append(Address("switch_mgmt", name, "mgmt0", ip_str(ips[name]),
                                  mgmt.prefixlen, cidr, gw))
 
@@ -205,9 +206,11 @@ def _switch_mgmt(a: Addressing, site: Site, switches: Sequence[Switch],
 def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                    fabric_nodes: Sequence[Node], rails: int, switches: Sequence[Switch],
                    boot_ifaces: dict[str, str],
-                   appliances: Sequence[str] = ()) -> tuple[list[Subnet], list[Address]]:
+                   appliances: Sequence[str] = (),
+                   future: AbstractSet[str] = frozenset()) -> tuple[list[Subnet], list[Address]]:
     """All subnets and addresses of the site; switches and then ``appliances`` get their
-    management address from the switch_mgmt pool."""
+    management address from the switch_mgmt pool. ``switches`` lists every switch in design
+    order; the ``future`` ones keep their address in reserve (no record yet)."""
     a: Addressing = site.addressing
     cap = a.capacity
     units = cap.rack_units
@@ -238,5 +241,5 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                                      offset + 2)
                 addresses.append(Address("ipoib", n.name, f"ib{r}", ip_str(base + offset),
                                          net.prefixlen, cidr, ""))
-    _switch_mgmt(a, site, switches, appliances, grid, subnets, addresses)
+    _switch_mgmt(a, site, switches, appliances, grid, subnets, addresses, future)
     return subnets, addresses

@@ -7,6 +7,7 @@ logical links (or ports) those things carry.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,3 +72,21 @@ def plan_bom(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
         lines.append(BomLine("pdu", "pdu", "rack PDU", pdus))
     lines.append(BomLine("rack", "rack", "racks with equipment", len(used)))
     return lines
+
+
+def plan_future_bom(catalog: Catalog, switches: Sequence[Switch], cables: Sequence[Cable],
+                    built: Sequence[Cable]) -> list[BomLine]:
+    """What the design capacity still needs (category ``future <what>``): future switches,
+    the physical cables that reach them, and optics for the cages no built cable fills."""
+    ahead = plan_bom(catalog, [], [], switches, cables)
+    have = optic_modules(built)
+    modules = Counter(sku for key, sku in optic_modules(cables).items() if key not in have)
+    lines = [dataclasses.replace(b, category=f"future {b.category}") for b in ahead
+             if b.category in ("switch", "cable")]
+    for sku, qty in sorted(modules.items()):
+        t = catalog.transceivers[sku]
+        lines.append(BomLine("future transceiver", sku, f"{t.form_factor} {t.ports}x"
+                             f"{t.speed_gbps}G {t.fiber.upper()} {t.reach_m:g} m", qty,
+                             qty * t.ports))
+    return lines
+

@@ -11,10 +11,11 @@ from provision.errors import PlanError
 from provision.models.catalog import Catalog
 from provision.models.site import ComputeFabric, EthernetFabric, Site
 from provision.plan.addressing import Address, Subnet, floor_grid, plan_addresses
-from provision.plan.bom import BomLine, plan_bom
+from provision.plan.bom import BomLine, plan_bom, plan_future_bom
 from provision.plan.cabling import Cable, CableMaker, End, host_ports, link_speed_gbps
 from provision.plan.ethernet import TOR_UPLINKS, build_ethernet
-from provision.plan.fabric import FabricPlan, Link, Switch, build_compute
+from provision.plan.fabric import FabricPlan, Link, Switch, build_compute, split_future
+from provision.plan.growth import design_members, design_switches
 from provision.plan.layout import Node, Rack, layout_racks, place_nodes
 from provision.plan.management import (
     MGMT_GBPS,
@@ -51,6 +52,11 @@ class Plan:
     power: PowerPlan
     bom: list[BomLine]
     appliances: list[Appliance] = field(default_factory=list)
+    future_switches: list[Switch] = field(default_factory=list)
+    """Switches planned for a fabric's design capacity, not installed yet (placed, powered,
+    addressed in reserve; not in ``switches``)."""
+    future_cables: list[Cable] = field(default_factory=list)
+    """Cables that reach a future switch (not in ``cables``)."""
     ufm_rack: str = ""
     rails: int = 0
     schema_version: int = SCHEMA_VERSION
@@ -168,9 +174,14 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
     for fname, cf in ib.items():
         groups = set(cf.node_groups)
         members = [n for n in nodes if n.group in groups]
-        fab = build_compute(cf, members, catalog, fname)
+        design = design_members(site, catalog, cf, members, racks) if cf.design else members
+        fab = build_compute(cf, design, catalog, fname)
         net_racks = resolve_racks(cf.network_racks, racks)
-        _place_by_tier(space, fab, members, net_racks, catalog)
+        _place_by_tier(space, fab, design, net_racks, catalog)
+        if len(design) > len(members):
+            hcas = len(catalog.nodes[members[0].type].compute_hcas)
+            split_future(fab, {n.name for n in members},
+                         fab.endpoints - (len(design) - len(members)) * hcas)
         if fname == "compute":
             fabric_nodes = members
             rails = len(catalog.nodes[members[0].type].compute_hcas) if members else 0
@@ -183,7 +194,8 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
             place_appliance(space, ufm, net_racks, catalog, f"{fname} fabric")
             appliances.append(ufm)
         fabrics[fname] = fab
-    ib_switches = [s for f in fabrics.values() for s in f.switches]
+    ib_switches = [s for f in fabrics.values() for s in design_switches(f)]
+    future = {s.name for f in fabrics.values() for s in f.future_switches}
     # Every network rack gets its OOB ToR (whatever lands in it later), so which racks have
     # one never depends on where the Ethernet aggregation switches go.
     have = {n.rack for n in nodes}
@@ -216,10 +228,15 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         managed += [Managed(e[2].name, e[2].rack) for e in eth if e[2].rack]
         up = TOR_UPLINKS if oob_cfg.spine_switch else 0
         cable_management(fabrics["oob"], managed, racks, catalog, up)
-    ends, what = _ends(nodes, switches, catalog, appliances)
+        oob = fabrics["oob"]
+        oob.future_links = [lk for lk in oob.links if lk.a in future]
+        oob.links = [lk for lk in oob.links if lk.a not in future]
+    future_switches = [s for f in fabrics.values() for s in f.future_switches]
+    ends, what = _ends(nodes, switches + future_switches, catalog, appliances)
     rack_by_name = {r.name: r for r in racks}
     cables: list[Cable] = []
     group_of = {n.name: n.group for n in nodes}
+    future_cables: list[Cable] = []
     for fname, fab in fabrics.items():
         ib_cfg = ib.get(fname)
         maker = CableMaker(catalog, "ethernet" if ib_cfg is None else "infiniband", rack_by_name)
@@ -230,7 +247,10 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         node_mode = ef.node_port_gbps if ef is not None else None
         speeds: dict[tuple[str, str, str, bool], int] = {}
         gbps: list[int] = []
-        for lk in fab.links:
+        # Future links are cabled with the built ones, so a cage's medium and a cable's
+        # label never change when its future half is installed.
+        links = fab.links + fab.future_links
+        for lk in links:
             key = (lk.kind, what[lk.a], what[lk.b], not ends[lk.a].is_host)
             g = speeds.get(key)
             if g is None:
@@ -241,14 +261,20 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
             elif uplink is not None and lk.kind == "tor-agg":
                 g = uplink
             gbps.append(g)
-        cables.extend(maker.cables(fab.links, ends, gbps))
-    subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, switches,
-                                        boot, [a.name for a in appliances])
-    power = plan_power(site, catalog, racks, nodes, switches, appliances)
+        made = maker.cables(links, ends, gbps)
+        cables.extend(made[:len(fab.links)])
+        future_cables.extend(made[len(fab.links):])
+    addressed = [s for f in fabrics.values() for s in design_switches(f)]
+    subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, addressed,
+                                        boot, [a.name for a in appliances], future)
+    power = plan_power(site, catalog, racks, nodes, switches + future_switches, appliances)
     bom = plan_bom(catalog, racks, nodes, switches, cables, appliances)
+    if future_switches:
+        bom += plan_future_bom(catalog, future_switches, future_cables, cables)
     ufm_rack = next((a.rack for a in appliances if a.role == "ufm"), "")
     return Plan(site, catalog, racks, nodes, fabrics, switches, cables, subnets, addresses,
-                power, bom, appliances, ufm_rack=ufm_rack, rails=rails)
+                power, bom, appliances, ufm_rack=ufm_rack, rails=rails,
+                future_switches=future_switches, future_cables=future_cables)
 
 
 def summary(plan: Plan) -> dict[str, Any]:
@@ -280,7 +306,10 @@ def summary(plan: Plan) -> dict[str, Any]:
             "topology": compute.topology, "tiers": compute.tiers,
             "endpoints": compute.endpoints, "max_endpoints": compute.max_endpoints,
             **({"scalable_units": [{"nodes": n, "slots": k} for n, k in compute.units]}
-               if compute.units else {})},
+               if compute.units else {}),
+            **({"design_endpoints": compute.design_endpoints,
+                "future_switches": len(compute.future_switches),
+                "future_links": len(compute.future_links)} if compute.design_endpoints else {})},
         **({"infiniband": extra} if extra else {}),
         "switches": sw,
         "links": links,

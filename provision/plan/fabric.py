@@ -70,6 +70,16 @@ class FabricPlan:
     max_endpoints: int = 0
     units: list[tuple[int, int]] = field(default_factory=list)
     """Rail-optimized: (nodes, node slots) per scalable unit; SU 1's slots exclude the UFM's."""
+    future_switches: list[Switch] = field(default_factory=list)
+    """Switches of the design capacity that no built node needs yet (placed and addressed,
+    not installed); ``switches`` holds the rest."""
+    future_links: list[Link] = field(default_factory=list)
+    """Switch-to-switch links with a future end (cabled when that switch is installed)."""
+    design_order: list[str] = field(default_factory=list)
+    """Every switch name, built and future, in design order (placement and addresses follow
+    it, so installing a future switch moves nothing); empty when nothing is future."""
+    design_endpoints: int = 0
+    """Endpoints at the design capacity (0: no design capacity given)."""
 
 
 def upper_count(lower: int, up_per_lower: int, radix: int) -> int:
@@ -269,6 +279,41 @@ def build_fat_tree(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Catalog,
         _tree_above(fab, leaves, up, model, tiers, prefix, plane, k // 2)
     fab.max_endpoints = _max_endpoints(k, fab.tiers) * planes
     return fab
+
+
+def split_future(fab: FabricPlan, present: set[str], endpoints: int) -> None:
+    """Turn a fabric built for its design capacity into what ``present`` nodes need now:
+    links of nodes not built yet go, switches none of whose lower ends is built become
+    future (a leaf: no built node or UFM on it; a spine or core: only future switches below),
+    and so do the links that reach them."""
+    live: set[str] = set()
+    host_links: list[Link] = []
+    up_links: list[Link] = []
+    for lk in fab.links:
+        if lk.kind == "ufm-leaf" or (lk.kind == "node-leaf" and lk.a in present):
+            host_links.append(lk)
+            live.add(lk.b)
+        elif lk.kind != "node-leaf":
+            up_links.append(lk)
+    for lk in up_links:  # leaf-spine before spine-core: lower ends are settled first
+        if lk.a in live:
+            live.add(lk.b)
+    fab.design_order = [sw.name for sw in fab.switches]
+    fab.links = host_links + [lk for lk in up_links if lk.a in live]
+    fab.future_links = [lk for lk in up_links if lk.a not in live]
+    fab.future_switches = [sw for sw in fab.switches if sw.name not in live]
+    fab.switches = [sw for sw in fab.switches if sw.name in live]
+    fab.design_endpoints, fab.endpoints = fab.endpoints, endpoints
+    if fab.units:
+        su_of = {sw.name: sw.su for sw in fab.switches}
+        fill: dict[int, int] = {}
+        for lk in host_links:
+            if lk.kind == "node-leaf" and lk.rail == 0:
+                su = su_of[lk.b] or 0
+                fill[su] = fill.get(su, 0) + 1
+        built = max((sw.su or 0 for sw in fab.switches if sw.tier == "leaf"), default=0)
+        fab.units = [(fill.get(i + 1, 0), slots)
+                     for i, (_, slots) in enumerate(fab.units[:built])]
 
 
 def _max_endpoints(k: int, tiers: int) -> int:

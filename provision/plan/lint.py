@@ -24,6 +24,7 @@ GPU145 BMCs without OOB reach (no oob, per_rack 0, racks without uplinks)
 GPU146 InfiniBand switch used as an Ethernet ToR/aggregation switch
 GPU147 node group on two InfiniBand fabrics · GPU148 reserved InfiniBand fabric name
 GPU149 UFM ports on a further InfiniBand fabric (fabrics.infiniband)
+GPU150 more nodes on a fabric than its design capacity (warning)
 GPU151 address pool too small · GPU152 address pools overlap
 GPU161 fabric manager version != driver · GPU162 CUDA newer than the driver branch supports
 GPU163 unknown or end-of-life driver branch · GPU164 kernel modules unsupported by GPU
@@ -33,7 +34,8 @@ GPU167 unknown burn-in profile · GPU168 driver branch too old for the GPU gener
 Severity is "error" unless a rule says "warning" (lint exits 0 on warnings unless --strict).
 Findings of one code at one position are grouped (lintbase.group): one line, a count and
 the first examples. Rules live in this module and in lint_cabling, lint_facility, lint_fabrics,
-lint_names, lint_network and lint_roles; each registers itself with ``@rule`` from lintbase.
+lint_growth, lint_names, lint_network and lint_roles; each registers itself with ``@rule``
+from lintbase.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from provision.plan import (  # noqa: F401  (their rules)
     lint_cabling,
     lint_fabrics,
     lint_facility,
+    lint_growth,
     lint_names,
     lint_network,
     lint_roles,

@@ -59,14 +59,18 @@ def cabling_csv(plan: Plan) -> str:
     """One row per link. ``cable_label`` is the physical cable a crew pulls and labels: the
     two links of a twin-port DAC share it; each fiber leg is its own. ``a_cage``/``b_cage``
     are the ports as printed (``17/1`` = cage 17 lane 1, ``OSFP4P2`` on a DGX); ``a_optic``/
-    ``b_optic`` name the module in that cage (one module per cage, shared by its links)."""
-    rows = sorted(plan.cables, key=lambda c: (c.fabric, c.a_rack, c.id))
+    ``b_optic`` name the module in that cage (one module per cage, shared by its links).
+    ``status`` is ``future`` for the links of a fabric's design capacity that reach a switch
+    not installed yet (listed after the built ones)."""
+    rows = [(c, "built") for c in sorted(plan.cables, key=lambda c: (c.fabric, c.a_rack, c.id))]
+    rows += [(c, "future") for c in sorted(plan.future_cables,
+                                           key=lambda c: (c.fabric, c.a_rack, c.id))]
     return _csv(["link_id", "cable_label", "fabric", "kind", "a_device", "a_port", "a_cage",
                  "a_rack", "b_device", "b_port", "b_cage", "b_rack", "medium", "sku",
-                 "length_m", "run_m", "a_optic", "b_optic"],
+                 "length_m", "run_m", "a_optic", "b_optic", "status"],
                 ((c.id, c.cable, c.fabric, c.kind, c.a, c.a_port, c.a_cage, c.a_rack, c.b,
                   c.b_port, c.b_cage, c.b_rack, c.medium, c.sku, f"{c.length_m:g}",
-                  f"{c.run_m:.2f}", c.a_optic, c.b_optic) for c in rows))
+                  f"{c.run_m:.2f}", c.a_optic, c.b_optic, status) for c, status in rows))
 
 
 def addresses_csv(plan: Plan) -> str:
@@ -77,7 +81,8 @@ def addresses_csv(plan: Plan) -> str:
 
 def bom_csv(plan: Plan) -> str:
     """``quantity`` counts things to order (physical cables, optic modules); ``links_carried``
-    the logical links (cables) or ports (optics) they carry."""
+    the logical links (cables) or ports (optics) they carry. ``future ...`` lines are what a
+    fabric's design capacity adds later (switches not installed yet and their cables)."""
     return _csv(["category", "sku", "description", "quantity", "links_carried"],
                 ((b.category, b.sku, b.description, b.quantity, b.links or "")
                  for b in plan.bom))
