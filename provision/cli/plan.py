@@ -13,6 +13,7 @@ from provision.errors import UsageError
 from provision.loader import load_discovered_guids
 from provision.plan.build import summary
 from provision.render.files import diff_tree, write_tree
+from provision.render.plan_review import REVIEWED, review, review_lines
 from provision.render.site_files import render_all
 
 
@@ -23,7 +24,8 @@ from provision.render.site_files import render_all
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Summary as a table or as JSON.")
 @click.option("--check", is_flag=True,
-              help="Write nothing; exit 1 if the directory differs from what would be written.")
+              help="Write nothing; exit 1 if the directory differs from what would be written, "
+                   "after a review of devices, addresses and cables changed.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 2), default=None,
               help="Render on 1 or 2 processes (default: 2 for plans over 20,000 links on "
                    "a multi-core machine; the output is identical).")
@@ -40,17 +42,29 @@ def plan(site: Path, output: Path | None, fmt: str, check: bool, jobs: int | Non
     Examples:
       gpuctl plan inventory/sites/lab -o out/lab
       gpuctl plan inventory/sites/lab --check      # CI drift gate
+
+    \b
+    --check prints a review first: devices added/removed/moved, addresses
+    added/removed/changed and cables added/removed/moved (count and first
+    examples), then which files differ and how.
     """
     loaded, p = load_and_plan(site)
     out = output if output is not None else loaded.path.parent / "generated"
     files = render_all(p, load_discovered_guids(loaded.path.parent), jobs=jobs)
     if check:
-        drift = diff_tree(out, files)
-        if drift:
-            for line in drift:
+        drift = diff_tree(out, files, wanted=REVIEWED)
+        if drift.files:
+            old = {rel: drift.before.get(rel, "" if rel in drift.missing else files[rel])
+                   for rel in REVIEWED if rel in files}
+            click.echo(f"review of {out} -> the plan now (first examples):")
+            for line in review_lines(review(old, files)):
                 click.echo(line)
-            click.echo(f"gpuctl: {len(drift)} generated file(s) in {out} differ from the plan; "
-                       f"run gpuctl plan {site} -o {out}", err=True)
+            click.echo(f"files: {len(drift.differ)} differ, {len(drift.missing)} missing, "
+                       f"{len(drift.stale)} stale")
+            for line in drift.lines:
+                click.echo(line)
+            click.echo(f"gpuctl: {drift.files} generated file(s) in {out} differ from the "
+                       f"plan; run gpuctl plan {site} -o {out}", err=True)
             sys.exit(1)
         click.echo(f"ok: {out} matches the plan ({len(files)} files)", err=True)
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 GENERATED_MARK = ".gpuctl-generated"
@@ -44,22 +45,46 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
     mark.write_text("\n".join(sorted(files)) + "\n", encoding="utf-8")
 
 
-def diff_tree(out: Path, files: dict[str, str], max_lines: int = 40) -> list[str]:
-    """Human-readable drift between ``out`` and ``files`` (empty when identical)."""
-    drift: list[str] = []
+@dataclass
+class Drift:
+    """How ``out`` differs from a render: the files (relative paths) and readable lines."""
+
+    missing: list[str] = field(default_factory=list)
+    differ: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    before: dict[str, str] = field(default_factory=dict)
+    """Text on disk of the files in ``wanted`` that differ (what the review compares)."""
+
+    @property
+    def files(self) -> int:
+        """Generated files that differ: missing, changed or stale (not diff lines)."""
+        return len(self.missing) + len(self.differ) + len(self.stale)
+
+
+def diff_tree(out: Path, files: dict[str, str], max_lines: int = 40,
+              wanted: frozenset[str] = frozenset()) -> Drift:
+    """Drift between ``out`` and ``files`` (``files == 0`` when identical); keeps the on-disk
+    text of the ``wanted`` files that differ."""
+    drift = Drift()
     for rel, text in sorted(files.items()):
         p = out / rel
         if not p.exists():
-            drift.append(f"missing: {p}")
+            drift.missing.append(rel)
+            drift.lines.append(f"missing: {p}")
             continue
         have = p.read_text(encoding="utf-8")
         if have != text:
             diff = list(difflib.unified_diff(have.splitlines(), text.splitlines(), str(p),
                                              f"{p} (planned)", lineterm="", n=0))
-            drift.append(f"differs: {p}")
-            drift.extend(diff[:max_lines])
+            drift.differ.append(rel)
+            drift.lines.append(f"differs: {p}")
+            drift.lines.extend(diff[:max_lines])
+            if rel in wanted:
+                drift.before[rel] = have
     mark = out / GENERATED_MARK
     if mark.exists():
         for rel in sorted(set(mark.read_text(encoding="utf-8").split()) - set(files)):
-            drift.append(f"stale: {out / rel}")
+            drift.stale.append(rel)
+            drift.lines.append(f"stale: {out / rel}")
     return drift
