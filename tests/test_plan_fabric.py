@@ -156,9 +156,15 @@ def test_cables_pick_per_cage_and_name_the_link_that_no_cable_reaches() -> None:
     assert [c.cable for c in cables] == [c.id for c in cables]
     assert {c.b_optic for c in cables} == {"osfp-2x400g-sr8"}
     assert {c.a_optic for c in cables} == {"osfp-400g-sr4"}
-    # a single-port host next to a twin-port cage still takes fiber: no straight DAC fits
-    near = maker.cables(links[:1], {**ends, "leaf1": End("near", 40, False, 2)}, [400])
-    assert near[0].run_m < cables[0].run_m and near[0].medium.startswith("fiber")
+    # single-port hosts next to a twin-port cage: no straight DAC fits, a 1:2 splitter does
+    near_ends = {**ends, "leaf1": End("near", 40, False, 2)}
+    near = maker.cables(links[:2], near_ends, [400, 400])
+    assert near[0].run_m < cables[0].run_m
+    assert [(c.sku, c.cable) for c in near] == [("dac-ndr-osfp-split2", "IB:n0:mlx5_0")] * 2
+    assert not near[0].a_optic and not near[0].b_optic
+    # a cage reaching one near and one far host: fiber for both legs, never a split medium
+    mixed = maker.cables(links[:2], {**near_ends, "n1": End("mid", 10, True)}, [400, 400])
+    assert {c.medium for c in mixed} == {"fiber-mm"} and len({c.cable for c in mixed}) == 2
     # both ports of a leaf cage to one spine cage in the same rack: one twin-port DAC
     up = [Link("compute", "leaf-spine", "leaf2", str(p), "spine1", str(p - 32))
           for p in (33, 34)]

@@ -41,7 +41,8 @@ def make_site(topology: str, nodes: int, per_rack: int, rows: int, ntype: str,
     d["halls"][0]["rows"] = [
         {"name": f"r{i}", "racks": per_row, "y_m": i * 3,
          "rack": {"size_u": 48, "power_kw": 200, "cooling": "liquid"}} for i in range(rows)]
-    d["halls"][0]["rows"].append({"name": "n", "racks": 4, "y_m": rows * 3,
+    net = 8 if switch == "q3400" else 4  # 4U Q3400s: the IB tiers take n03.., storage n01-n02
+    d["halls"][0]["rows"].append({"name": "n", "racks": net, "y_m": rows * 3,
                                   "rack": {"size_u": 48, "power_kw": 400, "cooling": "liquid"}})
     g = d["node_groups"][0]
     g["type"], g["count"] = ntype, nodes
@@ -50,7 +51,8 @@ def make_site(topology: str, nodes: int, per_rack: int, rows: int, ntype: str,
                       "u_positions": [2 + i * units for i in range(per_rack)]}
     hcas = len(CATALOG.nodes[ntype].compute_hcas)
     cf = {"topology": topology, "switch": switch, "speed": SPEEDS[switch], "node_groups": ["gpu"],
-          "tiers": "auto", "network_racks": ["n01", "n02", "n03", "n04"]}
+          "tiers": "auto", "network_racks": ["n01", "n02", "n03", "n04"] if net == 4
+          else [f"n{i:02d}" for i in range(3, net + 1)]}
     if topology == "rail-optimized":
         cf["su_size"] = 20
         cf["ufm_ports"] = 4
@@ -197,7 +199,8 @@ def _cages(plan: Plan) -> Any:
 
 def check_physical_cabling(plan: Plan) -> None:
     """The cabling a crew can build: one medium and one module per cage, copper only cage to
-    cage, physical things counted once, node optics as the node type's cages say."""
+    cage (or a declared splitter from one cage to single-port ends), physical things counted
+    once, node optics as the node type's cages say."""
     media: dict[tuple[str, str], set[str]] = {}
     optics: dict[tuple[str, str], set[str]] = {}
     labels: dict[tuple[str, str], set[str]] = {}
@@ -225,6 +228,16 @@ def check_physical_cabling(plan: Plan) -> None:
     copper = {"dac", "acc", "aoc"}
     for label, rows in per_label.items():
         ends0, medium = rows[0][1], rows[0][0].medium
+        legs = CATALOG.cables[rows[0][0].sku].legs
+        if legs > 1:  # a declared splitter: one switch cage to single-port ends, one each
+            assert len({(e[1][0], e[1][1]) for _, e in rows}) == 1, label
+            a_ends = [(e[0][0], e[0][1]) for _, e in rows]
+            assert len(set(a_ends)) == len(a_ends) <= legs, (label, a_ends)
+            for c, _ in rows:
+                assert c.a_port == cage_of(c.a, c.a_port), (label, c.a, c.a_port)
+            for dev, cage in [*a_ends, (ends0[1][0], ends0[1][1])]:
+                assert labels[(dev, cage)] == {label}, (label, dev, cage)
+            continue
         peers = {(e[0][0], e[0][1], e[1][0], e[1][1]) for _, e in rows}
         assert len(peers) == 1, (label, peers)  # one cable joins one cage to one peer cage
         if medium in copper:

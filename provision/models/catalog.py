@@ -107,6 +107,10 @@ class CableType(StrictModel):
     host_transceiver: str | None = Field(
         default=None, description="Host (NIC) side transceiver SKU when the medium is fiber."
     )
+    legs: int = Field(
+        default=1, ge=1, le=4, description="Single-port ends of a splitter cable (2: one "
+        "twin-port plug to two single-port plugs, e.g. to two ConnectX-7); 1: a straight "
+        "cable, cage to cage.")
     host_twin_transceiver: str | None = Field(
         default=None, description="Transceiver for a host's twin-port cage (DGX system "
         "cages, flat-top) when the medium is fiber; defaults to transceiver.")

@@ -239,12 +239,22 @@ class CableMaker:
                 x = parent[x]
             return x
 
-        group: list[int] = []  # the pair key (closed) or -1 - set root (open)
+        # A star: a twin-port cage whose every link goes to its own single-port end (two
+        # ConnectX-7 cards, a UFM port): a splitter cable can carry them, one plug per end.
+        star: dict[int, bool] = {}
+        for i in range(len(runs)):
+            ib = b_ids[i]
+            leg = info[i][3] > 1 and info[i][2] == 1 and count[a_ids[i]] == 1
+            star[ib] = star.get(ib, True) and leg
+        group: list[int] = []  # the pair key (closed; b*M+b: a star) or -1 - set root (open)
         for i in range(len(runs)):
             ia, ib = a_ids[i], b_ids[i]
             pk = ia * big + ib
             if pairs[pk] == count[ia] == count[ib]:
                 group.append(pk)
+                continue
+            if star[ib]:
+                group.append(ib * big + ib)
                 continue
             ra, rb = find(ia), find(ib)
             if ra != rb:
@@ -265,7 +275,7 @@ class CableMaker:
             g = group[i]
             if g < 0 and run == far_of[g][0]:
                 worst_of.setdefault(g, i)
-        picks: dict[tuple[int, float, bool], CableType] = {}
+        picks: dict[tuple[int, float, int], CableType] = {}
         lengths: dict[tuple[str, float], float] = {}
         optics: dict[tuple[str, bool, bool], str] = {}
         out: list[Cable] = []
@@ -273,14 +283,17 @@ class CableMaker:
             la, lb, wa, wb = info[i]
             g = group[i]
             far, first = far_of[g]
-            if g >= 0:
-                worst, plugged = first, wa == wb
-            else:
-                worst, plugged = worst_of[g], False
-            pk2 = (gbps[i], far, plugged)
+            if g < 0:  # fiber only
+                worst, legs = worst_of[g], 0
+            elif g // big == g % big:  # a star: a splitter with a plug per link, or fiber
+                worst, legs = first, -count[b_ids[i]]
+            else:  # a closed pair: a straight cable between equal cages, a splitter leg
+                worst = first  # from a twin-port cage to one single-port end, or fiber
+                legs = 1 if wa == wb else -1 if wa == 1 else 0
+            pk2 = (gbps[i], far, legs)
             c = picks.get(pk2)
             if c is None:
-                c = picks[pk2] = self._pick(links[worst], gbps[i], far, plugged)
+                c = picks[pk2] = self._pick(links[worst], gbps[i], far, legs)
             run = runs[i]
             cid = f"{FABRIC_CODE.get(lk.fabric, 'IB')}:{lk.a}:{lk.a_port}"
             ea, eb = ends[lk.a], ends[lk.b]
@@ -313,9 +326,15 @@ class CableMaker:
             return c.host_twin_transceiver or c.transceiver or ""
         return c.host_transceiver or c.transceiver or ""
 
-    def _pick(self, link: Link, gbps: int, run: float, plugged: bool) -> CableType:
+    def _pick(self, link: Link, gbps: int, run: float, legs: int) -> CableType:
+        """The first cable that reaches ``run``: a straight one (``legs`` 1), a splitter
+        with at least ``-legs`` plugs (``legs`` < 0), or fiber (``legs`` 0, and the
+        fallback of the others)."""
         options = self.options(gbps)
-        usable = options if plugged else [c for c in options if c.medium not in PLUGGED]
+        usable = [c for c in options if c.medium not in PLUGGED
+                  or (legs == 1 and c.legs == 1) or (legs < 0 and c.legs >= -legs > 0
+                                                     and c.legs > 1)]
+        plugged = legs != 0
         for c in usable:
             if length_for(c, run) is not None:
                 return c
