@@ -1,7 +1,9 @@
 """Playbook runs through ansible-runner, and offline checks through ``ansible-playbook``.
 
-Each run gets a fresh private data dir (removed afterwards) whose ``env/envvars`` turns on
-SSH pipelining and ControlPersist and keeps host-key checking on. Events go through the pure
+Each run gets a fresh private data dir under the run directory (removed afterwards) whose
+``env/envvars`` turns on SSH pipelining and ControlPersist and keeps host-key checking on.
+``ansible-playbook`` runs under :mod:`provision.execute.childguard`, so it (and its ssh
+masters) die with gpuctl; cancelling asks the guard to end the tree, checked 4 times a second. Events go through the pure
 functions of :mod:`provision.execute.events`; the caller gets a per-host tally after every
 task and the final Ansible stats.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sysconfig
@@ -21,6 +24,7 @@ from typing import Any
 
 from provision.errors import ExecutionError
 from provision.execute import events
+from provision.execute.rundir import RunDir
 from provision.resources import playbooks_dir
 
 PLAYBOOKS = playbooks_dir()
@@ -49,6 +53,7 @@ class PlaybookRequest:
     check: bool = False
     extravars: Mapping[str, Any] = field(default_factory=dict)
     tuning: Tuning = Tuning()
+    workdir: RunDir | None = None  # the run's directory; None: a private one for this call
 
 
 @dataclass(frozen=True)
@@ -104,13 +109,39 @@ def _event_callback(on_update: Callable[[dict[str, events.HostTally]], None],
     return handle
 
 
+def _guarded_binary(private: Path, workdir: RunDir, playbook: Path) -> str:
+    """A one-line script ansible-runner runs as its ``binary``: ansible-playbook under the
+    child guard (ansible-runner takes a single executable path, and adds no playbook to a
+    ``binary``'s arguments)."""
+    exe = shutil.which("ansible-playbook", path=tool_path())
+    if exe is None:
+        raise ExecutionError("ansible-playbook not found; pip install ansible-core")
+    script = private / "ansible-playbook"
+    script.write_text("#!/bin/sh\nexec " + shlex.join(workdir.guarded([exe])) + ' "$@" '
+                      + shlex.quote(str(playbook)) + "\n")
+    script.chmod(0o700)
+    return str(script)
+
+
 def run_playbook(req: PlaybookRequest, *,
                  on_update: Callable[[dict[str, events.HostTally]], None] = lambda _: None,
                  cancelled: Callable[[], bool] = lambda: False) -> PlaybookResult:
     """Run one playbook; never raises for failed hosts (they are in the result)."""
     import ansible_runner
 
-    private = Path(tempfile.mkdtemp(prefix="gpuctl-ar-"))
+    own = req.workdir is None
+    workdir = req.workdir or RunDir(Path(tempfile.mkdtemp(prefix="gpuctl-run-")))
+    workdir.tmp.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix="ar-", dir=workdir.tmp))
+    asked: list[bool] = []
+
+    def cancel() -> bool:
+        if cancelled() and not asked:
+            asked.append(True)
+            for guard in workdir.guards():  # the guard ends the tree; no SIGKILL of its group
+                os.kill(guard.guard, 15)
+        return False
+
     try:
         control = private / "cp"
         (control / "tmp").mkdir(parents=True)
@@ -122,16 +153,22 @@ def run_playbook(req: PlaybookRequest, *,
             limit=",".join(req.limit) if req.limit else None,
             forks=req.tuning.forks, extravars=dict(req.extravars), cmdline=cmdline,
             envvars=ansible_env(req.tuning, control), quiet=True,
+            binary=_guarded_binary(private, workdir, req.playbook), settings={"pexpect_timeout": 0.25},
             event_handler=_event_callback(on_update, box),
-            cancel_callback=cancelled, rotate_artifacts=1, json_mode=False)
+            cancel_callback=cancel, rotate_artifacts=1, json_mode=False)
         status, rc = str(runner.status), int(runner.rc if runner.rc is not None else -1)
+        if asked:
+            status = "canceled"
         if status not in ("successful", "failed", "canceled") and not box["stats"]:
             tail = _tail(runner.stdout.read() if runner.stdout else "")
             raise ExecutionError(f"ansible-playbook {req.playbook.name}: {status} "
                                  f"(rc {rc}): {tail}")
         return PlaybookResult(status, rc, box["stats"], box["tallies"])
     finally:
+        workdir.end_children()
         shutil.rmtree(private, ignore_errors=True)
+        if own:
+            shutil.rmtree(workdir.path, ignore_errors=True)
 
 
 def _tail(text: str, lines: int = 3) -> str:

@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from provision.execute import ansible, steps
 from provision.execute.display import Reporter
 from provision.execute.events import HostTally, stats_status
 from provision.execute.inventory import Targets
+from provision.execute.rundir import RunDir
 from provision.execute.store import Store
 from provision.plan import stacks
 
@@ -80,6 +82,7 @@ class RunOptions:
     plan: Any = None  # the Plan: what each phase applies to, and the site-wide phases
     site_path: Path | None = None
     burnin_level: str = "standard"
+    workdir: RunDir | None = None  # the run directory: temp files, guarded children
 
 
 @dataclass
@@ -266,7 +269,10 @@ class Runner:
                     self._record(report, phase, host, steps.Outcome(
                         "skipped", "dry run, would run: " + " ".join(argv[3:])))
                 continue
-            for host, outcome in _burnin_rack(argv, hosts).items():
+            outcomes = _burnin_rack(argv, hosts, workdir=opts.workdir,
+                                    cancelled=self.cancel.is_set)
+            self._check_cancel()
+            for host, outcome in outcomes.items():
                 self._record(report, phase, host, outcome)
 
     def _ansible_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
@@ -274,7 +280,7 @@ class Runner:
         req = ansible.PlaybookRequest(
             playbook=opts.playbooks / PLAYBOOK_PHASES[phase], inventory=opts.inventory,
             limit=list(todo), check=opts.dry_run, tuning=opts.tuning,
-            extravars=opts.extravars)
+            extravars=opts.extravars, workdir=opts.workdir)
 
         def update(tallies: Mapping[str, HostTally]) -> None:
             for host, tally in tallies.items():
@@ -304,14 +310,28 @@ def _names(hosts: Sequence[str], most: int = 6) -> str:
         f"{', '.join(hosts[:most - 1])} ... ({len(hosts)})"
 
 
-def _burnin_rack(argv: list[str], hosts: Sequence[str]) -> dict[str, steps.Outcome]:
-    """Run one rack's burn-in as its own gpuctl process; per-host outcomes from its JSON."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False,
-                              timeout=BURNIN_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {h: steps.Outcome("failed", f"burn-in did not finish within "
-                                           f"{BURNIN_TIMEOUT_S:g} s") for h in hosts}
+def _burnin_rack(argv: list[str], hosts: Sequence[str], *, workdir: RunDir | None = None,
+                 cancelled: Callable[[], bool] = lambda: False) -> dict[str, steps.Outcome]:
+    """Run one rack's burn-in as its own gpuctl process (under the child guard: it dies with
+    this one); per-host outcomes from its JSON. Cancel is checked twice a second; it ends
+    the burn-in (recorded interrupted by it) and returns no outcome."""
+    proc = subprocess.Popen(workdir.guarded(argv) if workdir else argv, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + BURNIN_TIMEOUT_S
+    while True:
+        try:
+            stdout, stderr = proc.communicate(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            if cancelled() or time.monotonic() > deadline:
+                proc.terminate()  # the guard ends the burn-in and everything below it
+                proc.communicate()
+                if cancelled():
+                    return {}
+                return {h: steps.Outcome("failed", f"burn-in did not finish within "
+                                                   f"{BURNIN_TIMEOUT_S:g} s") for h in hosts}
+    done = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
     try:
         data = json.loads(done.stdout)
         nodes = {n["node"]: n for n in data["nodes"]}

@@ -22,6 +22,7 @@ from provision.errors import ExecutionError
 from provision.execute import ansible, inventory, phases, steps
 from provision.execute.display import Reporter
 from provision.execute.redfish import env_credentials
+from provision.execute.rundir import run_dir
 from provision.execute.store import open_store, site_lock, sqlite_path
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
@@ -97,8 +98,10 @@ def inventory_hosts(hosts: Sequence[str], extravars: Mapping[str, Any]) -> set[s
 
 @contextmanager
 def rendered_inventory(plan: Plan, t: inventory.Targets,
-                       only: Collection[str] | None = None) -> Iterator[Path]:
-    """The run's inventory in a temporary file; with ``only``, just those hosts.
+                       only: Collection[str] | None = None,
+                       tmp_dir: Path | None = None) -> Iterator[Path]:
+    """The run's inventory in a temporary file (under ``tmp_dir``: the run directory's
+    ``tmp/``); with ``only``, just those hosts.
 
     Ansible parses every host of an inventory before its first task (minutes for a
     16,384-node site), so a run limited to a rack gets an inventory of that rack.
@@ -106,7 +109,7 @@ def rendered_inventory(plan: Plan, t: inventory.Targets,
     if only is not None:
         keep = set(only)
         t = dataclasses.replace(t, hosts=tuple(h for h in t.hosts if h.name in keep))
-    with tempfile.TemporaryDirectory(prefix="gpuctl-inv-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gpuctl-inv-", dir=tmp_dir) as tmp:
         path = Path(tmp) / "inventory.json"
         path.write_text(inventory.inventory_text(plan, t))
         yield path
@@ -161,7 +164,9 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
     store_url = opts.store or default_store(loaded)
     lock = site_dir(loaded) / STATE_DIR / "provision.lock"
     with site_lock(lock, f"site {t.site}"), open_store(store_url) as store, \
-            rendered_inventory(plan, t, inventory_hosts(hosts, opts.extravars)) as inv:
+            run_dir(lock.parent, reporter.note) as workdir, \
+            rendered_inventory(plan, t, inventory_hosts(hosts, opts.extravars),
+                               workdir.tmp) as inv:
         runner = phases.Runner(targets=t, store=store, reporter=reporter,
                                executor=steps.ThreadExecutor(forks),
                                client=steps.make_client_factory(t.credential_files),
@@ -170,7 +175,7 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
             phases=opts.phases, hosts=hosts, plan_version=version, inventory=inv,
             dry_run=opts.dry_run, resume=opts.resume, max_fail_percent=opts.max_fail_percent,
             tuning=tuning, settings=settings, extravars=opts.extravars, plan=plan,
-            site_path=site_dir(loaded)))
+            site_path=site_dir(loaded), workdir=workdir))
 
 
 def history(loaded: LoadedSite, store: str | None, limit: int = 20) -> list[dict[str, str]]:
