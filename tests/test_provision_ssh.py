@@ -37,6 +37,21 @@ def test_wait_for_ssh_is_bounded() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_wait_for_ssh_stops_within_seconds_when_cancelled() -> None:
+    """A host that hangs (TCP accepted, no SSH banner ever) with a 600 s boot timeout: the
+    cancel is seen within one capped attempt, not after the boot timeout."""
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(16)
+        t = ssh.SshTarget("h", "127.0.0.1", port=mute.getsockname()[1],
+                          known_hosts=Path("/dev/null"))
+        started = time.monotonic()
+        with pytest.raises(ssh.Cancelled, match="h: cancelled while waiting for SSH"):
+            ssh.wait_for_ssh(t, timeout=600, interval=5, attempt_timeout=60,
+                             cancelled=lambda: time.monotonic() - started > 0.5)
+        assert time.monotonic() - started < 0.5 + ssh.CANCEL_CHECK_S + 1.0
+
+
 @pytest.fixture
 def server() -> Iterator[int]:
     """Accepts one SSH handshake with a fresh host key (nobody's known_hosts has it)."""

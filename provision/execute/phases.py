@@ -14,6 +14,7 @@ GPUs, no InfiniBand stack without HCAs, no Kubernetes on storage nodes) and says
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
 import threading
@@ -112,7 +113,8 @@ class Runner:
     def run(self, opts: RunOptions) -> RunReport:
         kind = DRY_KIND if opts.dry_run else KIND
         site = self.targets.site
-        done = self.store.succeeded(KIND, site, opts.plan_version) if opts.resume else set()
+        done = (self.store.succeeded(KIND, site, opts.plan_version, phases=PHASES)
+                if opts.resume else set())
         run_id = self.store.record_run(kind=kind, site=site, plan_version=opts.plan_version,
                                        options={"phases": list(opts.phases),
                                                 "hosts": list(opts.hosts),
@@ -225,18 +227,46 @@ class Runner:
                              steps.Outcome("skipped", "dry run, would: " + " | ".join(actions)))
             return
 
+        # Each host's result is stored the moment it is known (the store is used from this
+        # thread only): workers post to a queue, this thread records. Before the image phase
+        # changes a host (PXE + power cycle) it is recorded ``running``: killed then, its
+        # image (and every later phase) is not done for --resume.
+        posted: queue.Queue[tuple[str, steps.Outcome | None]] = queue.Queue()
+
         def one(name: str) -> tuple[str, steps.Outcome]:
             if self.cancel.is_set():
-                return name, steps.Outcome("skipped", "cancelled")
-            h = hosts[name]
-            if phase == "preflight":
-                return name, steps.preflight_host(h, s, self.client)
-            return name, steps.image_host(h, s, self.client, cancelled=self.cancel.is_set)
+                outcome = steps.Outcome("skipped", "cancelled")
+            elif phase == "preflight":
+                outcome = steps.preflight_host(hosts[name], s, self.client)
+            else:
+                outcome = steps.image_host(hosts[name], s, self.client,
+                                           cancelled=self.cancel.is_set,
+                                           started=lambda: posted.put((name, None)))
+            posted.put((name, outcome))
+            return name, outcome
 
-        for name, outcome in self.executor.map(one, list(todo)):
-            if outcome.status == "skipped" and self.cancel.is_set():
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self.executor.map(one, list(todo))
+            except BaseException as exc:  # re-raised in this thread below
+                failure.append(exc)
+
+        worker = threading.Thread(target=work, name=f"gpuctl-{phase}", daemon=True)
+        worker.start()
+        while worker.is_alive() or not posted.empty():
+            try:
+                name, got = posted.get(timeout=0.2)
+            except queue.Empty:
                 continue
-            self._record(report, phase, name, outcome)
+            if got is None:
+                self.store.record_result(report.run_id, phase, name, "running",
+                                         detail="PXE boot + power cycle under way")
+            elif not (got.status == "skipped" and self.cancel.is_set()):
+                self._record(report, phase, name, got)
+        if failure:
+            raise failure[0]
 
     def _site_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
                     report: RunReport) -> None:

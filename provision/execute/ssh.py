@@ -90,20 +90,35 @@ def clock_skew(t: SshTarget, *, now: Callable[[], float] = time.time) -> float:
     return remote - (before + after) / 2
 
 
+CANCEL_CHECK_S = 3.0
+"""Longest single SSH attempt of a wait: a host that is down never holds a cancel longer."""
+
+
+class Cancelled(ExecutionError):
+    """A wait gave up because the run was cancelled (SIGINT/SIGTERM)."""
+
+
 def wait_for_ssh(t: SshTarget, *, timeout: float, interval: float = 2.0,
                  attempt_timeout: float = 5.0,
-                 sleep: Callable[[float], None] = time.sleep) -> int:
+                 sleep: Callable[[float], None] = time.sleep,
+                 cancelled: Callable[[], bool] = lambda: False) -> int:
     """Retry until an SSH login works (bounded in time); return the number of attempts.
-    A changed host key fails at once (it will not fix itself)."""
+    A changed host key fails at once (it will not fix itself). ``cancelled`` is checked
+    at least once a second (an attempt lasts at most :data:`CANCEL_CHECK_S`); a cancel
+    raises :class:`Cancelled`."""
     deadline = time.monotonic() + timeout
     attempts = 0
     while True:
+        if cancelled():
+            raise Cancelled(f"{t.host}: cancelled while waiting for SSH")
         attempts += 1
         try:
-            connect(t, timeout=attempt_timeout).close()
+            connect(t, timeout=min(attempt_timeout, CANCEL_CHECK_S)).close()
             return attempts
         except ExecutionError as exc:
             if "CHANGED" in str(exc) or time.monotonic() + interval > deadline:
                 raise ExecutionError(f"{exc} (after {attempts} attempts in "
                                      f"{timeout:g}s)") from exc
-        sleep(interval)
+        pause = time.monotonic() + interval
+        while time.monotonic() < pause and not cancelled():
+            sleep(min(0.5, max(0.0, pause - time.monotonic())))

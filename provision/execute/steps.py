@@ -111,13 +111,16 @@ def image_actions(h: HostTarget, s: StepSettings) -> list[str]:
 
 
 def image_host(h: HostTarget, s: StepSettings, client: ClientFactory, *,
-               cancelled: Callable[[], bool] = lambda: False) -> Outcome:
-    """One-time PXE boot + power cycle through Redfish, then wait for SSH (bounded)."""
+               cancelled: Callable[[], bool] = lambda: False,
+               started: Callable[[], None] = lambda: None) -> Outcome:
+    """One-time PXE boot + power cycle through Redfish, then wait for SSH (bounded);
+    ``started`` is called just before the host is changed."""
     if cancelled():
         return Outcome("skipped", "cancelled")
     try:
         bmc = client(h, s)
         try:
+            started()
             bmc.set_one_time_boot("Pxe")
             action = bmc.power_cycle()
         finally:
@@ -126,7 +129,10 @@ def image_host(h: HostTarget, s: StepSettings, client: ClientFactory, *,
         return Outcome("failed", str(exc))
     try:
         attempts = ssh.wait_for_ssh(h.ssh, timeout=s.boot_timeout, interval=s.boot_interval,
-                                    attempt_timeout=min(s.ssh_timeout, s.boot_timeout))
+                                    attempt_timeout=min(s.ssh_timeout, s.boot_timeout),
+                                    cancelled=cancelled)
+    except ssh.Cancelled:
+        return Outcome("skipped", "cancelled while waiting for SSH (image not finished)")
     except ExecutionError as exc:
         return Outcome("unreachable", f"after {action}: {exc}")
     note = " (lab: nothing was reinstalled; the host stayed up)" if s.lab else ""

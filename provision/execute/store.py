@@ -7,7 +7,7 @@ Generic enough for provisioning and burn-in alike::
     store.record_phase(run, "base", "ok")
     store.record_result(run, "base", "lab-gpu-01", "ok", stats={"ok": 12, "changed": 3})
     store.finish_run(run, "ok")
-    done = store.succeeded("provision", "lab", v)  # {(phase, host)} for --resume
+    done = store.succeeded("provision", "lab", v, phases=PHASES)  # for --resume
 
 A run left ``running`` by a process that is gone (Ctrl-C, kill -9, power loss) is marked
 ``interrupted`` by :meth:`Store.reap`, which every new run calls first. ``site_lock`` keeps two
@@ -22,13 +22,14 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provision.errors import ExecutionError, UsageError
+from provision.execute.resume import Attempt, done
 from provision.storefile import connect
 
 SCHEMA = """
@@ -68,7 +69,6 @@ CREATE INDEX IF NOT EXISTS runs_by_site ON runs(kind, site, plan_version);
 """
 
 RUN_STATES = ("running", "ok", "failed", "interrupted")
-OK_STATES = ("ok", "changed")  # a host result that counts as done for --resume
 
 
 @dataclass(frozen=True)
@@ -223,13 +223,19 @@ class Store:
         rows = self._conn.execute(sql + " ORDER BY phase, host", args).fetchall()
         return [HostResult(int(r[0]), r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 
-    def succeeded(self, kind: str, site: str, plan_version: str) -> set[tuple[str, str]]:
-        """``{(phase, host)}`` that some run of this plan version finished successfully."""
+    def attempts(self, kind: str, site: str) -> list[Attempt]:
+        """Every host result of ``kind`` runs of ``site``, in record order."""
         rows = self._conn.execute(
-            "SELECT DISTINCT h.phase, h.host FROM host_results h JOIN runs r ON r.id=h.run_id "
-            "WHERE r.kind=? AND r.site=? AND r.plan_version=? AND h.status IN (?, ?)",
-            (kind, site, plan_version, *OK_STATES)).fetchall()
-        return {(r[0], r[1]) for r in rows}
+            "SELECT h.run_id, h.recorded_at, h.phase, h.host, h.status, r.plan_version FROM "
+            "host_results h JOIN runs r ON r.id=h.run_id WHERE r.kind=? AND r.site=? "
+            "ORDER BY h.run_id, h.recorded_at, h.rowid", (kind, site)).fetchall()
+        return [Attempt(int(r[0]), float(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    def succeeded(self, kind: str, site: str, plan_version: str, *,
+                  phases: Sequence[str]) -> set[tuple[str, str]]:
+        """``{(phase, host)}`` whose latest truth is a success under this plan version
+        (:func:`provision.execute.resume.done`; ``phases`` in run order)."""
+        return done(self.attempts(kind, site), plan_version, phases)
 
 
 def _filters(**values: str | None) -> tuple[str, tuple[str, ...]]:
