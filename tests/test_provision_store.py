@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,10 @@ def test_a_run_of_a_dead_process_is_marked_interrupted(tmp_path: Path) -> None:
         assert st.reap() == [run.id]
         [run] = st.runs(site="s")
         assert run.status == "interrupted" and run.finished_at is not None
+        assert run.detail.startswith("stale: pid ") and run.detail.endswith(" gone (killed "
+                                                                             "or crashed)")
+        [result_at] = sqlite3.connect(db).execute("SELECT recorded_at FROM host_results")
+        assert run.finished_at == result_at[0], "lived until its last record, not until reaped"
         assert st.phases(run.id) == [("base", "interrupted", "")]
         # what finished before the kill still counts for --resume
         assert st.succeeded("provision", "s", "v", phases=PHASES) == {("base", "h1")}
@@ -101,3 +107,27 @@ def test_site_lock_refuses_a_second_holder(tmp_path: Path) -> None:
         proc.join(30)
     with site_lock(lock, "site s"):
         assert lock.read_text().strip() == str(os.getpid())
+
+
+def test_history_shows_a_killed_run_as_interrupted_with_the_time_it_lived(
+        tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from provision.cli.main import cli
+    from tests.conftest import SITES
+
+    db = tmp_path / "h.db"
+    code = ("import os, time; from provision.execute.store import open_store\n"
+            f"st = open_store({str(db)!r})\n"
+            "r = st.record_run(kind='provision', site='lab', plan_version='v')\n"
+            "time.sleep(1.2)\n"
+            "st.record_result(r, 'image', 'lab-gpu-01', 'ok')\n"
+            "os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
+    time.sleep(1.5)  # reaped later than it died: history must not count this
+    res = CliRunner().invoke(cli, ["provision", "history", str(SITES / "lab"), "--store",
+                                   str(db), "--format", "json"], obj={})
+    assert res.exit_code == 0, res.output
+    [row] = json.loads(res.stdout)
+    assert row["status"] == "interrupted"
+    assert 1.1 <= float(row["took"].rstrip("s")) < 2.5

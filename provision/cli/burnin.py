@@ -188,6 +188,7 @@ def history_cmd(site: Path, store: str | None, count: int, fmt: str) -> None:
         nodes: list[dict[str, Any]] = []
     else:
         with open_burnin_store(url) as st:
+            st.runs.reap()  # a run whose holder is gone reads interrupted
             runs = []
             for r in st.burnin_runs(name, count):
                 bad = sorted({v.node for v in st.verdicts(r.id) if v.failed})

@@ -186,6 +186,7 @@ def history(loaded: LoadedSite, store: str | None, limit: int = 20) -> list[dict
         return []
     rows: list[dict[str, str]] = []
     with open_store(url) as st:
+        st.reap()  # a run whose holder is gone reads interrupted, with the time it lived
         for r in st.runs(site=loaded.site.site.name, limit=limit):
             results = st.results_for(r.id)
             bad = sorted({x.host for x in results if x.status in ("failed", "unreachable")})

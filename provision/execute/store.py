@@ -118,6 +118,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds, Linux ``/proc``); None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        btime = next(float(line.split()[1]) for line in Path("/proc/stat").read_text()
+                     .splitlines() if line.startswith("btime "))
+        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+def holder_alive(pid: int, since: float) -> bool:
+    """The process that started a run at ``since`` still runs: ``pid`` is alive and is not a
+    later process that reused the number."""
+    if not pid_alive(pid):
+        return False
+    started = _process_started(pid)
+    return started is None or started <= since + 2.0
+
+
 class Store:
     """A results database; one connection, used from one thread at a time."""
 
@@ -139,15 +159,27 @@ class Store:
         """Mark runs of this machine whose process is gone as interrupted; their ids."""
         me = socket.gethostname()
         rows = self._conn.execute(
-            "SELECT id, pid, machine FROM runs WHERE status = 'running'").fetchall()
-        dead = [int(r[0]) for r in rows if r[2] == me and not pid_alive(int(r[1]))]
+            "SELECT id, pid, machine, started_at FROM runs WHERE status = 'running'").fetchall()
+        dead = [(int(r[0]), int(r[1])) for r in rows
+                if r[2] == me and not holder_alive(int(r[1]), float(r[3]))]
         with self._conn:
-            for run_id in dead:
-                self._interrupt(run_id, "process gone (killed or crashed)")
-        return dead
+            for run_id, pid in dead:
+                self._interrupt(run_id, f"stale: pid {pid} gone (killed or crashed)",
+                                at=self._last_activity(run_id))
+        return [run_id for run_id, _ in dead]
 
-    def _interrupt(self, run_id: int, why: str) -> None:
-        now = time.time()
+    def _last_activity(self, run_id: int) -> float:
+        """The last time a run recorded anything: when a killed run stopped living."""
+        row = self._conn.execute(
+            "SELECT MAX(t) FROM (SELECT started_at AS t FROM runs WHERE id=:r "
+            "UNION ALL SELECT recorded_at FROM host_results WHERE run_id=:r "
+            "UNION ALL SELECT started_at FROM phase_results WHERE run_id=:r "
+            "UNION ALL SELECT finished_at FROM phase_results WHERE run_id=:r)",
+            {"r": run_id}).fetchone()
+        return float(row[0]) if row and row[0] is not None else time.time()
+
+    def _interrupt(self, run_id: int, why: str, at: float | None = None) -> None:
+        now = time.time() if at is None else at
         self._conn.execute("UPDATE runs SET status='interrupted', finished_at=?, detail=? "
                            "WHERE id=? AND status='running'", (now, why, run_id))
         self._conn.execute("UPDATE phase_results SET status='interrupted', finished_at=? "

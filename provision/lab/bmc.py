@@ -137,8 +137,10 @@ def start(paths: LabPaths, *, port: int, creds: Credentials,
     config = bmc_dir / "emulator.conf"
     write_private(config, emulator_config(port=port, auth_file=auth,
                                           state_dir=bmc_dir / "state", hosts=hosts))
+    tmp = bmc_dir / "tmp"  # sushy-tools keeps its state DBs in $TMPDIR/sushy-emulator/:
+    tmp.mkdir(parents=True, exist_ok=True)  # under the lab dir, so lab down removes them
     return spawn(emulator_command(config), label="lab BMC emulator",
-                 log=bmc_dir / "emulator.log")
+                 log=bmc_dir / "emulator.log", env={**os.environ, "TMPDIR": str(tmp)})
 
 
 def list_systems(url: str, creds: Credentials, *, timeout: float = 3.0) -> dict[str, str]:
