@@ -3,7 +3,9 @@ to a lab host at the plan's services address; a client namespace on the same bri
 its reserved address from kea-dhcp4 as a BIOS PXE client (boot file undionly.kpxe from the
 services host) and as iPXE (boot file = the HTTP boot script), fetches undionly.kpxe over TFTP
 and its iPXE script and seed over HTTP; Kea's lease file and nginx's access log record each
-step. A second playbook run changes nothing. The lab is always taken down.
+step. A second playbook run changes nothing. Rack a02 is a second subnet behind a router
+namespace running isc-dhcp-relay: its client gets its a02 reservation (Kea picks the subnet by
+the relay's giaddr) and fetches its seed through the router. The lab is always taken down.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _unavailable() -> str | None:
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         return "needs root on Linux"
     tools = ["ip", "ibsim", "opensm", "ansible-playbook", "busybox", "kea-dhcp4",
-             "start-stop-daemon"]
+             "start-stop-daemon", "dhcrelay"]
     missing = [t for t in tools if shutil.which(t) is None]
     missing += [p for p in ("/usr/sbin/sshd", "/usr/sbin/nginx", "/usr/sbin/in.tftpd",
                             "/usr/lib/ipxe/undionly.kpxe") if not os.path.exists(p)]
@@ -48,7 +50,14 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow,
 
 
 def _site(tmp: Path, net: ipaddress.IPv4Network) -> Path:
+    """The lab site on two racks (two in-band subnets: rack a02 comes through the relay),
+    its pools moved to the free network ``net``."""
     data = yaml.safe_load((ROOT / "inventory/sites/lab/site.yaml").read_text())
+    row = data["halls"][0]["rows"][0]
+    row["racks"], row["rack"]["power_kw"] = 2, 25
+    data["node_groups"][0]["placement"].update({"nodes_per_rack": 2, "u_positions": [2, 8]})
+    for fabric, spine in (("oob", "sn2201"), ("inband", "sn4600c")):
+        data["fabrics"][fabric].update({"spine_switch": spine, "network_racks": ["a01"]})
     third = net.network_address.packed[2]
     data["addressing"].update({"inband": str(net), "oob": f"10.213.{third}.0/24",
                                "switch_mgmt": f"10.212.{third}.0/24",
@@ -79,15 +88,19 @@ def boot_lab(tmp_path: Path) -> Iterator[dict[str, object]]:
     gen = tmp_path / "gen"
     assert runner.invoke(cli, ["plan", str(site), "-o", str(gen)]).exit_code == 0
     kea = json.loads((gen / "dhcp/kea-dhcp4.conf").read_text())
-    subnet = next(s for s in kea["Dhcp4"]["subnet4"] if s["user-context"]["pool"] == "inband")
+    subnet = next(s for s in kea["Dhcp4"]["subnet4"]
+                  if s["user-context"] == {"pool": "inband", "name": "a01"})
     svc = subnet["next-server"]
     gateway = next(o["data"] for o in subnet["option-data"] if o["name"] == "routers")
     prefix = ipaddress.IPv4Network(subnet["subnet"]).prefixlen
     host = dataclasses.replace(spec.hosts[0], address=f"{svc}/{prefix}")
     spec = dataclasses.replace(spec, gateway=f"{gateway}/{prefix}", hosts=(host,))
     lab_dir = tmp_path / "lab"
-    client_ns, veth = f"bcli{os.getpid() % 10000}", f"bcv{os.getpid() % 10000}"
+    tag = os.getpid() % 10000
+    client_ns, veth = f"bcli{tag}", f"bcv{tag}"
+    router_ns, rack2_ns, bridge2 = f"brtr{tag}", f"bcl2{tag}", f"bbr2{tag}"
     state = labmod.up(spec, lab_dir)
+    relay: subprocess.Popen[str] | None = None
     try:
         _run("ip", "netns", "add", client_ns)
         _run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "p")
@@ -95,11 +108,42 @@ def boot_lab(tmp_path: Path) -> Iterator[dict[str, object]]:
         _run("ip", "link", "set", veth, "master", state.bridge, "up")
         _run("ip", "link", "set", "eth0", "up", ns=client_ns)
         _run("ip", "link", "set", "lo", "up", ns=client_ns)
+        # Rack a02: its own bridge and client, reached through a router namespace that
+        # relays DHCP (isc-dhcp-relay) to the services host, the way a ToR or router does.
+        rack2 = next(s for s in kea["Dhcp4"]["subnet4"]
+                     if s["user-context"] == {"pool": "inband", "name": "a02"})
+        gw2 = next(o["data"] for o in rack2["option-data"] if o["name"] == "routers")
+        net1 = ipaddress.IPv4Network(subnet["subnet"])
+        r1 = str(net1.network_address + 3)  # in a01's reserved low range, next to services
+        _run("ip", "link", "add", bridge2, "type", "bridge")
+        _run("ip", "link", "set", bridge2, "up")
+        _run("ip", "netns", "add", router_ns)
+        _run("ip", "netns", "add", rack2_ns)
+        for ns, peer, br in ((router_ns, f"brv{tag}a", state.bridge),
+                             (router_ns, f"brv{tag}b", bridge2), (rack2_ns, f"brv{tag}c", bridge2)):
+            _run("ip", "link", "add", peer, "type", "veth", "peer", "name", peer + "p")
+            _run("ip", "link", "set", peer + "p", "netns", ns, "name", peer[-1] + "0")
+            _run("ip", "link", "set", peer, "master", br, "up")
+            _run("ip", "link", "set", peer[-1] + "0", "up", ns=ns)
+        _run("ip", "addr", "add", f"{r1}/{net1.prefixlen}", "dev", "a0", ns=router_ns)
+        _run("ip", "addr", "add", f"{gw2}/{ipaddress.IPv4Network(rack2['subnet']).prefixlen}",
+             "dev", "b0", ns=router_ns)
+        _run("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=router_ns)
+        _run("ip", "route", "add", rack2["subnet"], "via", r1,
+             ns=state.hosts["bootsrv"].netns)
+        relay = subprocess.Popen(["ip", "netns", "exec", router_ns, "dhcrelay", "-4", "-d", "-q",
+                                  "-iu", "a0", "-id", "b0", svc],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         yield {"site": site, "gen": gen, "svc": svc, "state": state, "ns": client_ns,
-               "kea": kea, "tmp": tmp_path}
+               "kea": kea, "tmp": tmp_path, "rack2_ns": rack2_ns, "relay_address": gw2}
     finally:
-        _run("ip", "netns", "del", client_ns, check=False)
-        _run("ip", "link", "del", veth, check=False)
+        if relay is not None:
+            relay.terminate()
+            relay.wait(timeout=10)
+        for ns in (client_ns, router_ns, rack2_ns):
+            _run("ip", "netns", "del", ns, check=False)
+        for link in (veth, bridge2, f"brv{tag}a", f"brv{tag}b", f"brv{tag}c"):
+            _run("ip", "link", "del", link, check=False)
         labmod.down(spec.site, lab_dir)
 
 
@@ -127,18 +171,20 @@ def _playbook(lab: dict[str, object]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-def _dhcp(lab: dict[str, object], *options: str) -> dict[str, str]:
+def _dhcp(lab: dict[str, object], *options: str, node: str = NODE,
+          ns: str = "") -> dict[str, str]:
     tmp = Path(str(lab["tmp"]))
     out = tmp / "lease.env"
     out.unlink(missing_ok=True)
     script = tmp / "udhcpc.sh"
     script.write_text(f'#!/bin/sh\n[ "$1" = bound ] && env > {out}\nexit 0\n')
     script.chmod(0o755)
-    cid = "00" + NODE.encode().hex()
-    res = _run("busybox", "udhcpc", "-f", "-q", "-n", "-t", "4", "-T", "2", "-i", "eth0",
-               "-s", str(script), "-x", f"0x3d:{cid}", *options, ns=str(lab["ns"]),
+    cid = "00" + node.encode().hex()
+    res = _run("busybox", "udhcpc", "-f", "-q", "-n", "-t", "4", "-T", "2",
+               "-i", "c0" if ns else "eth0",
+               "-s", str(script), "-x", f"0x3d:{cid}", *options, ns=ns or str(lab["ns"]),
                check=False)
-    assert out.exists(), f"no DHCP lease for {NODE}: {res.stdout}{res.stderr}" + _ssh(
+    assert out.exists(), f"no DHCP lease for {node}: {res.stdout}{res.stderr}" + _ssh(
         lab, "tail", "-n", "20", "/srv/gpuctl-boot/log/kea-dhcp4.log")
     return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
 
@@ -189,3 +235,20 @@ def test_boot_services_serve_dhcp_tftp_http(boot_lab: dict[str, object]) -> None
     log = _ssh(lab, "cat", "/srv/gpuctl-boot/log/access.log")
     assert f'{planned} ' in log and f'"GET /seeds/{NODE}/meta-data HTTP/1.1" 200' in log
     assert '"GET /seeds/nobody/user-data HTTP/1.1" 404' in log
+
+    # rack a02 through the relay: its own subnet, chosen by the relay's giaddr
+    node2 = "lab-gpu-03"
+    planned2 = next(r["ip-address"] for s in lab["kea"]["Dhcp4"]["subnet4"]  # type: ignore
+                    for r in s["reservations"] if r["hostname"] == node2)
+    relayed = _dhcp(lab, "-x", "0x5d:0000", "-V", "PXEClient", node=node2,
+                    ns=str(lab["rack2_ns"]))
+    assert relayed["ip"] == planned2 and relayed["router"] == lab["relay_address"]
+    assert relayed["boot_file"] == "undionly.kpxe" and relayed["siaddr"] == svc
+    ns2 = str(lab["rack2_ns"])
+    _run("ip", "addr", "add", f"{planned2}/{relayed['mask']}", "dev", "c0", ns=ns2)
+    _run("ip", "route", "add", "default", "via", relayed["router"], ns=ns2)
+    seed2 = _run("busybox", "wget", "-q", "-O", "-", f"{seed_url(svc, node2)}meta-data",
+                 ns=ns2).stdout
+    assert yaml.safe_load(seed2)["local-hostname"] == node2
+    leases = _ssh(lab, "cat", "/var/lib/kea/kea-leases4.csv")
+    assert any(ln.startswith(planned2 + ",") and node2 in ln for ln in leases.splitlines())
