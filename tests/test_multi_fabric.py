@@ -66,6 +66,21 @@ def test_each_group_is_cabled_to_its_own_fabric_with_its_own_hca_count(plan: Pla
                                         for lk in plan.fabrics[n].links if lk.kind == "node-leaf"]
 
 
+def test_each_fabric_has_its_own_ipoib_subnets(plan: Plan) -> None:
+    ipoib = {s.name: s.cidr for s in plan.subnets if s.pool == "ipoib"}
+    assert ipoib["zone2-rail0"] == "10.230.128.0/20"
+    assert sorted(ipoib) == sorted([f"rail{r}" for r in range(8)] + ["zone2-rail0"])
+    for n in plan.nodes:
+        got = [(a.interface, a.subnet) for a in plan.addresses_of(n.name) if a.pool == "ipoib"]
+        if n.group == "ff":
+            assert got == [("ib0", "10.230.128.0/20")]
+        else:
+            assert [i for i, _ in got] == [f"ib{r}" for r in range(8)]
+            assert "10.230.128.0/20" not in {c for _, c in got}
+    ips = [a.address for a in plan.addresses if a.pool == "ipoib"]
+    assert len(ips) == len(set(ips)) == 4 * 8 + 8
+
+
 def test_cables_and_summary_name_the_fabric(plan: Plan) -> None:
     zone2 = [c for c in plan.cables if c.fabric == "zone2"]
     assert len(zone2) == len(plan.fabrics["zone2"].links) == 8 + 20

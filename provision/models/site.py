@@ -342,6 +342,12 @@ class Addressing(StrictModel):
     ipoib: list[Cidr] = Field(
         default_factory=list, description="IPoIB pools, one per rail or plane (or one shared)."
     )
+    ipoib_fabrics: dict[str, list[Cidr]] = Field(
+        default_factory=dict,
+        description="IPoIB pools of further InfiniBand fabrics (fabrics.infiniband), by fabric "
+        "name: one per rail or plane, or one to split. A further fabric without an entry gets "
+        "no IPoIB addresses (each fabric is its own IPoIB broadcast domain).",
+    )
     switch_mgmt: Cidr = Field(description="Switch management ports.")
     pod_cidr: Cidr = Field(description="Kubernetes pod network.")
     service_cidr: Cidr = Field(description="Kubernetes service network.")

@@ -16,7 +16,7 @@ rack, a row, a hall or an SU added anywhere takes addresses nobody holds:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
@@ -131,17 +131,18 @@ def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], grid: dict[str, int],
                                          gw))
 
 
-def _rail_pools(a: Addressing, rails: int) -> list[netaddr.IPNetwork]:
-    if len(a.ipoib) == rails:
-        return [netaddr.IPNetwork(c) for c in a.ipoib]
-    if len(a.ipoib) == 1:
+def _rail_pools(pools: Sequence[str], rails: int, field: str = "ipoib"
+                ) -> list[netaddr.IPNetwork]:
+    if len(pools) == rails:
+        return [netaddr.IPNetwork(c) for c in pools]
+    if len(pools) == 1:
         split = 2 ** math.ceil(math.log2(rails))
-        base = netaddr.IPNetwork(a.ipoib[0])
+        base = netaddr.IPNetwork(pools[0])
         if base.prefixlen + int(math.log2(split)) > 30:
-            raise PlanError(f"address pool ipoib ({base}) is too small to split into "
+            raise PlanError(f"address pool {field} ({base}) is too small to split into "
                             f"{rails} rail subnets")
         return list(base.subnet(base.prefixlen + int(math.log2(split))))[:rails]
-    raise PlanError(f"addressing.ipoib lists {len(a.ipoib)} pools; give one per "
+    raise PlanError(f"addressing.{field} lists {len(pools)} pools; give one per "
                     f"rail/plane ({rails}) or a single pool to split")
 
 
@@ -203,14 +204,35 @@ def _switch_mgmt(a: Addressing, site: Site, switches: Sequence[Switch],
                                  mgmt.prefixlen, cidr, gw))
 
 
+def _ipoib(pools: Sequence[netaddr.IPNetwork], tag: str, members: Sequence[Node],
+           grid: dict[str, int], units: int, subnets: list[Subnet],
+           addresses: list[Address]) -> None:
+    """One IPoIB subnet per rail (``rail0``; ``zone2-rail0`` for a further fabric), each
+    node's address keyed by its floor position like every other per-node address."""
+    for r, net in enumerate(pools):
+        subnets.append(Subnet("ipoib", f"{tag}rail{r}", str(net), "",
+                              str(net[RESERVED_LOW + 1]), net.size - RESERVED_LOW - 2))
+        base, cidr = int(net.first), str(net)
+        for n in members:
+            offset = RESERVED_LOW + 1 + grid[n.rack] * units + n.u - 1
+            if offset > net.size - 2:
+                pool = f"ipoib_fabrics {tag[:-1]} rail {r}" if tag else f"ipoib rail {r}"
+                raise _exhausted(pool, net, f"node {n.name} (rack {n.rack})", offset + 2)
+            addresses.append(Address("ipoib", n.name, f"ib{r}", ip_str(base + offset),
+                                     net.prefixlen, cidr, ""))
+
+
 def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                    fabric_nodes: Sequence[Node], rails: int, switches: Sequence[Switch],
-                   boot_ifaces: dict[str, str],
-                   appliances: Sequence[str] = (),
-                   future: AbstractSet[str] = frozenset()) -> tuple[list[Subnet], list[Address]]:
+                   boot_ifaces: dict[str, str], appliances: Sequence[str] = (),
+                   future: AbstractSet[str] = frozenset(),
+                   further_ib: Mapping[str, tuple[Sequence[Node], int]] | None = None,
+                   ) -> tuple[list[Subnet], list[Address]]:
     """All subnets and addresses of the site; switches and then ``appliances`` get their
     management address from the switch_mgmt pool. ``switches`` lists every switch in design
-    order; the ``future`` ones keep their address in reserve (no record yet)."""
+    order; the ``future`` ones keep their address in reserve (no record yet). ``further_ib``:
+    the nodes and rails of each further InfiniBand fabric, addressed from
+    ``addressing.ipoib_fabrics[name]``."""
     a: Addressing = site.addressing
     cap = a.capacity
     units = cap.rack_units
@@ -230,16 +252,11 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                   {n.name: [f"stor{i}" for i in range(catalog.nodes[n.type].storage_nics)]
                    for n in st_nodes}, width, 0, subnets, addresses)
     if a.ipoib and rails:
-        for r, net in enumerate(_rail_pools(a, rails)):
-            subnets.append(Subnet("ipoib", f"rail{r}", str(net), "", str(net[RESERVED_LOW + 1]),
-                                  net.size - RESERVED_LOW - 2))
-            base, cidr = int(net.first), str(net)
-            for n in fabric_nodes:
-                offset = RESERVED_LOW + 1 + grid[n.rack] * units + n.u - 1
-                if offset > net.size - 2:
-                    raise _exhausted(f"ipoib rail {r}", net, f"node {n.name} (rack {n.rack})",
-                                     offset + 2)
-                addresses.append(Address("ipoib", n.name, f"ib{r}", ip_str(base + offset),
-                                         net.prefixlen, cidr, ""))
+        _ipoib(_rail_pools(a.ipoib, rails), "", fabric_nodes, grid, units, subnets, addresses)
+    for name, (members, n_rails) in (further_ib or {}).items():
+        pools = a.ipoib_fabrics.get(name)
+        if pools and n_rails:
+            _ipoib(_rail_pools(pools, n_rails, f"ipoib_fabrics.{name}"), f"{name}-", members,
+                   grid, units, subnets, addresses)
     _switch_mgmt(a, site, switches, appliances, grid, subnets, addresses, future)
     return subnets, addresses

@@ -170,6 +170,7 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
     appliances: list[Appliance] = []
     rails = 0
     fabric_nodes: list[Node] = []
+    further_ib: dict[str, tuple[list[Node], int]] = {}
     ib = ib_fabrics(site)
     for fname, cf in ib.items():
         groups = set(cf.node_groups)
@@ -185,6 +186,9 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         if fname == "compute":
             fabric_nodes = members
             rails = len(catalog.nodes[members[0].type].compute_hcas) if members else 0
+        else:
+            further_ib[fname] = (members, len(catalog.nodes[members[0].type].compute_hcas)
+                                 if members else 0)
         if any(lk.kind == "ufm-leaf" for lk in fab.links):
             if cf.ufm_appliance not in catalog.appliances:
                 raise PlanError(f"{fname} fabric references unknown appliance "
@@ -266,7 +270,8 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         future_cables.extend(made[len(fab.links):])
     addressed = [s for f in fabrics.values() for s in design_switches(f)]
     subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, addressed,
-                                        boot, [a.name for a in appliances], future)
+                                        boot, [a.name for a in appliances], future,
+                                        further_ib)
     power = plan_power(site, catalog, racks, nodes, switches + future_switches, appliances)
     bom = plan_bom(catalog, racks, nodes, switches, cables, appliances)
     if future_switches:

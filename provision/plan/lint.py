@@ -25,6 +25,7 @@ GPU146 InfiniBand switch used as an Ethernet ToR/aggregation switch
 GPU147 node group on two InfiniBand fabrics · GPU148 reserved InfiniBand fabric name
 GPU149 UFM ports on a further InfiniBand fabric (fabrics.infiniband)
 GPU150 more nodes on a fabric than its design capacity (warning)
+GPU153 addressing.ipoib_fabrics names an InfiniBand fabric the site does not have
 GPU151 address pool too small · GPU152 address pools overlap
 GPU161 fabric manager version != driver · GPU162 CUDA newer than the driver branch supports
 GPU163 unknown or end-of-life driver branch · GPU164 kernel modules unsupported by GPU
@@ -284,6 +285,8 @@ def pools(ls: LoadedSite) -> Iterator[Finding]:
     if a.storage:
         named.append(("storage", ("addressing", "storage"), a.storage))
     named += [(f"ipoib[{i}]", ("addressing", "ipoib", i), c) for i, c in enumerate(a.ipoib)]
+    named += [(f"ipoib_fabrics.{f}[{i}]", ("addressing", "ipoib_fabrics", f, i), c)
+              for f, pools in a.ipoib_fabrics.items() for i, c in enumerate(pools)]
     for i, (n1, loc1, c1) in enumerate(named):
         for n2, _, c2 in named[i + 1:]:
             x, y = netaddr.IPNetwork(c1), netaddr.IPNetwork(c2)

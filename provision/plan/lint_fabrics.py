@@ -55,3 +55,18 @@ def fabric_names(ls: LoadedSite) -> Iterator[Finding]:
                           "UFM appliance is planned on the compute fabric only",
                           "set ufm_ports: 0 (this fabric's subnet manager then runs on its "
                           "first top-tier switch)", *loc, "topology", subject=name)
+
+
+@rule
+def ipoib_fabric_names(ls: LoadedSite) -> Iterator[Finding]:
+    """GPU153: IPoIB pools for a fabric that is not under fabrics.infiniband."""
+    known = list(ls.site.fabrics.infiniband)
+    for name in ls.site.addressing.ipoib_fabrics:
+        if name not in known:
+            hint = (f"use one of {', '.join(known)}" if known else
+                    "add the fabric under fabrics.infiniband, or remove the entry")
+            if name == "compute":
+                hint = "the compute fabric's IPoIB pools are addressing.ipoib"
+            yield finding("GPU153", f"addressing.ipoib_fabrics names {name!r}, which is not a "
+                          "further InfiniBand fabric of this site", hint,
+                          "addressing", "ipoib_fabrics", name, subject=name)

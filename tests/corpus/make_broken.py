@@ -109,6 +109,7 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "ib-fabric-unknown-group": ("  inband:\n    switch: sn4600c\n", _ZONE2.format(groups="[gpus]  # <- here") + "  inband:\n    switch: sn4600c\n", "GPU122", 1),
     "ib-fabric-name-reserved": ("  inband:\n    switch: sn4600c\n", _ZONE2.replace("zone2:", "storage:  # <- here").format(groups="[ff]") + "  inband:\n    switch: sn4600c\n", "GPU148", 1),
     "ib-fabric-ufm": ("  inband:\n    switch: sn4600c\n", _ZONE2.replace("fat-tree", "rail-optimized  # <- here").format(groups="[ff]") + "  inband:\n    switch: sn4600c\n", "GPU149", 1),
+    "ipoib-unknown-fabric": ("  ipoib: [10.210.64.0/18]\n", "  ipoib: [10.210.64.0/18]\n  ipoib_fabrics: {zone9: [10.210.128.0/20]}  # <- here\n", "GPU153", 1),
     "no-rack-space-for-switches": ("power_kw: 36, cooling: air}", "power_kw: 36, cooling: air, size_u: 26}", "GPU002", 1),
 }
 # Where the marker comment cannot go on the reported line, give the line explicitly.
