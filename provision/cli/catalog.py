@@ -48,9 +48,11 @@ def _switch(d: dict[str, Any]) -> dict[str, str]:
 
 
 def _cable(d: dict[str, Any]) -> dict[str, str]:
-    optics = " / ".join(o for o in (d.get("transceiver"), d.get("host_transceiver")) if o)
+    optics = " / ".join(o for o in (d.get("transceiver"), d.get("host_transceiver"),
+                                     d.get("host_twin_transceiver")) if o)
     return {
         "medium": str(d["medium"]), "technology": str(d["technology"]),
+        "ends": "straight" if d.get("legs", 1) == 1 else f"1:{d['legs']} splitter",
         "speed": f"{d['speed_gbps']}G", "reach m": _kw(d["max_length_m"]),
         "lengths m": ",".join(_kw(x) for x in d["lengths_m"]), "optics": optics or "-",
     }
