@@ -296,3 +296,21 @@ def test_site_playbook_imports_every_phase_playbook_in_order() -> None:
     plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
     assert [p["ansible.builtin.import_playbook"] for p in plays] == list(
         phases.PLAYBOOK_PHASES.values())
+
+
+def test_an_ansible_failure_is_stored_when_the_event_arrives(tmp_path: Path) -> None:
+    """Durable as soon as known: a host out of the play is in the store while the playbook
+    still runs (a kill after that moment keeps it)."""
+    seen: list[list[tuple[str, str]]] = []
+
+    class Watching(FakePlaybooks):
+        def __call__(self, req: ansible.PlaybookRequest, *, on_update: Any,
+                     cancelled: Any) -> ansible.PlaybookResult:
+            on_update({"lab-gpu-03": HostTally(unreachable=1, message="ssh: no route")})
+            [run] = runner.store.runs(site="lab")
+            seen.append([(r.host, r.status) for r in runner.store.results_for(run.id)])
+            return super().__call__(req, on_update=on_update, cancelled=cancelled)
+
+    runner, hosts = make_runner(tmp_path, Watching(bad=set()))
+    runner.run(opts(hosts, phases=["base"]))
+    assert seen == [[("lab-gpu-03", "unreachable")]]

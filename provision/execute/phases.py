@@ -39,6 +39,7 @@ SITE_PHASES = ("platform", "burnin")
 """Phases that act on the site as a whole (Pulumi stack, rack burn-in), not host by host."""
 PLAYBOOK_PHASES = {p: f"{p}.yml" for p in ("base", "nvidia", "fabric", "kubernetes")}
 BURNIN_TIMEOUT_S = 6 * 3600.0
+BAD = ("failed", "unreachable")
 
 
 def available(playbooks: Path = ansible.PLAYBOOKS) -> tuple[str, ...]:
@@ -312,9 +313,18 @@ class Runner:
             limit=list(todo), check=opts.dry_run, tuning=opts.tuning,
             extravars=opts.extravars, workdir=opts.workdir)
 
+        # A host that failed or went unreachable is out of the play (linear strategy): its
+        # result is stored from the event stream at once, not at the end of the playbook
+        # (a failure a rescue block recovers from is corrected by the final stats).
+        early: set[str] = set()
+
         def update(tallies: Mapping[str, HostTally]) -> None:
             for host, tally in tallies.items():
                 self.reporter.host_update(phase, host, tally)
+                if host not in early and host in todo and tally.status in BAD:
+                    early.add(host)
+                    self.store.record_result(report.run_id, phase, host, tally.status,
+                                             detail=tally.message or tally.status)
 
         result = self.run_playbook(req, on_update=update, cancelled=self.cancel.is_set)
         if result.status == "canceled" or self.cancel.is_set():
