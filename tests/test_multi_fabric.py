@@ -206,6 +206,21 @@ def test_plan_refuses_what_lint_reports(tmp_path: Path, edit: object, message: s
         build_plan(loaded.site, loaded.catalog)
 
 
+def test_design_capacity_of_a_further_fabric(tmp_path: Path) -> None:
+    text = (TWO_ZONE / "site.yaml").read_text().replace(
+        '      ipoib_pkey: "0x8002"\n', '      ipoib_pkey: "0x8002"\n      design: {endpoints: 24}\n')
+    path = tmp_path / "two-zone" / "site.yaml"
+    path.parent.mkdir()
+    path.write_text(text)
+    plan = load_and_plan(path)[1]
+    assert [(s.name, s.fabric) for s in plan.future_switches] == [("ib-zone2-leaf002", "zone2")]
+    zone2 = summary(plan)["infiniband"]["zone2"]
+    assert (zone2["design_endpoints"], zone2["future_switches"]) == (24, 1)
+    # Installed today: the same subnet files as without the design capacity.
+    assert fabric_tree(plan)["ibsim/zone2/fabric.net"] == fabric_tree(
+        load_and_plan(TWO_ZONE)[1])["ibsim/zone2/fabric.net"]
+
+
 def test_a_site_without_further_fabrics_has_only_compute() -> None:
     plan = load_and_plan(ROOT / "inventory" / "sites" / "lab")[1]
     assert plan.site.fabrics.infiniband == {}

@@ -282,6 +282,18 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
                 future_switches=future_switches, future_cables=future_cables)
 
 
+def _ib_summary(f: FabricPlan) -> dict[str, Any]:
+    """Sizing facts of one InfiniBand fabric for :func:`summary`."""
+    return {
+        "topology": f.topology, "tiers": f.tiers,
+        "endpoints": f.endpoints, "max_endpoints": f.max_endpoints,
+        **({"scalable_units": [{"nodes": n, "slots": k} for n, k in f.units]}
+           if f.units else {}),
+        **({"design_endpoints": f.design_endpoints,
+            "future_switches": len(f.future_switches),
+            "future_links": len(f.future_links)} if f.design_endpoints else {})}
+
+
 def summary(plan: Plan) -> dict[str, Any]:
     """Counts for humans and machines (``gpuctl plan --format json``)."""
     gpus = sum(plan.catalog.nodes[n.type].gpus for n in plan.nodes)
@@ -298,23 +310,14 @@ def summary(plan: Plan) -> dict[str, Any]:
     optics = {b.sku: b.quantity for b in plan.bom if b.category == "transceiver"}
     addrs = dict(sorted(Counter(a.pool for a in plan.addresses).items()))
     compute = plan.fabrics.get("compute")
-    extra = {n: {"topology": f.topology, "tiers": f.tiers, "endpoints": f.endpoints,
-                 "max_endpoints": f.max_endpoints}
-             for n, f in ((n, plan.fabrics[n]) for n in plan.ib_names() if n != "compute")}
+    extra = {n: _ib_summary(plan.fabrics[n]) for n in plan.ib_names() if n != "compute"}
     return {
         "schema_version": plan.schema_version,
         "site": plan.site.site.name,
         "nodes": len(plan.nodes),
         "gpus": gpus,
         "racks_used": len({n.rack for n in plan.nodes} | {s.rack for s in plan.switches}),
-        "compute_fabric": None if compute is None else {
-            "topology": compute.topology, "tiers": compute.tiers,
-            "endpoints": compute.endpoints, "max_endpoints": compute.max_endpoints,
-            **({"scalable_units": [{"nodes": n, "slots": k} for n, k in compute.units]}
-               if compute.units else {}),
-            **({"design_endpoints": compute.design_endpoints,
-                "future_switches": len(compute.future_switches),
-                "future_links": len(compute.future_links)} if compute.design_endpoints else {})},
+        "compute_fabric": None if compute is None else _ib_summary(compute),
         **({"infiniband": extra} if extra else {}),
         "switches": sw,
         "links": links,
