@@ -172,3 +172,19 @@ def test_fabric_package_is_pure() -> None:
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
             bad += [f"{path.name}: {n}" for n in names if n.startswith(forbidden)]
     assert bad == []
+
+
+def test_planned_links_name_the_port_as_printed_on_the_chassis() -> None:
+    """A crew reads OSFP4P2 on a DGX H100, the OS says mlx5_0: a planned link shows both."""
+    from provision.fabric.findings import LinkView
+
+    plan = load_and_plan(ROOT / "inventory" / "sites" / "superpod-h100-4su")[1]
+    exp = expected_fabric(plan)
+    by_cable = {pl.cable: pl for pl in exp.links.values()}
+    pl = by_cable["IB:dgx-001:mlx5_0"]
+    view = LinkView(pl.a[0], pl.a[1], pl.b[0], pl.b[1], pl.cable, pl.b_cage,
+                    a_label=pl.a_label)
+    assert view.text(True) == "dgx-001 mlx5_0 (OSFP4P2) - ib-su01-leaf01[1] (cage 1/1)"
+    assert view.to_json()["a_label"] == "OSFP4P2"
+    up = by_cable["IB:ib-su01-leaf01:34"]
+    assert up.a_label == "17/2" and by_cable["IB:ufm:ib0"].a_label == ""

@@ -42,6 +42,9 @@ class PlannedLink:
     rail: int | None = None
     su: int | None = None
     host: str | None = None
+    a_label: str = ""
+    """The lower end as printed on its chassis or panel (``OSFP4P2``, ``17/1``) where that
+    differs from its port name; empty otherwise."""
 
     def other(self, end: End) -> End:
         return self.b if end == self.a else self.a
@@ -128,9 +131,10 @@ def expected_fabric(plan: Plan, fabric: str = "compute") -> Expected:
             host = lk.a if lk.kind == "node-leaf" else None
         elif lk.kind == "leaf-spine":
             su = exp.switches[lk.a].su
+        label = cable.a_cage if cable and cable.a_cage != lk.a_port else ""
         pl = PlannedLink(a, b, lk.kind, cid, cable.a_rack if cable else "",
                          cable.b_rack if cable else "", cable.b_cage if cable else lk.b_port,
-                         lk.plane, lk.rail, su, host)
+                         lk.plane, lk.rail, su, host, label)
         exp.links[pl.key] = pl
         exp.by_end[a] = pl
         exp.by_end[b] = pl

@@ -56,9 +56,15 @@ class LinkView:
     speed: str | None = None
     a_guid: str | None = None
     b_guid: str | None = None
+    a_label: str = ""
+    """The lower end as printed on the chassis (``OSFP4P2``) or panel (``17/1``), planned
+    links only; empty where it is the port name."""
 
     def text(self, planned: bool) -> str:
-        out = f"{fmt_end(self.a, self.a_port)} - {fmt_end(self.b, self.b_port)}"
+        a = fmt_end(self.a, self.a_port)
+        if planned and self.a_label:
+            a += f" ({self.a_label})" if " " in self.a else f" (cage {self.a_label})"
+        out = f"{a} - {fmt_end(self.b, self.b_port)}"
         if planned and self.b_cage and self.b_cage != str(self.b_port):
             out += f" (cage {self.b_cage})"
         if not planned and (self.width or self.speed):
@@ -68,7 +74,8 @@ class LinkView:
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in (
             ("cable", self.cable), ("a", self.a), ("a_port", self.a_port), ("a_guid", self.a_guid),
-            ("a_rack", self.a_rack), ("b", self.b), ("b_port", self.b_port),
+            ("a_rack", self.a_rack), ("a_label", self.a_label), ("b", self.b),
+            ("b_port", self.b_port),
             ("b_guid", self.b_guid), ("b_rack", self.b_rack), ("b_cage", self.b_cage),
             ("width", self.width), ("speed", self.speed)) if v not in (None, "")}
 

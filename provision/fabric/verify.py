@@ -88,7 +88,7 @@ class _Verifier:
 
     def pview(self, pl: PlannedLink) -> LinkView:
         return LinkView(pl.a[0], pl.a[1], pl.b[0], pl.b[1], pl.cable, pl.b_cage, pl.a_rack,
-                        pl.b_rack)
+                        pl.b_rack, a_label=pl.a_label)
 
     def guid(self, key: str) -> str | None:
         return self.topo.devices[key].guid
