@@ -16,6 +16,7 @@ from provision.plan.layout import Node, Rack, layout_racks, place_nodes
 from tests.conftest import SITES
 
 SUPERPOD_TABLE = [  # SUs, nodes, leaf, spine, node+UFM cables, leaf-spine cables
+    # (the published "cables" are links: a twin-port DAC carrying two is one physical cable)
     (1, 31, 8, 4, 252, 256),
     (2, 63, 16, 8, 508, 512),
     (3, 95, 24, 16, 764, 768),
