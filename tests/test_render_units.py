@@ -180,3 +180,20 @@ def test_group_vars_carry_the_version_matrix_of_the_catalog() -> None:
     assert m["nccl_cuda"] == shipped["nccl_cuda"]
     assert m["dcgm_cuda_majors"] == shipped["dcgm_cuda_majors"]
     assert m["driver_branches"]["580"]["max_cuda"] == "13.0"
+
+
+def test_netbox_cables_carry_the_physical_cable_label() -> None:
+    import csv
+    import io
+
+    from provision.cli.common import load_and_plan
+    from provision.render.netbox import netbox_tree
+    from tests.conftest import SITES
+
+    plan = load_and_plan(SITES / "superpod-h100-4su")[1]
+    rows = list(csv.DictReader(io.StringIO(netbox_tree(plan)["netbox/cables.csv"])))
+    assert len(rows) == len(plan.cables)
+    label = {(r["side_a_device"], r["side_a_name"]): r["label"] for r in rows}
+    assert label[("ib-su01-leaf01", "33")] == label[("ib-su01-leaf01", "34")] \
+        == "IB:ib-su01-leaf01:33"  # one twin-port DAC
+    assert label[("dgx-001", "mlx5_0")] != label[("dgx-001", "mlx5_5")]  # two fiber legs

@@ -97,6 +97,8 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
     ifaces: dict[tuple[str, str], str] = {}
     cables: list[tuple[Any, ...]] = []
     itypes: dict[tuple[str, str], str] = {}
+    # One NetBox cable per link (the CSV import takes one termination per side); its label
+    # is the physical cable's, so both links of a twin-port DAC carry the same label.
     for c in plan.cables:
         itype = itypes.get((c.fabric, c.sku))
         if itype is None:
@@ -104,7 +106,7 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
         ifaces.setdefault((c.a, c.a_port), itype)
         ifaces.setdefault((c.b, c.b_port), itype)
         cables.append((c.a, "dcim.interface", c.a_port, c.b, "dcim.interface", c.b_port,
-                       CABLE_TYPES.get(c.medium, ""), "planned", c.id, f"{c.length_m:g}", "m"))
+                       CABLE_TYPES.get(c.medium, ""), "planned", c.cable, f"{c.length_m:g}", "m"))
     ips: list[tuple[Any, ...]] = []
     boot_ifaces = ("mgmt0",) + tuple(g.boot_interface for g in plan.site.node_groups)
     for a in plan.addresses:
