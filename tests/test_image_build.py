@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from provision.cli.main import cli
-from provision.image.build import parse_dpkg_status
+from provision.image.build import extract_boot_files, parse_dpkg_status
 from provision.image.recipe import mmdebstrap_argv, recipes
 from provision.loader import load_site
 from tests.conftest import SITES
@@ -84,6 +84,7 @@ def test_build_records_digest_and_reuses(tmp_path: Path, runner: CliRunner) -> N
     assert res.exit_code == 0, res.output
     [rec] = json.loads(res.output)
     assert rec["built"] and rec["groups"] == ["gpu"]
+    assert rec["boot"] == {}  # the essential variant has no kernel
     rootfs = Path(rec["path"]) / "rootfs.tar"
     assert rec["digest"] == "sha256:" + hashlib.sha256(rootfs.read_bytes()).hexdigest()
     assert rec["size"] == rootfs.stat().st_size
@@ -111,3 +112,31 @@ def test_unreachable_mirror_fails_naming_image_and_mirror(tmp_path: Path,
     assert "http://127.0.0.1:9/debian bookworm" in err
     assert runner.invoke(cli, ["image", "list", str(site), "--images",
                                str(images)]).output.startswith("no images built")
+
+
+def test_boot_files_newest_kernel_and_initrd(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        for name, data in (("./boot/vmlinuz-6.1.0-9-cloud-amd64", b"k9"),
+                           ("./boot/vmlinuz-6.1.0-10-cloud-amd64", b"k10"),
+                           ("./boot/initrd.img-6.1.0-10-cloud-amd64", b"i10"),
+                           ("./etc/hostname", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("./vmlinuz")
+        link.type, link.linkname = tarfile.SYMTYPE, "boot/vmlinuz-6.1.0-10-cloud-amd64"
+        tar.addfile(link)
+    out = tmp_path / "img"
+    out.mkdir()
+    assert extract_boot_files(rootfs, out) == {"vmlinuz": "vmlinuz-6.1.0-10-cloud-amd64",
+                                               "initrd.img": "initrd.img-6.1.0-10-cloud-amd64"}
+    assert (out / "vmlinuz").read_bytes() == b"k10"
+    assert (out / "initrd.img").read_bytes() == b"i10"
+    bare = tmp_path / "bare.tar"
+    with tarfile.open(bare, "w") as tar:
+        tar.addfile(tarfile.TarInfo("./etc"))
+    assert extract_boot_files(bare, out) == {}

@@ -155,3 +155,17 @@ def test_provision_targets_verify_against_the_seeded_known_hosts(tmp_path: Path,
     loaded, plan = load_and_plan(fresh)
     assert {h.ssh.known_hosts for h in build_targets(loaded, plan, SessionOptions(
         no_lab=True)).hosts} == {None}
+
+
+def test_boot_services_inputs_written_for_the_playbook(tmp_path: Path, runner: CliRunner) -> None:
+    site, _adm, out = seeded_site(tmp_path, runner)
+    state = site / ".gpuctl"
+    assert f"-e @{state / 'boot_services.yml'}" in out
+    data = yaml.safe_load((state / "boot_services.yml").read_text())
+    assert data["boot_services_seeds_src"] == str(state / "seeds")
+    assert (Path(data["boot_services_ipxe_src"]) / "nodes" / "lab-gpu-03.ipxe").is_file()
+    assert data["boot_services_images"] == []  # nothing built yet
+    if shutil.which("kea-dhcp4"):
+        res = subprocess.run(["kea-dhcp4", "-t", data["boot_services_kea_config_src"]],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr

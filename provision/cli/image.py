@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from provision.cli.common import SITE_ARG, load_and_plan
+
+if TYPE_CHECKING:
+    from provision.image.store import ImageRecord
+    from provision.plan.build import Plan
 
 IMAGES_HELP = "Image directory [default: SITE/.gpuctl/images]."
 
@@ -142,12 +147,38 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
         inband = [a.address for a in plan.addresses_of(node.name) if a.pool == "inband"]
         known.append(KnownHost(node.name, inband[0] if inband else node.name, key.public))
     path = hostkeys.write_known_hosts(state, known)
+    boot_vars = _write_boot_services_vars(state, plan, svc, ipxe_dir,
+                                          [built[r.key()] for r, _ in recipe.recipes(loaded)
+                                           if r.key() in built])
     missing = sorted(g for g, d in digests.items() if not d)
     click.echo(f"seeded {len(known)} nodes: seeds in {state / hostkeys.SEEDS}, iPXE scripts "
                f"in {ipxe_dir}, host keys in "
                f"{state / hostkeys.SECRETS} (0600), public keys in {path}")
+    click.echo(f"  boot services: ansible-playbook playbooks/boot_services.yml -e @{boot_vars}")
     if not admin:
         click.echo(f"  note: no admin keys in {base / 'admin_keys'}/*.pub; nobody can log in")
     if missing:
         click.echo(f"  note: no image built yet for {', '.join(missing)}; seeds record no "
                    "image digest (gpuctl image build first)")
+
+
+def _write_boot_services_vars(state: Path, plan: Plan, svc: str, ipxe_dir: Path,
+                              images: list[ImageRecord]) -> Path:
+    """``SITE/.gpuctl/boot_services.yml``: the boot_services role's inputs (the Kea config
+    rendered from the plan next to it, the iPXE scripts, seeds and built images)."""
+    import yaml
+
+    from provision.image.hostkeys import SEEDS
+    from provision.render.dhcp import dhcp_tree
+
+    kea = state / "boot" / "kea-dhcp4.conf"
+    kea.parent.mkdir(parents=True, exist_ok=True)
+    kea.write_text(dhcp_tree(plan)["dhcp/kea-dhcp4.conf"])
+    data = {"boot_services_address": svc, "boot_services_kea_config_src": str(kea),
+            "boot_services_ipxe_src": str(ipxe_dir),
+            "boot_services_seeds_src": str(state / SEEDS),
+            "boot_services_images": [{"name": r.name, "src": str(r.path)} for r in images]}
+    out = state / "boot_services.yml"
+    out.write_text("# gpuctl image seed: inputs of playbooks/boot_services.yml (-e @this)\n"
+                   + yaml.safe_dump(data, sort_keys=False))
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 import shutil
 import subprocess
 import tarfile
@@ -58,6 +59,37 @@ def tar_manifest(rootfs: Path) -> list[tuple[str, str]]:
     raise ExecutionError(f"{rootfs}: no var/lib/dpkg/status in the image")
 
 
+def _version_key(name: str) -> list[tuple[int, str]]:
+    """Natural order: vmlinuz-6.1.0-10 after vmlinuz-6.1.0-9."""
+    return [(int(t), "") if t.isdigit() else (-1, t) for t in re.split(r"(\d+)", name)]
+
+
+BOOT_FILES = (("vmlinuz", "boot/vmlinuz-"), ("initrd.img", "boot/initrd.img-"))
+
+
+def extract_boot_files(rootfs: Path, folder: Path) -> dict[str, str]:
+    """Copy the newest kernel and initrd of the image (``/boot/vmlinuz-*``,
+    ``/boot/initrd.img-*``) next to it as ``vmlinuz`` and ``initrd.img``, for network boot;
+    returns {served name: file name in /boot} of those found (none in a kernel-less image)."""
+    found: dict[str, tarfile.TarInfo] = {}
+    with tarfile.open(rootfs) as tar:
+        for member in tar:
+            name = member.name.removeprefix("./")
+            for served, prefix in BOOT_FILES:
+                if name.startswith(prefix) and member.isfile() and (
+                        served not in found or _version_key(found[served].name)
+                        < _version_key(member.name)):
+                    found[served] = member
+        out = {}
+        for served, member in found.items():
+            f = tar.extractfile(member)
+            if f is None:  # pragma: no cover - isfile() members always extract
+                continue
+            (folder / served).write_bytes(f.read())
+            out[served] = member.name.removeprefix("./boot/").removeprefix("boot/")
+    return out
+
+
 def first_error(log: str) -> str:
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
     for ln in lines:
@@ -93,6 +125,7 @@ def build(recipe: Recipe, images: Path, groups: Sequence[str], *, rebuild: bool 
             f"(log: {folder / LOG})")
     partial.rename(folder / ROOTFS)
     manifest = tar_manifest(folder / ROOTFS)
+    boot = extract_boot_files(folder / ROOTFS, folder)
     (folder / MANIFEST).write_text("".join(f"{p}\t{v}\n" for p, v in manifest))
     version = run(["mmdebstrap", "--version"], capture_output=True, text=True, check=False)
     rec = ImageRecord(
@@ -100,6 +133,6 @@ def build(recipe: Recipe, images: Path, groups: Sequence[str], *, rebuild: bool 
         size=(folder / ROOTFS).stat().st_size,
         built_at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         groups=tuple(groups), packages=len(manifest), recipe=recipe.as_dict(),
-        tool=version.stdout.strip() or "mmdebstrap", path=folder)
+        tool=version.stdout.strip() or "mmdebstrap", path=folder, boot=boot)
     write_record(rec)
     return rec, True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ class ImageRecord:
     recipe: dict[str, Any]
     tool: str
     path: Path
+    boot: dict[str, str] = field(default_factory=dict)
+    """Network-boot files next to rootfs.tar: served name (vmlinuz, initrd.img) -> the file
+    in the image's /boot it came from."""
 
     @property
     def rootfs(self) -> Path:
@@ -41,7 +44,7 @@ class ImageRecord:
         return {"format": FORMAT, "name": self.name, "key": self.key, "digest": self.digest,
                 "size": self.size, "built_at": self.built_at, "groups": list(self.groups),
                 "packages": self.packages, "recipe": self.recipe, "tool": self.tool,
-                "path": str(self.path)}
+                "boot": dict(self.boot), "path": str(self.path)}
 
 
 def image_dir(images: Path, name: str, key: str) -> Path:
@@ -65,7 +68,7 @@ def read_record(folder: Path) -> ImageRecord | None:
         return ImageRecord(name=d["name"], key=d["key"], digest=d["digest"], size=d["size"],
                            built_at=d["built_at"], groups=tuple(d["groups"]),
                            packages=d["packages"], recipe=d["recipe"], tool=d["tool"],
-                           path=folder)
+                           path=folder, boot=d.get("boot", {}))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{meta}: not a gpuctl image record ({exc})") from exc
 

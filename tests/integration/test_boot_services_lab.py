@@ -159,14 +159,13 @@ def _playbook(lab: dict[str, object]) -> subprocess.CompletedProcess[str]:
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={paths.known_hosts} "
                                    "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes",
         "boot_services_service_manager": "none",
-        "boot_services_install_packages": False,
-        "boot_services_kea_config_src": str(Path(str(lab["gen"])) / "dhcp/kea-dhcp4.conf"),
-        "boot_services_ipxe_src": str(site / ".gpuctl/ipxe"),
-        "boot_services_seeds_src": str(site / ".gpuctl/seeds")}}}}))
+        "boot_services_install_packages": False}}}}))
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "1",
            "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
            "ANSIBLE_ROLES_PATH": str(ROOT / "playbooks/roles")}
-    return subprocess.run(["ansible-playbook", "-i", str(inv),
+    # the role's inputs as gpuctl image seed wrote them
+    return subprocess.run(["ansible-playbook", "-i", str(inv), "-e",
+                           f"@{site / '.gpuctl/boot_services.yml'}",
                            str(ROOT / "playbooks/boot_services.yml")],
                           capture_output=True, text=True, env=env, timeout=300)
 
