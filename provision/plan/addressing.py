@@ -210,6 +210,10 @@ def _ipoib(pools: Sequence[netaddr.IPNetwork], tag: str, members: Sequence[Node]
     """One IPoIB subnet per rail (``rail0``; ``zone2-rail0`` for a further fabric), each
     node's address keyed by its floor position like every other per-node address."""
     for r, net in enumerate(pools):
+        if net.size < RESERVED_LOW + 3:
+            pool = f"ipoib_fabrics {tag[:-1]} rail {r}" if tag else f"ipoib rail {r}"
+            raise PlanError(f"address pool {pool} ({net}) is too small: it needs more than "
+                            f"its {RESERVED_LOW + 2} reserved addresses")
         subnets.append(Subnet("ipoib", f"{tag}rail{r}", str(net), "",
                               str(net[RESERVED_LOW + 1]), net.size - RESERVED_LOW - 2))
         base, cidr = int(net.first), str(net)
