@@ -169,3 +169,21 @@ def test_boot_services_inputs_written_for_the_playbook(tmp_path: Path, runner: C
         res = subprocess.run(["kea-dhcp4", "-t", data["boot_services_kea_config_src"]],
                              capture_output=True, text=True)
         assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_macs_manifest_reserves_by_hw_address(tmp_path: Path, runner: CliRunner) -> None:
+    import json
+
+    site, _adm, _ = seeded_site(tmp_path, runner)
+    (site / "macs.json").write_text(json.dumps({"lab-gpu-01/eno1": "52:54:00:AA:00:01"}))
+    assert runner.invoke(cli, ["image", "seed", str(site)]).exit_code == 0
+    kea = json.loads((site / ".gpuctl/boot/kea-dhcp4.conf").read_text())
+    res = {r["hostname"]: r for s in kea["Dhcp4"]["subnet4"] for r in s["reservations"]}
+    assert res["lab-gpu-01"]["hw-address"] == "52:54:00:aa:00:01"
+    assert "client-id" in res["lab-gpu-02"] and "hw-address" not in res["lab-gpu-02"]
+    for bad, why in (({"lab-gpu-09/eno1": "52:54:00:aa:00:01"}, "no such device/interface"),
+                     ({"lab-gpu-01/eno1": "52:54:00:aa:00"}, "is not a MAC address")):
+        (site / "macs.json").write_text(json.dumps(bad))
+        out = runner.invoke(cli, ["image", "seed", str(site)])
+        assert out.exit_code != 0 and why in out.output and "macs.json" in out.output
+        assert out.output.count("\n") == 1

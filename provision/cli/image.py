@@ -165,15 +165,17 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
 def _write_boot_services_vars(state: Path, plan: Plan, svc: str, ipxe_dir: Path,
                               images: list[ImageRecord]) -> Path:
     """``SITE/.gpuctl/boot_services.yml``: the boot_services role's inputs (the Kea config
-    rendered from the plan next to it, the iPXE scripts, seeds and built images)."""
+    rendered from the plan next to it, reserving by MAC where SITE/macs.json knows it; the
+    iPXE scripts, seeds and built images)."""
     import yaml
 
     from provision.image.hostkeys import SEEDS
+    from provision.image.macs import load_macs
     from provision.render.dhcp import dhcp_tree
 
     kea = state / "boot" / "kea-dhcp4.conf"
     kea.parent.mkdir(parents=True, exist_ok=True)
-    kea.write_text(dhcp_tree(plan)["dhcp/kea-dhcp4.conf"])
+    kea.write_text(dhcp_tree(plan, load_macs(state.parent, plan))["dhcp/kea-dhcp4.conf"])
     data = {"boot_services_address": svc, "boot_services_kea_config_src": str(kea),
             "boot_services_ipxe_src": str(ipxe_dir),
             "boot_services_seeds_src": str(state / SEEDS),
