@@ -338,3 +338,21 @@ def test_superpod_grown_by_an_su_still_cables_physically() -> None:
         check_physical_cabling(plan)
         check_su_racks(plan)
         assert len(plan.fabrics["compute"].units) == 5
+
+
+def test_sus_of_a_further_fabric_start_on_rack_boundaries() -> None:
+    """zone2 of the two-zone site as a rail-optimized fabric of 3-node SUs: 8 nodes at 8 per
+    rack would share a rack across SUs; each SU starts a rack instead."""
+    d = yaml.safe_load((SITES.parent.parent / "tests/sites/two-zone/site.yaml").read_text())
+    z2 = d["fabrics"]["infiniband"]["zone2"]
+    z2.update({"topology": "rail-optimized", "su_size": 3, "ufm_ports": 0})
+    z2.pop("tiers")
+    d["halls"][0]["rows"][0]["racks"] += 2
+    plan = plan_of(d)
+    su_of = {s.name: s.su for s in plan.fabrics["zone2"].switches if s.su is not None}
+    rack_of = {n.name: n.rack for n in plan.nodes}
+    sus: dict[str, set[int]] = {}
+    for lk in plan.fabrics["zone2"].links:
+        if lk.kind == "node-leaf":
+            sus.setdefault(rack_of[lk.a], set()).add(su_of[lk.b])
+    assert len(sus) == 3 and all(len(v) == 1 for v in sus.values()), sus

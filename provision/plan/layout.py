@@ -72,24 +72,24 @@ def layout_racks(site: Site) -> list[Rack]:
 
 
 def su_breaks(site: Site, catalog: Catalog) -> dict[str, tuple[int, int, int]]:
-    """Groups cabled into scalable units (a rail-optimized compute fabric), by name:
-    (fabric nodes placed before the group, nodes in SU 1, node slots per SU).
+    """Groups cabled into scalable units (a rail-optimized InfiniBand fabric), by name:
+    (that fabric's nodes placed before the group, nodes in SU 1, node slots per SU).
 
     SU 1 holds ``su_size`` minus the UFM's slots (the UFM takes those leaf ports; its slot in
     the rack stays empty), every later SU ``su_size``; each SU starts on a rack boundary."""
-    cf = site.fabrics.compute
-    if cf is None or cf.topology != "rail-optimized":
-        return {}
     out: dict[str, tuple[int, int, int]] = {}
-    before = 0
-    for g in site.node_groups:
-        if g.name not in cf.node_groups:
+    for cf in site.fabrics.ib().values():
+        if cf.topology != "rail-optimized":
             continue
-        t = catalog.nodes.get(g.type)
-        rails = len(t.compute_hcas) if t is not None else 0
-        ufm_slots = -(-cf.ufm_ports // rails) if cf.ufm_ports and rails else 0
-        out[g.name] = (before, max(1, cf.su_size - ufm_slots), cf.su_size)
-        before += g.count
+        before = 0
+        for g in site.node_groups:
+            if g.name not in cf.node_groups or g.name in out:
+                continue
+            t = catalog.nodes.get(g.type)
+            rails = len(t.compute_hcas) if t is not None else 0
+            ufm_slots = -(-cf.ufm_ports // rails) if cf.ufm_ports and rails else 0
+            out[g.name] = (before, max(1, cf.su_size - ufm_slots), cf.su_size)
+            before += g.count
     return out
 
 
