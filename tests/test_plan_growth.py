@@ -237,3 +237,16 @@ def test_growth_past_design_capacity_is_a_warning(tmp_path: Path) -> None:
             assert re.search(r"GPU150 warning: compute fabric: 127 nodes exceed its design "
                              r"capacity of 3 SUs \(95 nodes\)", res.output)
             assert runner.invoke(cli, ["lint", str(path), "--strict"]).exit_code == 1
+
+
+def test_design_capacity_without_its_racks_is_a_warning(tmp_path: Path) -> None:
+    """SuperPOD rows hold 4 SUs; a design of 5 leaves SU 5's leaves without racks."""
+    text = (SITES / "superpod-h100-4su" / "site.yaml").read_text()
+    path = tmp_path / "site.yaml"
+    path.write_text(text.replace("count: 127", "count: 96").replace(
+        "    ufm_ports: 4\n", "    ufm_ports: 4\n    design: {sus: 5}\n"))
+    res = CliRunner().invoke(cli, ["lint", str(path)])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"GPU154 warning: compute fabric: the rows of node group dgx do not hold "
+                     r"its design capacity \(159 nodes, 96 declared\)", res.output), res.output
+    assert "GPU150" not in res.output

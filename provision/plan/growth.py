@@ -33,6 +33,19 @@ def design_nodes(cf: ComputeFabric, hcas: int) -> int:
     return max(0, math.ceil(endpoints / hcas))
 
 
+def grown_group(site: Site, catalog: Catalog, racks: list[Rack], group: str,
+                more: int) -> list[Node] | None:
+    """The nodes of ``group`` placed with ``more`` of them, or None when its rows cannot
+    hold that many."""
+    groups = [g.model_copy(update={"count": g.count + more}) if g.name == group else g
+              for g in site.node_groups]
+    try:
+        placed = place_nodes(site.model_copy(update={"node_groups": groups}), catalog, racks)
+    except PlanError:
+        return None
+    return [n for n in placed if n.group == group]
+
+
 def design_members(site: Site, catalog: Catalog, cf: ComputeFabric, members: list[Node],
                    racks: list[Rack]) -> list[Node]:
     """The fabric's nodes at design capacity: ``members`` and then the nodes the fabric's last
@@ -45,14 +58,8 @@ def design_members(site: Site, catalog: Catalog, cf: ComputeFabric, members: lis
     if more <= 0:
         return members
     last = members[-1]
-    groups = [g.model_copy(update={"count": g.count + more}) if g.name == last.group else g
-              for g in site.node_groups]
-    grown = site.model_copy(update={"node_groups": groups})
-    try:
-        placed = [n for n in place_nodes(grown, catalog, racks) if n.group == last.group]
-        extra = placed[last.index:]
-    except PlanError:
-        extra = []
+    placed = grown_group(site, catalog, racks, last.group, more)
+    extra = placed[last.index:] if placed is not None else []
     if len(extra) < more:  # the rows do not hold the design yet: anchor at the last rack
         extra += [dataclasses.replace(last, name=f"{last.group}.design-{i + 1}",
                                       index=last.index + len(extra) + i + 1)

@@ -25,6 +25,7 @@ GPU146 InfiniBand switch used as an Ethernet ToR/aggregation switch
 GPU147 node group on two InfiniBand fabrics · GPU148 reserved InfiniBand fabric name
 GPU149 UFM ports on a further InfiniBand fabric (fabrics.infiniband)
 GPU150 more nodes on a fabric than its design capacity (warning)
+GPU154 rows do not hold a fabric's design capacity yet (warning)
 GPU153 addressing.ipoib_fabrics names an InfiniBand fabric the site does not have
 GPU151 address pool too small · GPU152 address pools overlap
 GPU161 fabric manager version != driver · GPU162 CUDA newer than the driver branch supports
