@@ -81,6 +81,16 @@ def test_each_fabric_has_its_own_ipoib_subnets(plan: Plan) -> None:
     assert len(ips) == len(set(ips)) == 4 * 8 + 8
 
 
+def test_burnin_partners_stay_on_the_rack_fabric(plan: Plan) -> None:
+    from provision.burnin.targets import other_rack_node, rack_targets
+
+    assert plan.ib_fabric_of("ff-01") == "zone2" and plan.ib_fabric_of("dgx-01") == "compute"
+    # zone2's only rack has no partner rack on zone2; a DGX one rack away is no IB peer.
+    assert other_rack_node(plan, "a02") is None
+    assert other_rack_node(plan, "a01") is None
+    assert [t.leaf for t in rack_targets(plan, "a02")] == ["ib-zone2-leaf001"] * 8
+
+
 def test_cables_and_summary_name_the_fabric(plan: Plan) -> None:
     zone2 = [c for c in plan.cables if c.fabric == "zone2"]
     assert len(zone2) == len(plan.fabrics["zone2"].links) == 8 + 20

@@ -58,13 +58,16 @@ def find_lab(loaded: LoadedSite, opts: BurninOptions) -> Path | None:
 
 def fabric_check(plan: Plan, rack: str, targets: list[NodeTarget],
                  lab_dir: Path | None) -> tuple[str, str, dict[str, object] | None]:
-    """(pass|fail|skip, detail, verify JSON) of ``fabric verify --live --scope rack=R``."""
+    """(pass|fail|skip, detail, verify JSON) of ``fabric verify --live --scope rack=R`` on
+    the InfiniBand fabric of the rack's first node with HCAs (it is discovered from there)."""
     from provision.fabric.expected import expected_fabric, parse_scope
     from provision.fabric.topology import parse_topology
     from provision.fabric.verify import verify
 
     try:
-        exp = expected_fabric(plan)
+        fabric = next((f for t in targets if t.hcas
+                       for f in [plan.ib_fabric_of(t.name)] if f is not None), "compute")
+        exp = expected_fabric(plan, fabric)
         scope = parse_scope([f"rack={rack}"], exp)
         if lab_dir is not None:
             from provision.lab.access import run_ib_tool

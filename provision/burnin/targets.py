@@ -68,9 +68,14 @@ def rack_targets(plan: Plan, rack: str) -> list[NodeTarget]:
 
 
 def other_rack_node(plan: Plan, rack: str) -> str | None:
-    """The first GPU node of another rack (the cross-rack partner of ``full``)."""
+    """The first GPU node of another rack on the same InfiniBand fabric as ``rack``'s first
+    node (the cross-rack partner of ``full``; no IB path joins two fabrics)."""
+    fabric_of = {lk.a: lk.fabric for lk in plan.node_fabric_links()}
+    here = next((fabric_of[n.name] for n in plan.nodes
+                 if n.rack == rack and n.name in fabric_of), None)
     for node in plan.nodes:
-        if node.rack != rack and plan.catalog.nodes[node.type].gpus:
+        if node.rack != rack and plan.catalog.nodes[node.type].gpus \
+                and (here is None or fabric_of.get(node.name) == here):
             return node.name
     return None
 

@@ -74,6 +74,10 @@ class Plan:
         further fabrics in file order."""
         return [n for n in self.site.fabrics.ib() if n in self.fabrics]
 
+    def ib_fabric_of(self, node: str) -> str | None:
+        """The InfiniBand fabric ``node``'s HCAs are cabled to (None: on none)."""
+        return next((lk.fabric for lk in self.node_fabric_links() if lk.a == node), None)
+
     def node_fabric_links(self) -> list[Link]:
         """Host-to-leaf links of every InfiniBand fabric, fabric after fabric."""
         return [lk for n in self.ib_names() for lk in self.fabrics[n].links

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from provision.burnin.session import fabric_check
+from provision.burnin.targets import rack_targets
 from provision.cli.common import load_and_plan
 from provision.cli.main import cli
 from provision.fabric.netedit import NetFile
@@ -37,6 +39,9 @@ TOOL_S = 60.0
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(_available() is not None or not _sim_available(),
                                  reason=_available() or "needs root, ibsim and ibnetdiscover")]
+
+RACKS = {"compute": "a01", "zone2": "a02"}
+"""Where each fabric's nodes are."""
 
 ENGINES = {"compute": "ftree", "zone2": "updn"}
 """Two leaves with hosts: fat-tree routing; zone2's single leaf: up/down (ftree refuses it)."""
@@ -64,6 +69,7 @@ def _opensm(plan: Plan, fabric: str, env: dict[str, str], work: Path) -> str:
     for d in ("tmp", "cache"):
         (work / d).mkdir(exist_ok=True)
     sm_env = dict(os.environ, **env, OSM_TMP_DIR=str(work / "tmp"), OSM_CACHE_DIR=str(work / "cache"))
+    sm_env.pop("SIM_HOST", None)  # attach at the net file's first node: the SM node
     res = subprocess.run(["opensm", "-F", str(conf), "-f", str(work / "opensm.log"), "-o",
                           "-d", "2"], env=sm_env, capture_output=True, text=True,
                          timeout=TOOL_S, check=False, cwd=work)
@@ -72,7 +78,8 @@ def _opensm(plan: Plan, fabric: str, env: dict[str, str], work: Path) -> str:
     return log
 
 
-def test_each_fabric_is_its_own_subnet_and_verify_finds_only_its_fault(tmp_path: Path) -> None:
+def test_each_fabric_is_its_own_subnet_and_verify_finds_only_its_fault(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = load_and_plan(TWO_ZONE)[1]
     assert plan.ib_names() == ["compute", "zone2"]
     guids = resolve_guids(plan)
@@ -108,3 +115,13 @@ def test_each_fabric_is_its_own_subnet_and_verify_finds_only_its_fault(tmp_path:
             planned = len(plan.fabrics[fabric].links)
             assert result["planned_links"] == planned
             assert result["matched"] == planned - (2 if fabric == "compute" else 1)
+            # Burn-in's rack check verifies the rack's own fabric, discovered from its HCA.
+            rack = RACKS[fabric]
+            for key, value in {**envs[fabric], "SIM_HOST": probe}.items():
+                monkeypatch.setenv(key, value)
+            state, detail, data = fabric_check(plan, rack, rack_targets(plan, rack), None)
+            assert state == "fail", detail
+            assert data is not None and data["scope"] == (
+                f"rack={rack}" if fabric == "compute" else f"{fabric} fabric, rack={rack}")
+            assert {(f["kind"], tuple(f["cables"])) for f in data["findings"]
+                    if f["severity"] == "error"} == expected
