@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import netaddr
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -250,3 +251,20 @@ def test_design_capacity_without_its_racks_is_a_warning(tmp_path: Path) -> None:
     assert re.search(r"GPU154 warning: compute fabric: the rows of node group dgx do not hold "
                      r"its design capacity \(159 nodes, 96 declared\)", res.output), res.output
     assert "GPU150" not in res.output
+
+
+def test_rack_subnets_keep_a_dynamic_tail_for_machines_not_in_the_plan() -> None:
+    """Every oob/inband rack subnet ends in at least ``capacity.dhcp_free`` addresses that no
+    position holds (Kea's dynamic pool), whatever the rack holds."""
+    for per_rack in (1, 4):
+        plan = plan_of(base_site("fat-tree", 12, per_rack, 16))
+        free = plan.site.addressing.capacity.dhcp_free
+        subnets = [s for s in plan.subnets if s.pool in ("oob", "inband")]
+        assert subnets
+        held = {a.address for a in plan.addresses}
+        for s in subnets:
+            net = netaddr.IPNetwork(s.cidr)
+            first_free = int(netaddr.IPAddress(s.first_host)) + s.capacity
+            tail = [str(netaddr.IPAddress(i)) for i in range(first_free, int(net.last))]
+            assert len(tail) >= free, s
+            assert not held & set(tail), s

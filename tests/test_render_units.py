@@ -133,9 +133,9 @@ def test_lab_spec_from_the_lab_site() -> None:
     spec = lab_spec_for_site(str(SITES / "lab"))
     validate(spec)
     plan = site_plan("lab")
-    assert spec.gateway == "10.210.0.1/26"
+    assert spec.gateway == "10.210.0.1/25"
     assert [h.name for h in spec.hosts] == [n.name for n in plan.nodes]
-    assert spec.hosts[0].address == "10.210.0.12/26"  # U 2 of rack a01
+    assert spec.hosts[0].address == "10.210.0.12/25"  # U 2 of rack a01
     assert spec.hosts[0].hca_ids == tuple(f"lab-gpu-01 mlx5_{r}" for r in range(8))
     assert spec == lab_spec_from_plan(plan)  # stable, no randomness
     assert set(spec.opensm_files) == {"root_guids.conf", "cn_guids.conf", "partitions.conf",

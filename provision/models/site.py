@@ -331,6 +331,10 @@ class AddressCapacity(StrictModel):
                             description="Tallest rack (U): one host address per U per rack.")
     pdus_per_rack: int = Field(default=4, ge=0, le=8,
                                description="PDU (OOB) addresses reserved per rack.")
+    dhcp_free: int = Field(default=8, ge=0, le=256,
+                           description="Addresses at least left free at the end of each rack's "
+                                       "oob and inband subnet: the DHCP dynamic pool that finds "
+                                       "machines not in the plan yet.")
 
 
 class Addressing(StrictModel):

@@ -6,7 +6,8 @@ built, empty or not declared yet; inside a rack a host's address is keyed by its
 rack, a row, a hall or an SU added anywhere takes addresses nobody holds:
 
 * oob / inband / storage: one subnet per rack at ``pool + grid * size``; interface j of the
-  host at U u is host ``RESERVED_LOW + 1 + j * rack_units + (u - 1)`` (PDUs after the BMCs);
+  host at U u is host ``RESERVED_LOW + 1 + j * rack_units + (u - 1)`` (PDUs after the BMCs;
+  oob and inband keep ``capacity.dhcp_free`` more at the end for the DHCP dynamic pool);
 * IPoIB: one subnet per rail, host ``RESERVED_LOW + 1 + grid * rack_units + (u - 1)``;
 * switch management: ToRs from the bottom of the pool keyed by (rack position, fabric,
   ToR index); from the top: InfiniBand fabric switches in fabric order, appliances (UFM),
@@ -105,10 +106,10 @@ def _exhausted(pool: str, net: netaddr.IPNetwork, what: str, needed: int) -> Pla
 
 def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], grid: dict[str, int],
               units: int, ifaces: dict[str, list[str]], width: int, extra: int,
-              subnets: list[Subnet], addresses: list[Address]) -> None:
+              subnets: list[Subnet], addresses: list[Address], free: int = 0) -> None:
     net_all = netaddr.IPNetwork(cidr)
     hosts = units * width + extra
-    size = 2 ** (32 - prefix_for(hosts))
+    size = 2 ** (32 - prefix_for(hosts + free))
     prefix = 32 - int(math.log2(size))
     by_rack: dict[str, list[Node]] = {}
     for n in nodes:
@@ -245,9 +246,10 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
     addresses: list[Address] = []
     with_bmc = [n for n in nodes if catalog.nodes[n.type].bmc]
     _per_rack("oob", a.oob, with_bmc, grid, units, {n.name: ["bmc"] for n in with_bmc}, 1,
-              cap.pdus_per_rack, subnets, addresses)
+              cap.pdus_per_rack, subnets, addresses, cap.dhcp_free)
     _per_rack("inband", a.inband, nodes, grid, units,
-              {n.name: [boot_ifaces[n.group]] for n in nodes}, 1, 0, subnets, addresses)
+              {n.name: [boot_ifaces[n.group]] for n in nodes}, 1, 0, subnets, addresses,
+              cap.dhcp_free)
     if a.storage:
         st_nodes = [n for n in nodes if catalog.nodes[n.type].storage_nics]
         width = max((catalog.nodes[g.type].storage_nics for g in site.node_groups
