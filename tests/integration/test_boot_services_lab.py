@@ -5,7 +5,9 @@ services host) and as iPXE (boot file = the HTTP boot script), fetches undionly.
 and its iPXE script and seed over HTTP; Kea's lease file and nginx's access log record each
 step. A second playbook run changes nothing. Rack a02 is a second subnet behind a router
 namespace running isc-dhcp-relay: its client gets its a02 reservation (Kea picks the subnet by
-the relay's giaddr) and fetches its seed through the router. The lab is always taken down.
+the relay's giaddr) and fetches its seed through the router. Last, a QEMU (TCG) machine with a
+blank disk network-boots as lab-gpu-02 through its NIC's iPXE ROM up to the kernel request.
+The lab is always taken down.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ from provision.image.seeds import seed_url  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "lab-gpu-01"
+VM_NODE, VM_MAC = "lab-gpu-02", "52:54:00:b0:07:02"
+"""A QEMU machine with a blank disk network-boots as this node (its MAC in macs.json)."""
 
 
 def _unavailable() -> str | None:
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         return "needs root on Linux"
     tools = ["ip", "ibsim", "opensm", "ansible-playbook", "busybox", "kea-dhcp4",
-             "start-stop-daemon", "dhcrelay"]
+             "start-stop-daemon", "dhcrelay", "qemu-system-x86_64", "qemu-img"]
     missing = [t for t in tools if shutil.which(t) is None]
     missing += [p for p in ("/usr/sbin/sshd", "/usr/sbin/nginx", "/usr/sbin/in.tftpd",
                             "/usr/lib/ipxe/undionly.kpxe") if not os.path.exists(p)]
@@ -196,6 +200,7 @@ def _ssh(lab: dict[str, object], *cmd: str) -> str:
 def test_boot_services_serve_dhcp_tftp_http(boot_lab: dict[str, object]) -> None:
     lab, svc = boot_lab, str(boot_lab["svc"])
     runner = CliRunner()
+    (Path(str(lab["site"])) / "macs.json").write_text(json.dumps({f"{VM_NODE}/eno1": VM_MAC}))
     assert runner.invoke(cli, ["image", "seed", str(lab["site"])]).exit_code == 0
     first = _playbook(lab)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
@@ -251,3 +256,52 @@ def test_boot_services_serve_dhcp_tftp_http(boot_lab: dict[str, object]) -> None
     assert yaml.safe_load(seed2)["local-hostname"] == node2
     leases = _ssh(lab, "cat", "/var/lib/kea/kea-leases4.csv")
     assert any(ln.startswith(planned2 + ",") and node2 in ln for ln in leases.splitlines())
+
+    # a machine with a blank disk: SeaBIOS -> its NIC's iPXE ROM -> DHCP (reserved by MAC)
+    # -> boot.ipxe -> its own script by the hostname Kea gave it -> the image's kernel
+    _vm_netboots(lab, svc)
+
+
+def _vm_netboots(lab: dict[str, object], svc: str) -> None:
+    import time
+
+    tmp, state = Path(str(lab["tmp"])), lab["state"]
+    tap = f"bvt{os.getpid() % 10000}"
+    disk = tmp / "blank.qcow2"
+    _run("qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1G")
+    _run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
+    vm = None
+    try:
+        _run("ip", "link", "set", tap, "master", state.bridge, "up")  # type: ignore[attr-defined]
+        vm = subprocess.Popen(
+            ["qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-display", "none",
+             "-monitor", "none", "-serial", f"file:{tmp / 'vm-serial.log'}",
+             "-drive", f"file={disk},if=virtio,format=qcow2", "-boot", "order=cn",
+             "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
+             "-device", f"virtio-net-pci,netdev=n0,mac={VM_MAC}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        want = ['"GET /ipxe/boot.ipxe HTTP/1.1" 200', f'"GET /ipxe/nodes/{VM_NODE}.ipxe',
+                '"GET /images/']
+        log = ""
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and vm.poll() is None:
+            log = "\n".join(ln for ln in _ssh(lab, "cat", "/srv/gpuctl-boot/log/access.log")
+                            .splitlines() if ln.startswith(_planned(lab, VM_NODE) + " "))
+            if all(w in log for w in want):
+                break
+            time.sleep(3)
+        missing = [w for w in want if w not in log]
+        assert not missing, f"the VM stopped before {missing[0]!r}; its requests: {log!r}"
+        leases = _ssh(lab, "cat", "/var/lib/kea/kea-leases4.csv")
+        assert any(ln.startswith(_planned(lab, VM_NODE) + f",{VM_MAC},") and VM_NODE in ln
+                   for ln in leases.splitlines()), leases
+    finally:
+        if vm is not None:
+            vm.kill()
+            vm.wait(timeout=30)
+        _run("ip", "link", "del", tap, check=False)
+
+
+def _planned(lab: dict[str, object], node: str) -> str:
+    return str(next(r["ip-address"] for s in lab["kea"]["Dhcp4"]["subnet4"]  # type: ignore
+                    for r in s["reservations"] if r["hostname"] == node))
