@@ -27,9 +27,7 @@ def write_mixed_site(directory: Path) -> Path:
     text = (SITES / "superpod-h100-4su" / "site.yaml").read_text()
     row_b = next(ln for ln in text.splitlines(keepends=True) if ln.startswith("      - {name: b,"))
     text = text.replace(row_b, row_b + STORAGE_ROW, 1).replace(
-        "\nfabrics:\n", STORAGE_GROUP + "\nfabrics:\n", 1).replace(
-        "  inband:\n    switch: sn4600c\n",
-        "  inband:\n    switch: sn4600c\n    node_port_gbps: {stor: 25}  # 25G NICs, 25G port mode\n", 1)
+        "\nfabrics:\n", STORAGE_GROUP + "\nfabrics:\n", 1)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "site.yaml").write_text(text)
     return directory
