@@ -94,6 +94,8 @@ def test_build_records_digest_and_reuses(tmp_path: Path, runner: CliRunner) -> N
     listed = runner.invoke(cli, ["image", "list", str(site), "--images", str(images)])
     assert listed.exit_code == 0
     assert "tiny" in listed.output and rec["digest"] in listed.output
+    ok = runner.invoke(cli, ["image", "list", str(site), "--images", str(images), "--verify"])
+    assert ok.exit_code == 0, ok.output
     again = runner.invoke(cli, ["image", "build", str(site), "--images", str(images)])
     assert again.exit_code == 0 and "already built" in again.output
     assert rootfs.stat().st_mtime_ns == Path(rootfs).stat().st_mtime_ns
@@ -140,3 +142,25 @@ def test_boot_files_newest_kernel_and_initrd(tmp_path: Path) -> None:
     with tarfile.open(bare, "w") as tar:
         tar.addfile(tarfile.TarInfo("./etc"))
     assert extract_boot_files(bare, out) == {}
+
+
+def test_verify_names_a_checksum_mismatch(tmp_path: Path, runner: CliRunner) -> None:
+    from provision.image.store import ImageRecord, write_record
+
+    site = make_site(tmp_path, [TINY], "tiny")
+    folder = tmp_path / "images" / "tiny-0123456789abcdef"
+    folder.mkdir(parents=True)
+    (folder / "rootfs.tar").write_bytes(b"image bytes")
+    good = "sha256:" + hashlib.sha256(b"image bytes").hexdigest()
+    rec = ImageRecord(name="tiny", key="0123456789abcdef", digest=good, size=11,
+                      built_at="2026-12-02T00:00:00Z", groups=("gpu",), packages=0,
+                      recipe={"distribution": "debian", "suite": "bookworm",
+                              "variant": "essential"}, tool="mmdebstrap", path=folder)
+    write_record(rec)
+    args = ["image", "list", str(site), "--images", str(tmp_path / "images"), "--verify"]
+    assert runner.invoke(cli, args).exit_code == 0
+    (folder / "rootfs.tar").write_bytes(b"image bytez")
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    assert "image tiny (0123456789abcdef): checksum mismatch" in res.output
+    assert f"recorded {good}" in res.output

@@ -80,11 +80,19 @@ def build_cmd(site: Path, group: str | None, images: Path | None, rebuild: bool,
               help=IMAGES_HELP)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-def list_cmd(site: Path, images: Path | None, fmt: str) -> None:
+@click.option("--verify", is_flag=True, help="Re-hash every rootfs.tar against its recorded "
+              "digest; exit 1 on a mismatch.")
+def list_cmd(site: Path, images: Path | None, fmt: str, verify: bool) -> None:
     """The images built for SITE, with digest, size, package count and node groups."""
-    from provision.image import store
+    from provision.errors import ExecutionError
+    from provision.image import build, store
 
     recs = store.list_images(_images_dir(site, images))
+    if verify:
+        bad = [why for r in recs if (why := build.verify(r)) is not None]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise ExecutionError(bad[0] + more)
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in recs], indent=2))
         return

@@ -136,3 +136,14 @@ def build(recipe: Recipe, images: Path, groups: Sequence[str], *, rebuild: bool 
         tool=version.stdout.strip() or "mmdebstrap", path=folder, boot=boot)
     write_record(rec)
     return rec, True
+
+
+def verify(rec: ImageRecord) -> str | None:
+    """None when rootfs.tar still has its recorded digest, else why not (one line)."""
+    if not rec.rootfs.is_file():
+        return f"image {rec.name} ({rec.key}): {rec.rootfs} is missing"
+    digest = sha256_file(rec.rootfs)
+    if digest != rec.digest:
+        return (f"image {rec.name} ({rec.key}): checksum mismatch: {rec.rootfs} is {digest}, "
+                f"recorded {rec.digest} (rebuild with gpuctl image build --rebuild)")
+    return None
