@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -149,7 +150,17 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
                 "problems": rep.problems}, indent=2))
         sys.exit(1 if rep.problems else 0)
     with _signals(opts.cancel):
-        report = session.run_site(loaded, plan, opts, RichReporter(console), targets=targets)
+        try:
+            report = session.run_site(loaded, plan, opts, RichReporter(console),
+                                      targets=targets)
+        except phases.Interrupted as exc:
+            # Recorded interrupted and the store closed; a host still inside a BMC call
+            # must not hold the exit (SIGTERM ends a run within 5 s): leave without joining.
+            if phases.strays():
+                click.echo(f"gpuctl: error: {exc}", err=True)
+                sys.stdout.flush()
+                os._exit(exc.exit_code)
+            raise
     failed = report.failed_hosts()
     for (phase, host), o in sorted(report.results.items()):
         if o.status in ("failed", "unreachable"):

@@ -40,6 +40,11 @@ SITE_PHASES = ("platform", "burnin")
 PLAYBOOK_PHASES = {p: f"{p}.yml" for p in ("base", "nvidia", "fabric", "kubernetes")}
 BURNIN_TIMEOUT_S = 6 * 3600.0
 BAD = ("failed", "unreachable")
+CANCEL_GRACE_S = 2.0
+"""How long a cancelled Python phase waits for hosts still inside a BMC or SSH call; the
+run then ends without them (their results stay unknown, so --resume redoes them)."""
+STRAY_PREFIX = "gpuctl-phase-"
+"""Name prefix of the threads a cancelled phase may leave behind (see :func:`strays`)."""
 
 
 def available(playbooks: Path = ansible.PLAYBOOKS) -> tuple[str, ...]:
@@ -254,9 +259,14 @@ class Runner:
             except BaseException as exc:  # re-raised in this thread below
                 failure.append(exc)
 
-        worker = threading.Thread(target=work, name=f"gpuctl-{phase}", daemon=True)
+        worker = threading.Thread(target=work, name=f"{STRAY_PREFIX}{phase}", daemon=True)
         worker.start()
+        cancelled_at: float | None = None
         while worker.is_alive() or not posted.empty():
+            if self.cancel.is_set():
+                cancelled_at = cancelled_at or time.monotonic()
+                if time.monotonic() - cancelled_at > CANCEL_GRACE_S:
+                    break  # a BMC call still blocks: its host stays 'running' (not done)
             try:
                 name, got = posted.get(timeout=0.2)
             except queue.Empty:
@@ -343,6 +353,12 @@ class Runner:
                                               if opts.dry_run else ""))
                 outcome = steps.Outcome(status, detail, stats)
             self._record(report, phase, host, outcome)
+
+
+def strays() -> list[str]:
+    """Threads of phases still blocked in a BMC or SSH call after a cancel."""
+    return [t.name for t in threading.enumerate() if t.name.startswith(STRAY_PREFIX)
+            or t.name.startswith("ThreadPoolExecutor")]
 
 
 def _names(hosts: Sequence[str], most: int = 6) -> str:

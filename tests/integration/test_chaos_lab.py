@@ -1,0 +1,147 @@
+"""Chaos: ``gpuctl provision site`` killed at random moments on the lab, then resumed.
+
+SIGKILL 10 times and SIGTERM 3 times, at a random moment of a short phase subset (the Python
+phases, and base for some SIGKILLs so a live ``ansible-playbook`` is killed with its gpuctl),
+each followed by ``--resume``. After every kill: nothing gpuctl started is alive 2 s later
+and (SIGTERM) the run ended within 5 s with exit 130. After every resume: all hosts ok, no
+host-phase that had finished before the kill was done again, no temp file left, and the
+history has no run left ``running``. A run's temp files all live in its run directory
+(``SITE/.gpuctl/runs/<pid>``), so "none left" is that folder being empty: ``/tmp`` is shared
+with other users and cannot be attributed. Prints the tally (``chaos: 13/13 provision``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_provision_lab import HOSTS, ROOT, SITE, Lab, _unavailable, lab_site  # noqa: E402,F401
+
+from provision.execute.childguard import descendants  # noqa: E402
+from provision.execute.phases import PHASES  # noqa: E402
+from provision.execute.store import open_store  # noqa: E402
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow,
+              pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))]
+
+RUNS_DIR = SITE / ".gpuctl" / "runs"
+
+
+def _argv(lab: Lab, db: Path, phases: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "provision.cli.main", "provision", "site", str(SITE),
+            "--lab-dir", str(lab.root), "--store", str(db), "--phases", phases,
+            "--format", "json", *extra]
+
+
+def _live(pids: list[int]) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.append(pid)
+    return out
+
+
+def _mentioning(text: str) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if text.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    out.append(int(entry))
+            except OSError:
+                pass
+    return _live(out)
+
+
+def _phase_running(db: Path, phase: str) -> bool:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            row = conn.execute("SELECT status FROM phase_results WHERE phase=? ORDER BY "
+                               "rowid DESC LIMIT 1", (phase,)).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == "running"
+
+
+def _trial(lab: Lab, db: Path, rng: random.Random, phases: str, sig: signal.Signals,
+           wait_phase: str | None) -> None:
+    proc = subprocess.Popen(_argv(lab, db, phases), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        if wait_phase is not None:
+            while not _phase_running(db, wait_phase) and proc.poll() is None:
+                assert time.monotonic() < deadline, f"{wait_phase} never started"
+                time.sleep(0.2)
+        time.sleep(rng.uniform(0.3, 6.0))
+        tree = descendants(proc.pid)
+        sent = time.monotonic()
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        rc = proc.wait(30)
+        if sig == signal.SIGTERM and rc != 0:
+            assert rc == 130, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() - sent < 5.0, "SIGTERM took longer than 5 s"
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - sent)))
+        assert not _live(tree), f"alive 2 s after {sig.name}: {_live(tree)}"
+        assert not _mentioning(f".gpuctl/runs/{proc.pid}/"), "a child of the killed run lives"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def _resume(lab: Lab, db: Path, phases: str) -> None:
+    with open_store(db) as st:
+        st.reap()
+        last = st.runs(kind="provision", limit=1)
+        finished = {(p, h) for p, h in st.succeeded(
+            "provision", last[0].site, last[0].plan_version, phases=PHASES)
+            if p != "preflight"} if last else set()
+    done = subprocess.run(_argv(lab, db, phases, "--resume"), cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout)
+    got = {(r["phase"], r["host"]): r["status"] for r in data["results"]}
+    assert {h for (p, h), s in got.items() if s in ("failed", "unreachable")} == set()
+    redone = {k for k in got if k in finished}
+    assert not redone, f"--resume redid finished host-phases: {sorted(redone)}"
+
+
+def test_chaos_kills_and_resumes(lab_site: Lab) -> None:  # noqa: F811
+    rng = random.Random(int(os.environ.get("GPUCTL_CHAOS_SEED", "17")))
+    db = lab_site.tmp / "chaos.db"
+    trials = ([(signal.SIGKILL, "preflight,image", None)] * 8
+              + [(signal.SIGKILL, "base", "base")] * 2
+              + [(signal.SIGTERM, "preflight,image", None)] * 3)
+    rng.shuffle(trials)
+    ok = 0
+    for sig, phases, wait_phase in trials:
+        _trial(lab_site, db, rng, phases, sig, wait_phase)
+        _resume(lab_site, db, phases)
+        left = list(RUNS_DIR.iterdir()) if RUNS_DIR.is_dir() else []
+        assert not left, f"run directories left behind: {left}"
+        ok += 1
+    with open_store(db) as st:
+        runs = st.runs(kind="provision", limit=1000)  # latest first: resume, killed, ...
+    assert len(runs) == 2 * len(trials)
+    assert [r.status for r in runs[0::2]] == ["ok"] * len(trials), "a resume did not finish"
+    assert {r.status for r in runs[1::2]} <= {"interrupted", "ok"}, "history inconsistent"
+    assert all(r.finished_at is not None and r.finished_at >= r.started_at for r in runs)
+    kills = sum(s == signal.SIGKILL for s, _, _ in trials)
+    print(f"\nchaos: {ok}/{len(trials)} provision ({kills} SIGKILL, "
+          f"{len(trials) - kills} SIGTERM), each resumed")
