@@ -145,3 +145,39 @@ def test_chaos_kills_and_resumes(lab_site: Lab) -> None:  # noqa: F811
     kills = sum(s == signal.SIGKILL for s, _, _ in trials)
     print(f"\nchaos: {ok}/{len(trials)} provision ({kills} SIGKILL, "
           f"{len(trials) - kills} SIGTERM), each resumed")
+
+
+def test_sigterm_with_a_host_down_in_image_ends_within_5_s(lab_site: Lab) -> None:  # noqa: F811
+    """One host's link is down (SSH attempts hang, then fail): the image phase's SSH wait
+    sees the SIGTERM at once instead of waiting out --boot-timeout."""
+    from provision.lab.state import load_state
+
+    state = load_state(lab_site.root)
+    assert state is not None
+    down = state.hosts["lab-gpu-02"]
+    db = lab_site.tmp / "down.db"
+    subprocess.run(["ip", "link", "set", down.veth, "down"], check=True)
+    proc = subprocess.Popen(_argv(lab_site, db, "image", "--boot-timeout", "600"), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _phase_running(db, "image"):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "image never started"
+            time.sleep(0.2)
+        time.sleep(4)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(60)
+        took = time.monotonic() - sent
+    finally:
+        subprocess.run(["ip", "link", "set", down.veth, "up"], check=False)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert rc == 130 and took < 5.0, f"exit {rc} after {took:.1f}s"
+    with open_store(db) as st:
+        [run] = st.runs(kind="provision")
+        assert run.status == "interrupted"
+        mine = {r.host: r.status for r in st.results_for(run.id, "image")}
+    assert mine.get("lab-gpu-02") == "running", mine  # power-cycled, never back: not done
