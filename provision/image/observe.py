@@ -1,0 +1,101 @@
+"""Where a network boot got to, from what the boot services record (pure parsers).
+
+Kea's memfile lease file (CSV with a header line) shows the DHCP step; nginx's access log in
+the boot_services format (``<client> [<time>] "<request>" <status> <bytes>``) shows every
+HTTP step. :func:`boot_progress` lists the steps of one node in boot order and
+:func:`stopped_at` names the first one that did not happen, e.g. ``no DHCP lease for
+52:54:00:b0:07:02 (lab-gpu-02)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lease:
+    address: str
+    hwaddr: str
+    hostname: str
+    expire: int
+
+
+@dataclass(frozen=True)
+class Request:
+    client: str
+    method: str
+    path: str
+    status: int
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    done: bool
+    detail: str  # what was seen, or why the step is missing
+
+
+_LOG = re.compile(r'^(\S+) \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) ')
+
+
+def parse_leases(text: str) -> list[Lease]:
+    """Leases of a Kea DHCPv4 memfile (later lines of one address supersede earlier ones)."""
+    rows = csv.DictReader(io.StringIO(text))
+    out: dict[str, Lease] = {}
+    for row in rows:
+        try:
+            out[row["address"]] = Lease(row["address"], (row.get("hwaddr") or "").lower(),
+                                        row.get("hostname") or "", int(row.get("expire") or 0))
+        except (KeyError, ValueError):
+            continue  # a torn last line while Kea writes
+    return list(out.values())
+
+
+def parse_access_log(text: str) -> list[Request]:
+    out = []
+    for line in text.splitlines():
+        m = _LOG.match(line)
+        if m:
+            out.append(Request(m.group(1), m.group(2), m.group(3), int(m.group(4))))
+    return out
+
+
+def boot_progress(host: str, address: str, mac: str, image: str, leases: Sequence[Lease],
+                  requests: Sequence[Request]) -> list[Step]:
+    """The node's boot steps in order: DHCP lease, boot.ipxe, its script, kernel, initrd,
+    seed, phone-home."""
+    steps = []
+    lease = next((ls for ls in leases if mac and ls.hwaddr == mac.lower()), None) or next(
+        (ls for ls in leases if ls.hostname.split(".")[0] == host), None)
+    if lease is None:
+        steps.append(Step("dhcp", False, f"no DHCP lease for {mac or host} ({host})"))
+    elif lease.address != address:
+        steps.append(Step("dhcp", False, f"{host} leased {lease.address}, planned {address}"))
+    else:
+        steps.append(Step("dhcp", True, f"lease {lease.address} {lease.hwaddr}"))
+    mine = [r for r in requests if r.client == address]
+    wanted = [("boot-script", "GET", "/ipxe/boot.ipxe"),
+              ("node-script", "GET", f"/ipxe/nodes/{host}.ipxe"),
+              ("kernel", "GET", f"/images/{image}/vmlinuz"),
+              ("initrd", "GET", f"/images/{image}/initrd.img"),
+              ("seed", "GET", f"/seeds/{host}/user-data"),
+              ("phone-home", "POST", f"/phone-home/{host}")]
+    for name, method, path in wanted:
+        hits = [r for r in mine if r.method == method and r.path == path]
+        ok = [r for r in hits if r.status < 300]
+        if ok:
+            steps.append(Step(name, True, f"{method} {path} {ok[-1].status}"))
+        elif hits:
+            steps.append(Step(name, False, f"{method} {path} answered {hits[-1].status}"))
+        else:
+            steps.append(Step(name, False, f"no {method} {path} from {address}"))
+    return steps
+
+
+def stopped_at(steps: Sequence[Step]) -> Step | None:
+    """The first step that did not happen (None: the boot went all the way)."""
+    return next((s for s in steps if not s.done), None)
