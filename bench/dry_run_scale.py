@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from provision.cli.common import load_and_plan  # noqa: E402
 from provision.execute import offline, phases  # noqa: E402
 from provision.execute.inventory import inventory_text, targets  # noqa: E402
+from provision.plan.load import load_and_plan  # noqa: E402
 from provision.plan.stacks import node_stacks  # noqa: E402
 from tests.mixed_site import write_mixed_site  # noqa: E402
 

@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from provision_labspec import provision_spec  # noqa: E402
 
 from provision import lab  # noqa: E402
-from provision.cli.common import load_and_plan  # noqa: E402
 from provision.errors import GpuctlError  # noqa: E402
 from provision.execute import session  # noqa: E402
 from provision.execute.display import QuietReporter  # noqa: E402
 from provision.execute.store import open_store  # noqa: E402
+from provision.plan.load import load_and_plan  # noqa: E402
 
 PHASES = ("preflight", "image", "base")
 

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from provision.cli.common import load_and_plan
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from provision.render.artifacts import render_artifacts
 from provision.render.files import write_tree
 from provision.render.plan_files import render_plan_files

@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from provision.cli.common import load_and_plan
 from provision.fabric.expected import expected_fabric
 from provision.fabric.netedit import NetFile
 from provision.fabric.report import to_json, to_text
 from provision.fabric.topology import parse_topology
 from provision.fabric.verify import verify
+from provision.plan.load import load_and_plan
 from provision.render.ibsim import ibsim_net
 
 ROOT = Path(__file__).resolve().parents[1]

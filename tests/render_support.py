@@ -6,8 +6,8 @@ import re
 from functools import cache
 from pathlib import Path
 
-from provision.cli.common import load_and_plan
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from provision.render.artifacts import render_artifacts
 
 ROOT = Path(__file__).resolve().parents[1]

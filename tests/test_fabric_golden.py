@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from provision.cli.common import load_and_plan
 from provision.errors import ParseError
 from provision.fabric.expected import Expected, expected_fabric, parse_scope
 from provision.fabric.topology import parse_topology
 from provision.fabric.verify import verify
+from provision.plan.load import load_and_plan
 from tests.conftest import UPDATE_GOLDEN as REGEN
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "ibnetdiscover"

@@ -6,7 +6,8 @@ import pytest
 
 from provision.errors import ParseError
 from provision.fabric.linkinfo import parse_iblinkinfo
-from provision.fabric.topology import ObservedLink, parse_ibnetdiscover, parse_topology
+from provision.fabric.observed import ObservedLink
+from provision.fabric.topology import parse_ibnetdiscover, parse_topology
 
 HW = """\
 #

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from provision.cli.common import load_and_plan
 from provision.errors import UsageError
 from provision.fabric.expected import Expected, expected_fabric, parse_scope
 from provision.fabric.findings import VerifyResult
@@ -21,6 +20,7 @@ from provision.fabric.netedit import NetFile
 from provision.fabric.topology import parse_ibnetdiscover
 from provision.fabric.verify import verify
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from provision.render.ibsim import ibsim_net, synthetic_guids
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -49,7 +49,7 @@ def test_seeds_hold_plan_data_and_secrets_stay_private(tmp_path: Path,
     assert user["ssh_keys"]["ed25519_private"] == key.read_text()
     admin_pub = adm.with_suffix(".pub").read_text().strip()
     assert all(u["ssh_authorized_keys"] == [admin_pub] for u in user["users"])
-    from provision.cli.common import load_and_plan
+    from provision.plan.load import load_and_plan
 
     _, plan = load_and_plan(site)
     [a] = [a for a in plan.addresses_of("lab-gpu-02") if a.pool == "inband"]
@@ -144,8 +144,8 @@ def test_first_ssh_verifies_the_seeded_host_key(tmp_path: Path, runner: CliRunne
 
 def test_provision_targets_verify_against_the_seeded_known_hosts(tmp_path: Path,
                                                                  runner: CliRunner) -> None:
-    from provision.cli.common import load_and_plan
     from provision.execute.session import SessionOptions, build_targets
+    from provision.plan.load import load_and_plan
 
     site, _adm, _ = seeded_site(tmp_path, runner)
     loaded, plan = load_and_plan(site)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision.cli.common import load_and_plan
 from provision.cli.main import cli
 from provision.errors import PlanError, UsageError
 from provision.fabric.expected import expected_fabric, parse_scope
@@ -23,6 +22,7 @@ from provision.fabric.netedit import NetFile
 from provision.fabric.topology import parse_ibnetdiscover
 from provision.fabric.verify import verify
 from provision.plan.build import Plan, build_plan, summary
+from provision.plan.load import load_and_plan
 from provision.render.artifacts import fabric_tree
 from provision.render.ibsim import ib_fabric, ibsim_net, port_guid, sm_node, synthetic_guids
 from provision.render.opensm import routing

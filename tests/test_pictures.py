@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from provision.cli.common import load_and_plan
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from provision.render.pictures import render_pictures
 from provision.render.pictures.elevation import FRAME_W, U_PX
 from provision.render.pictures.svg import MIN_FONT, text_width

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.cli.common import load_and_plan
+from provision.plan.load import load_and_plan
 from provision.render.plan_files import render_plan_files
 from tests.conftest import EXAMPLE_SITES, ROOT, SITES
 from tests.conftest import UPDATE_GOLDEN as UPDATE

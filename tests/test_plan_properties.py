@@ -303,7 +303,7 @@ def test_physical_cabling_invariants(d: dict[str, Any]) -> None:
 
 
 def test_example_sites_cable_physically() -> None:
-    from provision.cli.common import load_and_plan
+    from provision.plan.load import load_and_plan
     from tests.conftest import EXAMPLE_SITES
 
     for site in EXAMPLE_SITES:

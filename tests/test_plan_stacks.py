@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provision.cli.common import load_and_plan
 from provision.plan import stacks
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from provision.render.ansible import group_vars, inventory
 from tests.mixed_site import write_mixed_site
 

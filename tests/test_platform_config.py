@@ -21,9 +21,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from provision.cli.common import load_and_plan
 from provision.errors import UsageError
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from provision.platform import config as pc
 from provision.platform import manifests as mf
 from provision.platform.model import (

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from provision.cli.common import load_and_plan
 from provision.cli.platform import platform
 from provision.errors import ExecutionError
 from provision.execute import pulumi_stack as ps
+from provision.plan.load import load_and_plan
 from provision.platform.config import stack_config, stack_file
 from provision.platform.model import BLOCK_LABEL, HOSTNAME_LABEL, RACK_LABEL, PlatformConfig
 from tests.conftest import EXAMPLE_SITES, SITES

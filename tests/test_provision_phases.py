@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from provision.cli.common import load_and_plan
 from provision.cli.main import cli
 from provision.execute import ansible, phases, steps
 from provision.execute.display import QuietReporter
@@ -23,6 +22,7 @@ from provision.execute.events import HostTally
 from provision.execute.inventory import inventory_text, select, targets
 from provision.execute.redfish import RedfishClient
 from provision.execute.store import open_store
+from provision.plan.load import load_and_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_SITE = ROOT / "inventory" / "sites" / "lab"

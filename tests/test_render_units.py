@@ -186,7 +186,7 @@ def test_netbox_cables_carry_the_physical_cable_label() -> None:
     import csv
     import io
 
-    from provision.cli.common import load_and_plan
+    from provision.plan.load import load_and_plan
     from provision.render.netbox import netbox_tree
     from tests.conftest import SITES
 

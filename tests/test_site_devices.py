@@ -15,8 +15,8 @@ from functools import cache
 
 import pytest
 
-from provision.cli.common import load_and_plan
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from tests.conftest import EXAMPLE_SITES, SITES
 
 

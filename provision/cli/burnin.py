@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from provision.burnin.probes import KINDS, to_json
-from provision.cli.common import HISTORY_LIMIT, SITE_ARG, load_and_plan
+from provision.cli.common import HISTORY_LIMIT, SITE_ARG
 from provision.errors import ParseError, UsageError
+from provision.plan.load import load_and_plan
 
 BURNIN_HELP = """Burn-in: prove new hardware works before it is accepted.
 

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import click
 
-from provision.cli.common import SITE_ARG, load_and_plan
+from provision.cli.common import SITE_ARG
 from provision.errors import ParseError, UsageError
 from provision.fabric.expected import expected_fabric, parse_scope
 from provision.fabric.findings import KINDS, VerifyResult
+from provision.fabric.observed import Topology
 from provision.fabric.report import to_json, to_text
-from provision.fabric.topology import Topology, parse_topology
+from provision.fabric.topology import parse_topology
 from provision.fabric.verify import verify
 from provision.loader import GUIDS_FILE
+from provision.plan.load import load_and_plan
 
 FABRIC_HELP = """InfiniBand fabrics: check the cabling against the plan.
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from provision.cli.common import SITE_ARG, load_and_plan
+from provision.cli.common import SITE_ARG
+from provision.plan.load import load_and_plan
 
 if TYPE_CHECKING:
     from provision.image.store import ImageRecord

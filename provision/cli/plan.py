@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from provision.cli.common import SITE_ARG, load_and_plan
+from provision.cli.common import SITE_ARG
 from provision.errors import UsageError
 from provision.loader import load_discovered_guids
 from provision.plan.build import summary
+from provision.plan.load import load_and_plan
 from provision.render.files import diff_tree, write_tree
 from provision.render.plan_review import REVIEWED, review, review_lines
 from provision.render.site_files import render_all

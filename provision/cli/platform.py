@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from provision.cli.common import SITE_ARG, load_and_plan
+from provision.cli.common import SITE_ARG
 from provision.errors import UsageError
+from provision.plan.load import load_and_plan
 from provision.platform.config import stack_config, stack_file
 from provision.platform.manifests import all_manifests, render_yaml
 from provision.platform.model import PlatformConfig

@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from provision.cli.common import HISTORY_LIMIT, SITE_ARG, load_and_plan
+from provision.cli.common import HISTORY_LIMIT, SITE_ARG
+from provision.plan.load import load_and_plan
 
 PHASES_HELP = ("Comma-separated phases, in any order (run in bring-up order): preflight, "
                "image, base, nvidia, fabric, kubernetes, platform, burnin; or all.")

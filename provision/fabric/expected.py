@@ -4,7 +4,7 @@ A site with several InfiniBand fabrics (``fabrics.compute`` plus ``fabrics.infin
 verified one fabric at a time: each is its own subnet, discovered from one of its own HCAs.
 
 An *end* is ``(node name, port number)`` with node names as the fabric itself reports them
-(:mod:`provision.render.ibsim` defines them): a host's HCA is ``"<host> mlx5_N"`` port 1,
+(:mod:`provision.plan.ibnames` defines them): a host's HCA is ``"<host> mlx5_N"`` port 1,
 the UFM appliance is the CA ``"ufm"`` with ``ibK`` on port ``K + 1``, a switch is its plan
 name. Every planned link carries its cable (ID, racks, cage) from ``plan.cables``.
 """
@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from provision.errors import PlanError, UsageError
 from provision.plan.build import Plan
 from provision.plan.cabling import Cable, cable_id
-from provision.plan.fabric import Link, Switch
-from provision.render.ibsim import UFM, hca_id
-
-End = tuple[str, int]
+from provision.plan.fabric import Switch
+from provision.plan.ibnames import End, lower_end, port_number
 
 TIER_RANK = {"ca": 0, "leaf": 1, "spine": 2, "core": 3}
 WIDTH = "4x"
@@ -84,22 +82,6 @@ class Expected:
         return (x, y) if (self.tier(x[0]), x) <= (self.tier(y[0]), y) else (y, x)
 
 
-def _port(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError as exc:
-        raise PlanError(f"InfiniBand fabric: {what} port {text!r} is not a port number") from exc
-
-
-def lower_end(link: Link) -> End:
-    """The planned link's lower end as the fabric names it."""
-    if link.kind == "node-leaf":
-        return hca_id(link.a, link.a_port), 1
-    if link.kind == "ufm-leaf":
-        return UFM, _port(link.a_port.removeprefix("ib"), "UFM") + 1
-    return link.a, _port(link.a_port, link.a)
-
-
 def expected_fabric(plan: Plan, fabric: str = "compute") -> Expected:
     """InfiniBand fabric ``fabric`` of ``plan`` as ends; PlanError when it has none,
     UsageError when the site has other InfiniBand fabrics but not that one."""
@@ -119,7 +101,7 @@ def expected_fabric(plan: Plan, fabric: str = "compute") -> Expected:
         exp.racks[s.name] = s.rack
     for lk in fab.links:
         a = lower_end(lk)
-        b = (lk.b, _port(lk.b_port, lk.b))
+        b = (lk.b, port_number(lk.b_port, lk.b))
         cid = cable_id(lk)
         cable = cables.get(cid)
         su = None

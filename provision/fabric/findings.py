@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from provision.render.ibsim import UFM
+from provision.plan.ibnames import UFM, ufm_interface
 
 KINDS: dict[str, str] = {
     "missing": "a planned cable (inside the scope) is not there",
@@ -36,7 +36,7 @@ def fmt_end(name: str, port: int) -> str:
     """``ib-leaf001[5]``; a host HCA's only port is left out (``dgx-001 mlx5_0``); the UFM
     appliance's CA ports are shown by their interface names (``ufm ib2`` is port 3)."""
     if name == UFM and port >= 1:
-        return f"{UFM} ib{port - 1}"
+        return f"{UFM} {ufm_interface(port)}"
     return name if port == 1 and " " in name else f"{name}[{port}]"
 
 

@@ -18,8 +18,9 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from provision.fabric.expected import End, Expected
-from provision.fabric.topology import Topology
+from provision.fabric.expected import Expected
+from provision.fabric.observed import Topology
+from provision.plan.ibnames import End
 
 _MF0 = re.compile(r"^MF0;([^:]+):")
 MAX_ROUNDS = 16

@@ -1,4 +1,5 @@
-"""A pure parser of ``iblinkinfo`` output into the same :class:`Topology` as ibnetdiscover's.
+"""A pure parser of ``iblinkinfo`` output into the same
+:class:`~provision.fabric.observed.Topology` as ibnetdiscover's.
 
 ``iblinkinfo`` prints one section per switch (``Switch: <guid> <desc>:``) and per CA
 (``CA: <desc>:``), one line per port::
@@ -18,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from provision.errors import ParseError
-from provision.fabric.topology import Device, ObservedLink, PortLink, Topology, norm_guid
+from provision.fabric.observed import Device, ObservedLink, PortLink, Topology, norm_guid
 
 LANE_GBPS = {"2.5": "SDR", "5.0": "DDR", "10.0": "QDR", "14.0625": "FDR", "10.3125": "FDR10",
              "25.78125": "EDR", "53.125": "HDR", "106.25": "NDR", "212.5": "XDR"}

@@ -1,4 +1,4 @@
-"""The observed InfiniBand fabric: a pure parser of ``ibnetdiscover`` topology output.
+"""A pure parser of ``ibnetdiscover`` topology output into the observed fabric.
 
 What ``ibnetdiscover`` prints (infiniband-diags; ibsim net files use the same grammar)::
 
@@ -18,16 +18,18 @@ followed by hex are node GUIDs; any other id (an ibsim net file) is a name, its 
 comes from the ``switchguid=``/``caguid=`` line before the header. Every cable shows up on
 both of its ends' records; a cable seen on one end only (a partial capture) is kept.
 
-Pure: text in, :class:`Topology` out; :class:`~provision.errors.ParseError` with the line
-number and reason on anything that is not this format.
+Pure: text in, :class:`~provision.fabric.observed.Topology` out;
+:class:`~provision.errors.ParseError` with the line number and reason on anything that is not
+this format. :func:`parse_topology` takes either this or ``iblinkinfo`` output.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from provision.errors import ParseError
+from provision.fabric.linkinfo import looks_like_iblinkinfo, parse_iblinkinfo
+from provision.fabric.observed import Device, ObservedLink, PortLink, Topology, norm_guid
 
 KIND_OF_HEADER = {"Switch": "switch", "Ca": "ca", "Hca": "ca", "Rt": "router"}
 KIND_OF_PREFIX = {"S": "switch", "H": "ca", "R": "router"}
@@ -45,80 +47,6 @@ _LID = re.compile(r"\blid (\d+)")
 _RATE = re.compile(r"\b(\d+)x([A-Za-z][A-Za-z0-9]*)\b")
 
 GUID_KEYS = {"switchguid": "switch", "caguid": "ca", "hcaguids": "ca", "rtguid": "router"}
-
-
-def norm_guid(text: str) -> str:
-    """``"b8599f0300c2f06a"`` / ``"0xB859..."`` -> ``"0xb8599f0300c2f06a"`` (16 hex digits)."""
-    return f"0x{int(text, 16):016x}"
-
-
-@dataclass(frozen=True, slots=True)
-class PortLink:
-    """One connected port of a device, as its own record (or its peer's) tells it."""
-
-    port: int
-    peer: str
-    peer_port: int
-    width: str | None = None
-    speed: str | None = None
-    line: int = 0
-
-
-@dataclass(slots=True)
-class Device:
-    """A node of the fabric. ``key`` is ``0x<node guid>`` when known, else its node id."""
-
-    key: str
-    kind: str
-    desc: str
-    guid: str | None = None
-    nports: int = 0
-    line: int = 0
-    lid: int | None = None
-    ports: dict[int, PortLink] = field(default_factory=dict)
-    port_guids: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def seen(self) -> bool:
-        """False for a device known only from its peers' port lines (a partial capture)."""
-        return self.line > 0
-
-
-@dataclass(frozen=True, slots=True)
-class ObservedLink:
-    """One cable: ends ``(a, a_port)`` < ``(b, b_port)`` by device key, width and speed."""
-
-    a: str
-    a_port: int
-    b: str
-    b_port: int
-    width: str | None = None
-    speed: str | None = None
-
-    @property
-    def rate(self) -> str:
-        return f"{self.width or '?'}{self.speed or '?'}"
-
-
-@dataclass
-class Topology:
-    """Devices by key and the cables between them, in input order."""
-
-    devices: dict[str, Device]
-    links: list[ObservedLink]
-    source: str = "ibnetdiscover"
-
-    def merge(self, other: Topology) -> Topology:
-        """Union of two captures (e.g. one per plane); a device in both keeps its ports."""
-        devices = dict(self.devices)
-        for key, dev in other.devices.items():
-            mine = devices.get(key)
-            if mine is None or (not mine.seen and dev.seen):
-                devices[key] = dev
-        seen = {(lk.a, lk.a_port, lk.b, lk.b_port) for lk in self.links}
-        links = self.links + [lk for lk in other.links
-                              if (lk.a, lk.a_port, lk.b, lk.b_port) not in seen]
-        return Topology(devices, links, self.source)
 
 
 def _node_key(node_id: str) -> tuple[str, str | None, str | None]:
@@ -275,8 +203,6 @@ def parse_ibnetdiscover(text: str) -> Topology:
 
 def parse_topology(text: str) -> Topology:
     """Parse ``ibnetdiscover`` or ``iblinkinfo`` output, whichever ``text`` is."""
-    from provision.fabric.linkinfo import looks_like_iblinkinfo, parse_iblinkinfo
-
     if looks_like_iblinkinfo(text):
         return parse_iblinkinfo(text)
     return parse_ibnetdiscover(text)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from provision.fabric.expected import WIDTH, End, Expected, PlannedLink, Scope, link_key
+from provision.fabric.expected import WIDTH, Expected, PlannedLink, Scope, link_key
 from provision.fabric.findings import Finding, LinkView, VerifyResult, fmt_end
 from provision.fabric.identify import Identity, identify
-from provision.fabric.topology import ObservedLink, Topology
+from provision.fabric.observed import ObservedLink, Topology
+from provision.plan.ibnames import End
 
 Obs = tuple[End, End, ObservedLink]
 """An observed cable between named devices: (lower end, upper end, raw link)."""

@@ -15,14 +15,15 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from provision.cli.common import load_and_plan
 from provision.errors import LabError
 from provision.lab.hardware import hwsim_setup
 from provision.lab.hostfs import HostSetup
 from provision.lab.spec import LabHost, LabSpec
 from provision.loader import load_discovered_guids
 from provision.plan.build import Plan
-from provision.render.ibsim import hca_id, ibsim_net
+from provision.plan.ibnames import hca_id
+from provision.plan.load import load_and_plan
+from provision.render.ibsim import ibsim_net
 from provision.render.opensm import opensm_conf, opensm_files, resolve_guids
 
 LAB_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "gpuctl-lab")

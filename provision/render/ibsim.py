@@ -11,12 +11,8 @@ loads: one record per node, a header line ``Switch <ports> "<node id>"`` or
 speed from that comment and, like ibnetdiscover, the node GUID from a ``switchguid=`` /
 ``caguid=`` line before the header (each such line sets the GUID of the next node).
 
-Names, as the planned fabric and the real one use them:
-
-* an HCA is ``"<hostname> mlx5_N"``: node id and node description both, as rdma-core sets the
-  node description of a host's HCA; the UFM appliance is the CA ``"ufm"``, its ports
-  ``ib0..ibN`` are CA ports 1..N+1;
-* a switch's node id and description are its plan name.
+Node names are the fabric's own (:mod:`provision.plan.ibnames`): an HCA is
+``"<hostname> mlx5_N"``, the UFM appliance the CA ``"ufm"``, a switch its plan name.
 
 Where the subnet manager runs: ibsim attaches a client that names no node (``SIM_HOST``
 unset) at the *first port of the first record*, so the first record is the SM's node. When
@@ -47,12 +43,12 @@ from dataclasses import dataclass, field
 from provision.errors import PlanError
 from provision.plan.build import Plan
 from provision.plan.fabric import FabricPlan
+from provision.plan.ibnames import UFM, lower_end, port_number
 from provision.render.memo import memo
 
 IBSIM_SPEEDS = ("SDR", "DDR", "QDR", "FDR", "EDR", "HDR")
 """Link speeds Debian's ibsim 0.10 understands in a port comment (slowest first)."""
 
-UFM = "ufm"
 _TIER_RANK = {"core": 3, "spine": 2, "leaf": 1}
 
 
@@ -84,18 +80,6 @@ class IbFabric:
                 out.add((n.name, port, peer, pport) if (n.name, port) < (peer, pport)
                         else (peer, pport, n.name, port))
         return out
-
-
-def hca_id(host: str, device: str) -> str:
-    """Node id / description of a host's HCA: ``"<host> mlx5_N"``."""
-    return f"{host} {device}"
-
-
-def _int_port(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError as exc:
-        raise PlanError(f"InfiniBand fabric: {what} port {text!r} is not a port number") from exc
 
 
 def ib_fabric(plan: Plan, plane: int | None = None, fabric: str = "compute") -> IbFabric:
@@ -130,16 +114,14 @@ def _build_fabric(plan: Plan, name: str) -> IbFabric:
     cas: dict[str, IbNode] = {}
     ufm_ports = sum(1 for lk in fab.links if lk.kind == "ufm-leaf")
     for lk in fab.links:
+        a_name, a_port = lower_end(lk)
         if lk.kind == "node-leaf":
-            a_name, a_port = hca_id(lk.a, lk.a_port), 1
             a = cas.setdefault(a_name, IbNode(a_name, "Hca", 1, plane=lk.plane))
         elif lk.kind == "ufm-leaf":
-            a_name, a_port = UFM, _int_port(lk.a_port.removeprefix("ib"), "UFM") + 1
             a = cas.setdefault(UFM, IbNode(UFM, "Hca", ufm_ports))
         else:
-            a_name, a_port = lk.a, _int_port(lk.a_port, lk.a)
             a = switches[lk.a]
-        b_port = _int_port(lk.b_port, lk.b)
+        b_port = port_number(lk.b_port, lk.b)
         a.links[a_port] = (lk.b, b_port)
         switches[lk.b].links[b_port] = (a_name, a_port)
     whole = _ordered(list(switches.values()), list(cas.values()), speed, cf.speed)

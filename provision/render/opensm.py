@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from provision.plan.build import Plan
+from provision.plan.ibnames import UFM
 from provision.render.ibsim import (
-    UFM,
     IbFabric,
     ib_fabric,
     port_guid,

@@ -58,10 +58,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if reason:
         pytest.skip(reason)
     from provision import lab as labmod
-    from provision.cli.common import load_and_plan
     from provision.lab.from_plan import lab_spec_for_site
     from provision.lab.hostfs import HostRoot
     from provision.lab.hwsim import default_personality, install_commands, write_personality
+    from provision.plan.load import load_and_plan
 
     _, plan = load_and_plan(SITE)
     try:

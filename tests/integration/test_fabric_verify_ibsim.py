@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision.cli.common import load_and_plan
 from provision.cli.main import cli
 from provision.execute.ibdiscover import run_ibnetdiscover
 from provision.fabric.expected import expected_fabric, parse_scope
@@ -32,6 +31,7 @@ from provision.fabric.topology import parse_topology
 from provision.fabric.verify import verify
 from provision.lab.fabric import free_udp_base
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from provision.render.ibsim import ibsim_net, ibsim_sizes, synthetic_guids
 
 ROOT = Path(__file__).resolve().parents[2]

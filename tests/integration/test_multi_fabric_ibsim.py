@@ -22,10 +22,10 @@ from click.testing import CliRunner
 
 from provision.burnin.session import fabric_check
 from provision.burnin.targets import rack_targets
-from provision.cli.common import load_and_plan
 from provision.cli.main import cli
 from provision.fabric.netedit import NetFile
 from provision.plan.build import Plan
+from provision.plan.load import load_and_plan
 from provision.render.artifacts import fabric_tree
 from provision.render.ibsim import ib_fabric, ibsim_net, ibsim_sizes
 from provision.render.opensm import opensm_conf, resolve_guids, routing

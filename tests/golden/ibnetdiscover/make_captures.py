@@ -18,8 +18,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from provision.cli.common import load_and_plan
 from provision.fabric.netedit import NetFile
+from provision.plan.load import load_and_plan
 from provision.render.ibsim import ibsim_net
 
 HERE = Path(__file__).resolve().parent
