@@ -119,3 +119,60 @@ def test_every_rack_with_devices_has_its_own_oob_switch(site: str) -> None:
     plan = _plan(site)
     with_tor = {s.rack for s in plan.switches if s.fabric == "oob" and s.tier == "tor"}
     assert {d.rack for d in devices(plan)} <= with_tor
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_aggregation_stays_in_the_hall_of_its_tors(site: str) -> None:
+    """Each Ethernet aggregation block's ToRs are in one hall, and its switches are in that
+    hall whenever the fabric has a network rack there."""
+    plan = _plan(site)
+    hall = {r.name: r.hall for r in plan.racks}
+    by_name = {s.name: s for s in plan.switches}
+    for fname in ("storage", "inband", "oob"):
+        fab = plan.fabrics.get(fname)
+        if fab is None:
+            continue
+        cfg = getattr(plan.site.fabrics, fname)
+        net_halls = {hall[r] for r in cfg.network_racks if r in hall} | {
+            ref.split("/")[0] for ref in cfg.network_racks if "/" in ref}
+        below: dict[str, set[str]] = {}
+        for lk in fab.links:
+            if lk.kind == "tor-agg":
+                below.setdefault(lk.b, set()).add(hall[by_name[lk.a].rack])
+        for agg, halls in below.items():
+            assert len(halls) == 1, f"{site}: {agg} aggregates ToRs of halls {sorted(halls)}"
+            if halls <= net_halls:
+                assert hall[by_name[agg].rack] in halls, f"{site}: {agg} is not in its hall"
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_redundant_pairs_are_in_two_racks(site: str) -> None:
+    """The two switches of an aggregation or core pair are in different racks (failure
+    domains) unless the fabric says pairs_in_one_rack."""
+    plan = _plan(site)
+    for fname in ("storage", "inband", "oob"):
+        fab = plan.fabrics.get(fname)
+        if fab is None or getattr(plan.site.fabrics, fname).pairs_in_one_rack:
+            continue
+        pairs: dict[tuple[str, int | None], list[str]] = {}
+        for s in fab.switches:
+            if s.tier != "tor":
+                pairs.setdefault((s.tier, s.pod), []).append(s.rack)
+        for key, racks in pairs.items():
+            assert len(set(racks)) == len(racks), f"{site}: {fname} {key} pair in {racks}"
+
+
+def test_cross_hall_runs_use_single_mode_fiber() -> None:
+    """two-hall-storage: the halls are 120 m apart; every cable between them is single-mode
+    fiber with a transceiver at each end that reaches the run."""
+    plan = _plan("two-hall-storage")
+    hall = {r.name: r.hall for r in plan.racks}
+    cross = [c for c in plan.cables if hall[c.a_rack] != hall[c.b_rack]]
+    assert cross, "no cable joins the halls"
+    assert {c.kind for c in cross} == {"agg-core"}
+    assert {c.fabric for c in cross} == {"storage", "inband", "oob"}
+    for c in cross:
+        assert c.medium == "fiber-sm" and c.run_m > 100, c
+        for optic in (c.a_optic, c.b_optic):
+            t = plan.catalog.transceivers[optic]
+            assert t.fiber == "sm" and t.reach_m >= c.length_m >= c.run_m, c

@@ -285,6 +285,11 @@ class EthernetFabric(StrictModel):
     uplink_gbps: PositiveInt | None = Field(
         default=None, description="Speed ToR-to-aggregation links run at when the two switch "
         "models differ; at most the slower end. Unset: the speeds must match.")
+    pairs_in_one_rack: bool = Field(
+        default=False, description="Let the two switches of an aggregation (or core) pair "
+        "share a rack. Unset, each pair is split over two network racks (two failure "
+        "domains: one rack's power or top-of-rack fault leaves the other switch up), and "
+        "lint (GPU116) reports a pair that had to share one.")
 
 
 IB_FABRIC_NAME = r"^[a-z][a-z0-9]{0,15}$"

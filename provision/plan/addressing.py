@@ -26,7 +26,7 @@ import netaddr
 from provision.errors import PlanError
 from provision.models.catalog import Catalog
 from provision.models.site import Addressing, Site
-from provision.plan.ethernet import TOR_UPLINKS
+from provision.plan.ethernet import CORE_SWITCHES, TOR_UPLINKS
 from provision.plan.fabric import Switch
 from provision.plan.layout import Node, rack_name
 
@@ -176,7 +176,9 @@ def _switch_mgmt(a: Addressing, site: Site, switches: Sequence[Switch],
             if sw.pod is not None:   # aggregation block: keyed by block, then index in it
                 j = agg_seen.get((sw.fabric, sw.pod), 0)
                 agg_seen[(sw.fabric, sw.pod)] = j + 1
-                key = (sw.pod - 1) * TOR_UPLINKS + j
+                key = CORE_SWITCHES + (sw.pod - 1) * TOR_UPLINKS + j
+            elif sw.tier == "core":  # the core pair: the keys before the first block's
+                key = int(sw.name.rsplit("-", 1)[1]) - 1
             else:
                 key = eth_ordinal[sw.fabric]
                 eth_ordinal[sw.fabric] += 1

@@ -217,17 +217,47 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         ef = getattr(site.fabrics, name)
         if ef is None:
             continue
+        cap = site.addressing.capacity
         fab = build_ethernet(name, ef, nodes, catalog, boot, extra if name == "oob" else (),
-                             grid)
+                             grid, cap.rows_per_hall * cap.racks_per_row)
         if name == "oob" and oob_model is not None:
             seat_reserved(space, fab, reserved, oob_model)
         where = resolve_racks(ef.network_racks, racks)
         for sw in fab.switches:
-            eth.append((0 if sw.tier == "tor" else sw.pod or 0, fi, sw, where, name))
+            # ToRs, block 1's aggregation, the core pair, then the later blocks
+            if sw.tier == "core":
+                eth.append((1, 3 + fi, sw, where, name))
+            else:
+                eth.append((0 if sw.tier == "tor" else sw.pod or 0, fi, sw, where, name))
         fabrics[name] = fab
     eth.sort(key=lambda e: (e[0], e[1]))
+    # Aggregation switches go to the network rack nearest their block's first ToR (each
+    # hall's aggregation stays in that hall), the core pair near the first block's; the two
+    # switches of a pair go to different racks unless the fabric allows one rack.
+    below: dict[str, str] = {}
+    apart: dict[str, Switch] = {}
+    where_is: dict[str, Switch] = {}
+    for name in ("storage", "inband", "oob"):
+        ef = getattr(site.fabrics, name)
+        if name not in fabrics or ef is None:
+            continue
+        fab = fabrics[name]
+        where_is.update((s.name, s) for s in fab.switches)
+        for lk in fab.links:
+            if lk.kind in ("tor-agg", "agg-core"):
+                below.setdefault(lk.b, lk.a)
+        if not ef.pairs_in_one_rack:
+            pairs: dict[tuple[str, int | None], list[Switch]] = {}
+            for s in fab.switches:
+                if s.tier != "tor":
+                    pairs.setdefault((s.tier, s.pod), []).append(s)
+            for pair in pairs.values():
+                for first, second in zip(pair, pair[1:], strict=False):
+                    apart[second.name] = first
     for _, _, sw, where, name in eth:
-        place_switches(space, [sw], where, catalog, {}, name)
+        lower = where_is.get(below.get(sw.name, ""))
+        at = {sw.name: lower.rack} if lower is not None and lower.rack else {}
+        place_switches(space, [sw], where, catalog, at, name, apart)
     switches = [s for f in fabrics.values() for s in f.switches]
     if "oob" in fabrics and oob_cfg is not None:
         # Management ports in placement order: what growth adds comes after what is built.

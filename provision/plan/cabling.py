@@ -27,8 +27,9 @@ from provision.models.catalog import SPEED_GBPS, CableType, Catalog, NodeType
 from provision.plan.fabric import Link
 from provision.plan.layout import RACK_UNIT_M, Rack
 
-MEDIUM_ORDER = ("dac", "acc", "aoc", "fiber-mm", "fiber-sm", "copper-rj45")
-"""Preference when several cables reach: cheapest and lowest power first."""
+MEDIUM_ORDER = ("copper-rj45", "dac", "acc", "aoc", "fiber-mm", "fiber-sm")
+"""Preference when several cables reach: cheapest and lowest power first (RJ45 copper is
+only ever a 1G option, ahead of 1G single-mode fiber)."""
 PLUGGED = ("dac", "acc", "aoc", "copper-rj45")
 """Media whose plugs are part of the cable: one cable per cage pair, no separate optics."""
 

@@ -1,4 +1,11 @@
-"""Ethernet fabrics: storage, in-band and out-of-band, one or more ToRs per rack."""
+"""Ethernet fabrics: storage, in-band and out-of-band, one or more ToRs per rack.
+
+With a ``spine_switch`` the ToRs uplink to aggregation pairs, one pair per block of ToRs; a
+block never spans two halls (each hall has its own aggregation, placed in that hall's
+network racks). Every aggregation switch keeps its top ``CORE_UPLINKS`` ports for the core
+pair; a fabric with more than one block gets that pair (the halls' or blocks' aggregation
+joined into one network), placed near the first block.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,13 @@ from provision.plan.layout import Node
 
 TOR_UPLINKS = 2
 """Uplinks from each ToR to the aggregation layer (one per aggregation switch pair)."""
+
+CORE_UPLINKS = 2
+"""Uplinks from each aggregation switch to the core pair (one per core switch); the top
+ports of every aggregation switch, kept free while the fabric has one block."""
+
+CORE_SWITCHES = CORE_UPLINKS
+"""Switches of the core pair."""
 
 PREFIX = {"storage": "st", "inband": "inb", "oob": "oob"}
 
@@ -29,13 +43,16 @@ def node_ports(fabric: str, node: Node, catalog: Catalog, boot_interface: str) -
 def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalog: Catalog,
                    boot_interfaces: dict[str, str],
                    extra_racks: Sequence[str] = (),
-                   positions: dict[str, int] | None = None) -> FabricPlan:
+                   positions: dict[str, int] | None = None,
+                   hall_positions: int = 0) -> FabricPlan:
     """ToRs in every rack that holds nodes (and in ``extra_racks``, the network racks the OOB
-    network reaches); optional aggregation switches above them.
+    network reaches); optional aggregation switches above them, and a core pair above those
+    when there is more than one aggregation block.
 
     With ``positions`` (rack -> floor grid key, see plan.addressing.floor_grid) a ToR's
     aggregation block and downlink port are keyed by its rack's position, so a rack added
-    anywhere takes ports nobody holds; without, ToRs fill blocks in rack order."""
+    anywhere takes ports nobody holds; ``hall_positions`` (grid keys per hall) starts every
+    hall in a block of its own. Without, ToRs fill blocks in rack order."""
     tor_model = catalog.switches.get(cfg.switch)
     if tor_model is None:
         raise PlanError(f"{name} fabric references unknown switch type {cfg.switch!r}")
@@ -70,27 +87,59 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
         agg_model = catalog.switches.get(cfg.spine_switch)
         if agg_model is None:
             raise PlanError(f"{name} fabric references unknown switch type {cfg.spine_switch!r}")
-        # Each block of `ports` ToRs gets its own set of `up` aggregation switches; blocks
-        # are joined by the site's border/core routers, which are out of scope here.
+        # Each block of `size` ToRs gets its own pair of aggregation switches; the pairs
+        # of all blocks uplink to one core pair.
         fab.tiers = 2
+        size = agg_model.ports - CORE_UPLINKS
+        if size < 1:
+            raise PlanError(f"{name} fabric: aggregation switch {agg_model.name} has "
+                            f"{agg_model.ports} ports, too few for ToRs and {CORE_UPLINKS} "
+                            "core uplinks")
+        per_hall = -(-hall_positions * cfg.per_rack // size) if hall_positions else 0
         if positions is None:
-            keys = list(range(len(tors)))
+            keys = [(0, k) for k in range(len(tors))]
         else:
             seen: dict[str, int] = {}
             keys = []
             for tor in tors:
                 i = seen[tor.rack] = seen.get(tor.rack, -1) + 1
-                keys.append(positions[tor.rack] * cfg.per_rack + i)
+                pos = positions[tor.rack]
+                hall, pos = divmod(pos, hall_positions) if hall_positions else (0, pos)
+                keys.append((hall, pos * cfg.per_rack + i))
         blocks: dict[int, list[tuple[int, Switch]]] = {}
-        for key, tor in zip(keys, tors, strict=True):
-            blocks.setdefault(key // agg_model.ports, []).append((key % agg_model.ports, tor))
+        for (hall, key), tor in zip(keys, tors, strict=True):
+            blocks.setdefault(hall * per_hall + key // size, []).append((key % size, tor))
+        tops: list[Switch] = []
         for b in sorted(blocks):
             aggs = [Switch(f"{prefix}-agg{b + 1:02d}-{j + 1}", agg_model.name, name, "agg",
                            pod=b + 1) for j in range(up)]
             fab.switches.extend(aggs)
+            tops.extend(aggs)
             for slot, tor in blocks[b]:
                 for u in range(up):
                     fab.links.append(Link(name, "tor-agg", tor.name,
                                           str(tor_model.ports - up + 1 + u), aggs[u].name,
                                           str(slot + 1)))
+        if len(blocks) > 1:
+            _add_core(fab, name, prefix, agg_model.name, agg_model.ports, tops)
     return fab
+
+
+def _add_core(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
+              aggs: Sequence[Switch]) -> None:
+    """The core pair joining every aggregation block: each aggregation switch's top ports go
+    to the cores, on a core port keyed by its block (a block added later takes ports nobody
+    holds)."""
+    fab.tiers = 3
+    cores = [Switch(f"{prefix}-core-{j + 1}", model, name, "core") for j in range(CORE_SWITCHES)]
+    fab.switches.extend(cores)
+    for agg in aggs:
+        assert agg.pod is not None
+        j = int(agg.name.rsplit("-", 1)[1]) - 1
+        port = (agg.pod - 1) * TOR_UPLINKS + j + 1
+        if port > ports:
+            raise PlanError(f"{name} fabric: core switch {model} has {ports} ports, too few "
+                            f"for aggregation switch {agg.name} (block {agg.pod})")
+        for u, core in enumerate(cores):
+            fab.links.append(Link(name, "agg-core", agg.name, str(ports - CORE_UPLINKS + 1 + u),
+                                  core.name, str(port)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from provision.errors import PlanError
@@ -94,10 +94,14 @@ def place_appliance(space: RackSpace, appliance: Appliance, network_racks: Seque
 
 
 def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: Sequence[str],
-                   catalog: Catalog, anchors: dict[str, str], fabric: str) -> None:
+                   catalog: Catalog, anchors: dict[str, str], fabric: str,
+                   apart: Mapping[str, Switch] | None = None) -> None:
     """Each switch goes to the network rack nearest its anchor rack (the rack of its first
     lower-tier neighbour, ``anchors``), else the first with room; ToRs stay in their rack.
-    Switches that already have a U (reserved earlier) keep it."""
+    ``apart`` gives a switch its partner (the other half of a redundant pair): once the
+    partner is placed, the switch goes to another rack when any has room and power, else
+    beside it. Switches that
+    already have a U (reserved earlier) keep it."""
     nearest: dict[str, list[str]] = {}
     for sw in switches:
         if sw.u:
@@ -117,11 +121,18 @@ def place_switches(space: RackSpace, switches: Sequence[Switch], network_racks: 
             candidates = nearest[key]
         else:
             candidates = list(network_racks)
-        # Prefer racks with power budget left; when none has, take rack space anyway and
-        # let the power lint (GPU101) report the overdrawn rack instead of hiding it.
+        partner = (apart or {}).get(sw.name)
+        avoid = partner.rack if partner is not None else ""
+        # Prefer racks with power budget left, and a rack apart from the partner; when none
+        # has power, take rack space anyway and let the power lint (GPU101) report the
+        # overdrawn rack instead of hiding it (and GPU116 a pair sharing a rack).
+        passes = [(strict, skip) for strict in (sw.tier != "tor", False)
+                  for skip in ((avoid, "") if avoid else ("",))]
         u = None
-        for strict in (sw.tier != "tor", False):
+        for strict, skip in passes:
             for rack in candidates:
+                if rack == skip:
+                    continue
                 u = space.take(rack, units, kw, strict_power=strict)
                 if u is not None:
                     sw.rack, sw.u = rack, u
