@@ -10,6 +10,7 @@ GPU109 PUE target implausible for the climate (warning; GPU106-108 are power-fee
 GPU111 node does not fit its rack (U) · GPU112 not enough racks for the count
 GPU113 two nodes overlap in a rack · GPU114 two node groups share rack units
 GPU115 rows (or halls) on the same floor position
+GPU116 the two switches of an aggregation/core pair share one rack (pairs_in_one_rack unset)
 GPU121 unknown hall/row · GPU122 unknown node group · GPU123 unknown rack
 GPU124 unknown catalog node type · GPU125 unknown catalog switch type
 GPU126 a catalog entry names an unknown SKU (a cable's transceiver)
@@ -37,7 +38,7 @@ Severity is "error" unless a rule says "warning" (lint exits 0 on warnings unles
 Findings of one code at one position are grouped (lintbase.group): one line, a count and
 the first examples. Rules live in this module and in lint_cabling, lint_facility, lint_fabrics,
 lint_growth, lint_names, lint_network and lint_roles; each registers itself with ``@rule``
-from lintbase.
+from lintbase. lint_devices holds the rules that read the built plan (called from lint()).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from provision.plan import (  # noqa: F401  (their rules)
 )
 from provision.plan.build import Plan, build_plan
 from provision.plan.layout import layout_racks, slot_indices, su_breaks
+from provision.plan.lint_devices import pair_findings
 from provision.plan.lintbase import RULES, Finding, finding, group, rule
 from provision.plan.power import COOLING_LIMIT_KW
 from provision.plan.versions import matrix, version_tuple
@@ -370,6 +372,7 @@ def lint(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
         findings += extra
         if plan is not None:
             findings += list(power_findings(ls, plan))
+            findings += list(pair_findings(ls, plan))
             findings += list(_hostnames(plan))
     out = []
     for f in findings:

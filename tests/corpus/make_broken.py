@@ -110,6 +110,7 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "ib-fabric-name-reserved": ("  inband:\n    switch: sn4600c\n", _ZONE2.replace("zone2:", "storage:  # <- here").format(groups="[ff]") + "  inband:\n    switch: sn4600c\n", "GPU148", 1),
     "ib-fabric-ufm": ("  inband:\n    switch: sn4600c\n", _ZONE2.replace("fat-tree", "rail-optimized  # <- here").format(groups="[ff]") + "  inband:\n    switch: sn4600c\n", "GPU149", 1),
     "ipoib-unknown-fabric": ("  ipoib: [10.210.64.0/18]\n", "  ipoib: [10.210.64.0/18]\n  ipoib_fabrics: {zone9: [10.210.128.0/20]}  # <- here\n", "GPU153", 1),
+    "pair-in-one-rack": ("  inband:\n    switch: sn4600c\n", "  inband:\n    switch: sn4600c\n    spine_switch: sn4600c\n    network_racks: [a01]  # <- here\n", "GPU116", 1),
     "no-rack-space-for-switches": ("power_kw: 36, cooling: air}", "power_kw: 36, cooling: air, size_u: 26}", "GPU002", 1),
 }
 # Where the marker comment cannot go on the reported line, give the line explicitly.
@@ -191,7 +192,7 @@ def main() -> None:
                 "        racks: 1\n", "        racks: 2\n").replace(
                 "power_kw: 36, cooling: air}", "power_kw: 44, cooling: air}").replace(
                 "    switch: mgmt-1g-48\n", "    switch: mgmt-1g-48\n    spine_switch: sn2201\n"
-                "    network_racks: [a01]\n")
+                "    network_racks: [a01]\n    pairs_in_one_rack: true\n")
         if name == "hca-slower-than-fabric":  # HDR HCAs on an NDR fabric
             text = text.replace("    switch: qm8700\n    speed: HDR\n",
                                 "    switch: qm9700\n    speed: NDR\n")
@@ -212,6 +213,8 @@ def main() -> None:
             text = text.replace("power_kw: 36, cooling: air}", "power_kw: 44, cooling: air}")
         if name == "fabric-group-without-hcas":  # a storage group (no HCAs) on the IB fabric
             text = text.replace("\nfabrics:\n", "  - name: stor\n    type: storage-2u-nvme\n    role: storage\n    count: 1\n    hostname: \"lab-stor-{index:02d}\"\n    placement:\n      hall: h1\n      rows: [a]\n      nodes_per_rack: 1\n      u_positions: [30]\n\nfabrics:\n", 1)
+        if name == "duplicate-row":  # the lab's OOB /20 holds a 4-rack capacity grid
+            text = text.replace("\naddressing:\n", "\naddressing:\n  capacity: {racks_per_row: 4}\n")
         if name == "halls-same-floor":
             text = text.replace("  power_capacity_mw: 0.1\n", "  power_capacity_mw: 0.2\n")
         if name in PORT_MODE:  # 25G in-band NICs on 100G ToR ports run in a chosen mode
