@@ -263,10 +263,16 @@ def test_phases_skip_the_hosts_they_do_not_apply_to(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible not installed")
-def test_offline_dry_run_of_a_mixed_site_keeps_gpu_work_off_storage(tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["mixed", "two-hall-storage"])
+def test_offline_dry_run_of_a_mixed_site_keeps_gpu_work_off_storage(tmp_path: Path,
+                                                                    which: str) -> None:
+    """A DGX H200 hall and 64 GPU-less storage servers (a synthesized one-hall site, and the
+    two-hall example site whose storage is in a hall of its own): no GPU stack, fabric or
+    Kubernetes work on storage nodes, and burn-in only for the racks with GPU nodes."""
     from tests.mixed_site import write_mixed_site
 
-    site = write_mixed_site(tmp_path / "mixed")
+    site = (write_mixed_site(tmp_path / "mixed") if which == "mixed"
+            else ROOT / "inventory" / "sites" / which)
     result = CliRunner().invoke(cli, ["provision", "site", str(site), "--dry-run", "--offline",
                                       "--no-lab", "--phases", "all", "--format", "json"],
                                 obj={})
