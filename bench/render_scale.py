@@ -49,7 +49,7 @@ def measure(site: str, runs: int) -> dict[str, float]:
         t_files = best(lambda: write_tree(Path(tmp) / "a", render_plan_files(plan)), runs)
 
         def artifacts() -> None:
-            fresh = load_and_plan(path)[1]  # no memo carried over from an earlier run
+            fresh = load_and_plan(path)[1]  # a fresh plan, as one gpuctl plan run renders
             t = time.perf_counter()
             files = render_artifacts(fresh)
             write_tree(Path(tmp) / "b", files)

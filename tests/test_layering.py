@@ -87,6 +87,22 @@ def test_fabric_verify_does_not_depend_on_a_renderer() -> None:
     assert _offenders("provision.plan", ("provision.render", "provision.fabric")) == []
 
 
+def test_renderers_keep_no_cache_between_calls() -> None:
+    """A derived view (fabric graph, topology, GUIDs) is built once by the caller that needs
+    it and passed on, not kept in a module-global cache keyed on the Plan object's id."""
+    bad = []
+    for path in sorted((ROOT / "provision/render").rglob("*.py")):
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text, str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
+                    if n == "weakref"]
+        if "id(plan)" in text:
+            bad.append(f"{path.relative_to(ROOT)}: keys something on id(plan)")
+    assert bad == []
+
+
 def test_no_import_cycle_in_provision() -> None:
     """No two modules of provision/ import each other, directly or round a loop (lazy
     imports count: a cycle hidden inside a function is still a cycle)."""

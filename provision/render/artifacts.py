@@ -24,6 +24,7 @@ reservations into hardware-address reservations.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping
 
 from provision.plan.build import Plan
@@ -31,25 +32,26 @@ from provision.render.ansible import ansible_tree
 from provision.render.cloudinit import cloudinit_tree
 from provision.render.dhcp import dhcp_tree
 from provision.render.dns import dns_tree
-from provision.render.ibsim import ib_fabric, ibsim_nets, split_planes
+from provision.render.ibsim import ib_fabrics, ibsim_nets, split_planes
 from provision.render.k8s import k8s_tree
 from provision.render.netbox import netbox_tree
 from provision.render.opensm import opensm_tree, resolve_guids
 from provision.render.slurm import slurm_tree
+from provision.render.topo import topology
 
 
 def fabric_tree(plan: Plan, guids: Mapping[str, str] | None = None) -> dict[str, str]:
     """``ibsim/`` and ``opensm/`` for every InfiniBand fabric (empty without one): the compute
     fabric's at the top, a further fabric's in a directory named after it."""
-    g = resolve_guids(plan, guids)
+    graphs = ib_fabrics(plan)
+    g = resolve_guids(plan, guids, graphs)
     files: dict[str, str] = {}
-    for fabric in plan.ib_names():
+    for fabric, whole in graphs.items():
         base = "ibsim/" if fabric == "compute" else f"ibsim/{fabric}/"
-        planes = [None, *(p for p in split_planes(ib_fabric(plan, fabric=fabric))
-                          if p is not None)]
+        planes = [None, *(p for p in split_planes(whole) if p is not None)]
         files.update({f"{base}fabric.net" if plane is None else f"{base}plane{plane}.net": text
-                      for plane, text in ibsim_nets(plan, g, planes, fabric).items()})
-        files.update(opensm_tree(plan, g, fabric))
+                      for plane, text in ibsim_nets(plan, g, planes, fabric, whole).items()})
+        files.update(opensm_tree(plan, g, fabric, whole))
     return files
 
 
@@ -61,14 +63,15 @@ def render_artifacts(plan: Plan, guids: Mapping[str, str] | None = None,
                      macs: Mapping[str, str] | None = None,
                      only: Collection[str] | None = None) -> dict[str, str]:
     """Every artifact (or the families in ``only``), keyed by path relative to the output
-    directory."""
+    directory. The plan's topology, which ansible, slurm and k8s all read, is built once."""
+    topo = functools.cache(lambda: topology(plan))
     makers: dict[str, Callable[[], dict[str, str]]] = {
-        "ansible": lambda: ansible_tree(plan),
+        "ansible": lambda: ansible_tree(plan, topo()),
         "dhcp": lambda: dhcp_tree(plan, macs),
         "dns": lambda: dns_tree(plan),
         "fabric": lambda: fabric_tree(plan, guids),
-        "slurm": lambda: slurm_tree(plan),
-        "k8s": lambda: k8s_tree(plan),
+        "slurm": lambda: slurm_tree(plan, topo()),
+        "k8s": lambda: k8s_tree(plan, topo()),
         "netbox": lambda: netbox_tree(plan),
         "cloud-init": lambda: cloudinit_tree(plan),
     }

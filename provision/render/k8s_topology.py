@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from provision.plan import stacks
 from provision.plan.build import Plan
-from provision.render.topo import topology
+from provision.render.topo import Topology, topology
 
 REGION_LABEL = "topology.kubernetes.io/region"
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -73,9 +73,10 @@ class KueueTopology:
     flavors: tuple[Flavor, ...]
 
 
-def node_topology(plan: Plan) -> list[NodeTopology]:
-    """Labels and taint of every Kubernetes node, in plan order."""
-    topo = topology(plan)
+def node_topology(plan: Plan, topo: Topology | None = None) -> list[NodeTopology]:
+    """Labels and taint of every Kubernetes node, in plan order (``topo``: the plan's
+    topology, when the caller has it)."""
+    topo = topo if topo is not None else topology(plan)
     have = stacks.node_stacks(plan)
     site = plan.site.site.name
     racks = {r.name: r for r in plan.racks}

@@ -39,9 +39,11 @@ DEFAULT_DIR = "/etc/opensm"
 _TIERS = ("leaf", "spine", "core")
 
 
-def resolve_guids(plan: Plan, discovered: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Synthetic GUIDs of every fabric node, overridden by the discovered ones."""
-    guids = synthetic_guids(plan)
+def resolve_guids(plan: Plan, discovered: Mapping[str, str] | None = None,
+                  fabrics: Mapping[str, IbFabric] | None = None) -> dict[str, str]:
+    """Synthetic GUIDs of every fabric node, overridden by the discovered ones (``fabrics``:
+    every InfiniBand fabric's graph, when the caller has built them)."""
+    guids = synthetic_guids(plan, fabrics)
     if discovered:
         guids.update(discovered)
     return guids
@@ -182,11 +184,13 @@ def subnet_dir(fabric: str, plane: int | None) -> str:
 
 
 def opensm_tree(plan: Plan, guids: Mapping[str, str] | None = None,
-                fabric: str = "compute") -> dict[str, str]:
-    """Every OpenSM file of ``fabric`` under ``opensm/`` + :func:`subnet_dir`."""
+                fabric: str = "compute", whole: IbFabric | None = None) -> dict[str, str]:
+    """Every OpenSM file of ``fabric`` under ``opensm/`` + :func:`subnet_dir` (``whole``: the
+    fabric's graph, when the caller has built it)."""
+    whole = whole if whole is not None else ib_fabric(plan, fabric=fabric)
     g = dict(guids) if guids is not None else synthetic_guids(plan)
     out: dict[str, str] = {}
-    for plane, part in split_planes(ib_fabric(plan, fabric=fabric)).items():
+    for plane, part in split_planes(whole).items():
         sub = subnet_dir(fabric, plane)
         files = _files(plan, part, g, plane, fabric)
         fdir = f"{DEFAULT_DIR}/{sub}" if sub else DEFAULT_DIR

@@ -25,8 +25,9 @@ PARALLEL_MIN_LINKS = 20_000
 
 WORKER_PLAN_FILES = ("cabling.csv",)
 WORKER_ARTIFACTS = ("fabric", "ansible", "slurm", "k8s", "dhcp", "dns", "cloud-init")
-"""What the worker renders: about half of the time at 131k GPUs. Families sharing memoized
-views (topology: ansible/slurm/k8s; fabric graph and GUIDs: ibsim/opensm) stay together."""
+"""What the worker renders: about half of the time at 131k GPUs. Families sharing views built
+once per render (topology: ansible/slurm/k8s; fabric graph and GUIDs: ibsim/opensm) stay
+together."""
 
 
 def _render(plan: Plan, guids: Mapping[str, str] | None, plan_files: Collection[str],

@@ -47,8 +47,8 @@ def block_conf(plan: Plan, topo: Topology | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def slurm_tree(plan: Plan) -> dict[str, str]:
-    topo = topology(plan)
+def slurm_tree(plan: Plan, topo: Topology | None = None) -> dict[str, str]:
+    topo = topo if topo is not None else topology(plan)
     if not topo.blocks:
         return {}
     return {"slurm/topology.conf": tree_conf(plan, topo),

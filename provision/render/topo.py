@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 import netaddr
 
 from provision.plan.build import Plan
-from provision.render.memo import memo
 
 _NUM_RE = re.compile(r"^(.*?)(\d+)$")
 
@@ -45,11 +44,9 @@ class Topology:
 
 
 def topology(plan: Plan) -> Topology:
-    """Blocks and spine groups of every InfiniBand-attached node (shared: do not modify)."""
-    return memo("topology", plan, None, lambda: _topology(plan))
-
-
-def _topology(plan: Plan) -> Topology:
+    """Blocks and spine groups of every InfiniBand-attached node. Built on every call: the
+    renderers that share it get it passed in (:func:`provision.render.artifacts.render_artifacts`
+    builds it once)."""
     topo = Topology()
     for name in plan.ib_names():
         _add_fabric(plan, name, topo)

@@ -9,6 +9,7 @@ Pure and deterministic like every renderer; self-contained (no scripts, fonts or
 from __future__ import annotations
 
 from provision.plan.build import Plan
+from provision.render.pictures.devices import rack_contents
 from provision.render.pictures.elevation import row_sheets
 from provision.render.pictures.fabric import fabric_svg
 from provision.render.pictures.floor import floor_plans
@@ -17,6 +18,8 @@ from provision.render.pictures.html import plan_html
 
 def render_pictures(plan: Plan) -> dict[str, str]:
     """Every picture of the plan and ``plan.html``, by relative path."""
-    files = {"fabric.svg": fabric_svg(plan), **floor_plans(plan), **row_sheets(plan)}
+    contents = rack_contents(plan)
+    files = {"fabric.svg": fabric_svg(plan, contents), **floor_plans(plan, contents),
+             **row_sheets(plan, contents)}
     files["plan.html"] = plan_html(plan, files)
     return files

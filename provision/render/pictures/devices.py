@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from provision.plan.build import Plan
-from provision.render.memo import memo
 from provision.render.pictures.svg import Style
 
 KINDS: dict[str, Style] = {
@@ -63,11 +62,9 @@ def _switch_what(tier: str, plane: int | None, su: int | None, pod: int | None,
 
 
 def rack_contents(plan: Plan) -> dict[str, list[Placed]]:
-    """Rack name -> its devices, top U first (only racks that hold something appear)."""
-    return memo("rack_contents", plan, None, lambda: _contents(plan))
-
-
-def _contents(plan: Plan) -> dict[str, list[Placed]]:
+    """Rack name -> its devices, top U first (only racks that hold something appear).
+    Built on every call: :func:`provision.render.pictures.render_pictures` builds it once
+    and passes it to every picture."""
     out: dict[str, list[Placed]] = {}
     for n in plan.nodes:
         out.setdefault(n.rack, []).append(Placed(

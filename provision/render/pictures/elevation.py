@@ -8,11 +8,12 @@ so a 24-rack row is two lines of 12 and the text stays at print size however lar
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from provision.plan.build import Plan
 from provision.plan.layout import Rack
 from provision.plan.power import RackPower
-from provision.render.pictures.devices import KINDS, Placed, rack_contents
+from provision.render.pictures.devices import KINDS, Placed
 from provision.render.pictures.svg import (
     MIN_FONT,
     Svg,
@@ -37,19 +38,18 @@ HEADER = 58.0
 MARGIN = 16.0
 
 
-def row_sheets(plan: Plan) -> dict[str, str]:
+def row_sheets(plan: Plan, contents: Mapping[str, list[Placed]]) -> dict[str, str]:
     """``racks/<hall>-<row>.svg`` for every row of the site."""
     rows: dict[tuple[str, str], list[Rack]] = {}
     for r in plan.racks:
         rows.setdefault((r.hall, r.row), []).append(r)
     power = {p.rack: p for p in plan.power.racks}
-    contents = rack_contents(plan)
     return {f"racks/{hall}-{row}.svg": row_sheet(plan, hall, row, racks, power, contents)
             for (hall, row), racks in rows.items()}
 
 
 def row_sheet(plan: Plan, hall: str, row: str, racks: list[Rack],
-              power: dict[str, RackPower], contents: dict[str, list[Placed]]) -> str:
+              power: dict[str, RackPower], contents: Mapping[str, list[Placed]]) -> str:
     lines = math.ceil(len(racks) / PER_LINE)
     per_line = math.ceil(len(racks) / lines)
     size_u = max(r.size_u for r in racks)

@@ -6,11 +6,12 @@ its link and cable count, and every group's ports: used and free.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from provision.plan.build import Plan
 from provision.plan.fabric import FabricPlan, Switch
-from provision.render.pictures.devices import KINDS, rack_contents
+from provision.render.pictures.devices import KINDS, Placed
 from provision.render.pictures.svg import (
     Svg,
     fit,
@@ -49,7 +50,7 @@ class _Group:
     w: float = 0.0
 
 
-def fabric_svg(plan: Plan) -> str:
+def fabric_svg(plan: Plan, contents: Mapping[str, list[Placed]]) -> str:
     """``fabric.svg``: every fabric of the plan, compute first."""
     title = f"{plan.site.site.name}: fabrics (switch groups, bundles with link counts, ports)"
     doc = Svg(0, 0, title)
@@ -62,7 +63,7 @@ def fabric_svg(plan: Plan) -> str:
         doc.add(doc.text(MARGIN, 60, "this site has no fabrics", 12))
         y = 70
     for name in names:
-        y, w = _panel(doc, plan, plan.fabrics[name], y)
+        y, w = _panel(doc, plan, plan.fabrics[name], y, contents)
         width = max(width, w)
     doc.width, doc.height = width, y + MARGIN
     return doc.render()
@@ -99,7 +100,8 @@ def _end_key(end: str, up: Switch | None, node_group: dict[str, str],
     return base
 
 
-def _groups(plan: Plan, fab: FabricPlan) -> tuple[dict[str, _Group], dict[object, str]]:
+def _groups(plan: Plan, fab: FabricPlan, contents: Mapping[str, list[Placed]],
+            ) -> tuple[dict[str, _Group], dict[object, str]]:
     """Groups by key, and end -> group key for every end of the fabric's links: a switch by
     its name, an endpoint by (its name, the switch it is cabled to)."""
     row_of = {r.name: r.row if len(plan.site.halls) == 1 else f"{r.hall}/{r.row}"
@@ -118,7 +120,7 @@ def _groups(plan: Plan, fab: FabricPlan) -> tuple[dict[str, _Group], dict[object
         g.ports += plan.catalog.switches[s.model].ports
         of[s.name] = key
     node_group = {n.name: n.group for n in plan.nodes}
-    kind = {d.name: d.kind for ds in rack_contents(plan).values() for d in ds}
+    kind = {d.name: d.kind for ds in contents.values() for d in ds}
     for lk in fab.links:
         if lk.a in of and lk.b in of:
             continue
@@ -141,8 +143,9 @@ def _key(of: dict[object, str], end: str, other: str) -> str:
     return key if key is not None else of[(end, other)]
 
 
-def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float) -> tuple[float, float]:
-    groups, of = _groups(plan, fab)
+def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float,
+           contents: Mapping[str, list[Placed]]) -> tuple[float, float]:
+    groups, of = _groups(plan, fab, contents)
     links: Counter[tuple[str, str]] = Counter()
     for lk in fab.links:
         a, b = _key(of, lk.a, lk.b), _key(of, lk.b, lk.a)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from provision.plan.build import Plan
 from provision.plan.layout import Rack
-from provision.render.pictures.devices import KINDS, Placed, rack_contents, rack_kind
+from provision.render.pictures.devices import KINDS, Placed, rack_kind
 from provision.render.pictures.svg import (
     HEADROOM,
     NO_LOAD,
@@ -67,19 +68,21 @@ class _Frame:
         return self.top + (m - self.y0) * self.scale
 
 
-def floor_plans(plan: Plan) -> dict[str, str]:
+def floor_plans(plan: Plan, contents: Mapping[str, list[Placed]]) -> dict[str, str]:
     """``floor/<hall>.svg`` for every hall."""
     halls: dict[str, list[Rack]] = {}
     for r in plan.racks:
         halls.setdefault(r.hall, []).append(r)
-    return {f"floor/{h}.svg": hall_plan(plan, h, racks) for h, racks in halls.items()}
+    return {f"floor/{h}.svg": hall_plan(plan, h, racks, contents)
+            for h, racks in halls.items()}
 
 
 def _pitches(plan: Plan) -> dict[tuple[str, str], float]:
     return {(h.name, row.name): row.rack_pitch_m for h in plan.site.halls for row in h.rows}
 
 
-def hall_plan(plan: Plan, hall: str, racks: list[Rack]) -> str:
+def hall_plan(plan: Plan, hall: str, racks: list[Rack],
+              contents: Mapping[str, list[Placed]]) -> str:
     pitch = _pitches(plan)
     width_m = {r.name: pitch[(r.hall, r.row)] for r in racks}
     x0 = min(r.x for r in racks)
@@ -91,7 +94,6 @@ def hall_plan(plan: Plan, hall: str, racks: list[Rack]) -> str:
                   text_width(PANEL_TITLES[0], 12, bold=True) + 24, 330.0)
     panel_h = (y1 - y0) * scale
     power = {p.rack: p for p in plan.power.racks}
-    contents = rack_contents(plan)
     cap = next(h.power_capacity_kw for h in plan.site.halls if h.name == hall)
     load = sum(power[r.name].nameplate_kw for r in racks)
     title = f"{plan.site.site.name}: hall {hall} — floor plan (to scale, top view)"
