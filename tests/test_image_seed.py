@@ -181,6 +181,22 @@ def test_macs_manifest_reserves_by_hw_address(tmp_path: Path, runner: CliRunner)
     res = {r["hostname"]: r for s in kea["Dhcp4"]["subnet4"] for r in s["reservations"]}
     assert res["lab-gpu-01"]["hw-address"] == "52:54:00:aa:00:01"
     assert "client-id" in res["lab-gpu-02"] and "hw-address" not in res["lab-gpu-02"]
+    # the image phase's boot plan: what each node is served, its MAC where known
+    from provision.image.bootplan import read_nodes
+    from provision.image.phase import site_imaging
+    from provision.image.watch import SshRecords
+    from provision.plan.load import load_and_plan
+
+    nodes = read_nodes(site / ".gpuctl")
+    assert nodes["lab-gpu-01"].mac == "52:54:00:aa:00:01" and nodes["lab-gpu-02"].mac == ""
+    assert nodes["lab-gpu-01"].address == res["lab-gpu-01"]["ip-address"]
+    assert nodes["lab-gpu-01"].image == "tiny" and nodes["lab-gpu-01"].digest == ""
+    _, plan = load_and_plan(site)
+    imaging = site_imaging(site / ".gpuctl", plan)
+    assert imaging is not None and isinstance(imaging.records, SshRecords)
+    assert imaging.records.target.address == yaml.safe_load(
+        (site / ".gpuctl/boot_services.yml").read_text())["boot_services_address"]
+    assert site_imaging(tmp_path, plan) is None  # nothing seeded: PXE + wait for SSH only
     for bad, why in (({"lab-gpu-09/eno1": "52:54:00:aa:00:01"}, "no such device/interface"),
                      ({"lab-gpu-01/eno1": "52:54:00:aa:00"}, "is not a MAC address")):
         (site / "macs.json").write_text(json.dumps(bad))

@@ -125,6 +125,8 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
     its public key in SITE/.gpuctl/known_hosts, so the first SSH connection is verified;
     iPXE scripts (boot.ipxe and one per node) under SITE/.gpuctl/ipxe/."""
     from provision.image import hostkeys, ipxe, recipe, seeds, store
+    from provision.image.bootplan import BootEntry, write_nodes
+    from provision.image.macs import load_macs
     from provision.lab.keys import KnownHost
     from provision.render.topo import services_address
 
@@ -145,6 +147,8 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
     (ipxe_dir / "nodes").mkdir(parents=True, exist_ok=True)
     (ipxe_dir / "boot.ipxe").write_text(ipxe.boot_script(svc))
     known = []
+    macs = load_macs(base, plan)
+    entries: dict[str, BootEntry] = {}
     for node in plan.nodes:
         if node.group not in digests:
             continue
@@ -155,6 +159,12 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
             svc, node.name, image_of[node.group], digests[node.group]))
         inband = [a.address for a in plan.addresses_of(node.name) if a.pool == "inband"]
         known.append(KnownHost(node.name, inband[0] if inband else node.name, key.public))
+        inband_if = [a.interface for a in plan.addresses_of(node.name) if a.pool == "inband"]
+        entries[node.name] = BootEntry(
+            node.name, inband[0] if inband else "",
+            macs.get(f"{node.name}/{inband_if[0]}", "") if inband_if else "",
+            image_of[node.group], digests[node.group])
+    write_nodes(state, entries)
     path = hostkeys.write_known_hosts(state, known)
     boot_vars = _write_boot_services_vars(state, plan, svc, ipxe_dir,
                                           [built[r.key()] for r, _ in recipe.recipes(loaded)

@@ -32,6 +32,8 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      "Redfish actions instead of doing them."),
         click.option("--offline", is_flag=True, help="With --dry-run: syntax-check and list "
                      "tasks of every phase against the rendered inventory; no host needed."),
+        click.option("--reimage", is_flag=True, help="image: re-image nodes that already "
+                     "run the planned image digest (they are left alone otherwise)."),
         click.option("--resume", is_flag=True, help="Skip hosts and phases that already "
                      "succeeded for this plan version (preflight always runs)."),
         click.option("--forks", type=click.IntRange(1, 500), default=None,
@@ -115,7 +117,7 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
         resume=kw["resume"], forks=kw["forks"], max_fail_percent=kw["max_fail_percent"],
         store=kw["store"], lab_dir=kw["lab_dir"], no_lab=kw["no_lab"],
         verify_tls=not kw["insecure_bmc_tls"], credential_files=kw["bmc_credentials"],
-        boot_timeout=kw["boot_timeout"], extravars=_extra_vars(kw["extra_vars"]))
+        boot_timeout=kw["boot_timeout"], reimage=kw["reimage"], extravars=_extra_vars(kw["extra_vars"]))
     targets = session.build_targets(loaded, plan, opts)
     hosts = select(targets, limit)
     scope = node_stacks(plan)

@@ -165,6 +165,11 @@ class RedfishClient:
         self._request("PATCH", self.system_path(), {"Boot": {
             "BootSourceOverrideTarget": target, "BootSourceOverrideEnabled": "Once"}})
 
+    def set_boot(self, target: str, enabled: str = "Continuous") -> None:
+        """Boot device override, e.g. ``Hdd`` + ``Continuous``: boot from disk from now on."""
+        self._request("PATCH", self.system_path(), {"Boot": {
+            "BootSourceOverrideTarget": target, "BootSourceOverrideEnabled": enabled}})
+
     def boot_override(self) -> tuple[str, str]:
         boot = self.system().get("Boot", {})
         return (str(boot.get("BootSourceOverrideTarget", "")),

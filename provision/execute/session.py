@@ -24,6 +24,7 @@ from provision.execute.display import Reporter
 from provision.execute.redfish import env_credentials
 from provision.execute.rundir import run_dir
 from provision.execute.store import open_store, site_lock, sqlite_path
+from provision.image.phase import site_imaging
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
 from provision.render.plan_files import plan_json
@@ -46,6 +47,7 @@ class SessionOptions:
     verify_tls: bool = True
     credential_files: Sequence[Path] = ()
     boot_timeout: float | None = None
+    reimage: bool = False  # image: also nodes that already run the planned image digest
     extravars: dict[str, Any] = field(default_factory=dict)
     ansible_defaults: bool = False  # benchmark: forks 5, no pipelining, no ControlPersist
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -151,7 +153,9 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
     settings = steps.StepSettings(
         env=env_credentials(), lab=t.lab,
         boot_timeout=opts.boot_timeout or (30.0 if t.lab else 600.0),
-        boot_interval=1.0 if t.lab else 5.0)
+        boot_interval=1.0 if t.lab else 5.0,
+        imaging=None if t.lab else site_imaging(site_dir(loaded) / STATE_DIR, plan,
+                                                reimage=opts.reimage))
     version = plan_version(plan)
     if "preflight" in opts.phases:
         reporter.note("preflight: lint clean; " + plan_freshness(loaded, plan))

@@ -52,6 +52,14 @@ class ThreadExecutor:
             return list(pool.map(fn, items))
 
 
+class Imager(Protocol):
+    """Images one host with its boot observed (:class:`provision.image.phase.Imaging`)."""
+
+    def image_host(self, h: HostTarget, bmc: Callable[[], redfish.RedfishClient], *,
+                   ssh_timeout: float, cancelled: Callable[[], bool],
+                   started: Callable[[], None]) -> Outcome: ...
+
+
 @dataclass(frozen=True)
 class StepSettings:
     env: Mapping[str, str]  # only the BMC credential variables
@@ -59,6 +67,9 @@ class StepSettings:
     boot_timeout: float = 600.0  # image: how long a host may take to come back on SSH
     boot_interval: float = 5.0
     lab: bool = False
+    imaging: Imager | None = None
+    """The boots observed through the boot services (:mod:`provision.image.phase`); None
+    where hosts do not network-boot (namespace labs): PXE + power cycle, wait for SSH."""
 
 
 ClientFactory = Callable[[HostTarget, StepSettings], redfish.RedfishClient]
@@ -103,20 +114,28 @@ def preflight_host(h: HostTarget, s: StepSettings, client: ClientFactory) -> Out
 def image_actions(h: HostTarget, s: StepSettings) -> list[str]:
     """What the image phase does to ``h``, in words (printed by --dry-run)."""
     system = h.bmc.system or "(its only system)"
-    return [
-        f"PATCH {h.bmc.url} system {system}: Boot = Pxe, Once",
-        f"POST {h.bmc.url} ComputerSystem.Reset: ForceRestart (On if it is off)",
-        f"wait up to {s.boot_timeout:g}s for SSH on {h.ssh.address} (host key verified)",
-    ]
+    head = [f"PATCH {h.bmc.url} system {system}: Boot = Pxe, Once",
+            f"POST {h.bmc.url} ComputerSystem.Reset: ForceRestart (On if it is off)"]
+    if s.imaging is not None:
+        return [f"unless {h.ssh.address} already runs the planned image digest:", *head,
+                "follow DHCP lease, iPXE, deploy ramdisk, disk image, its report in the boot "
+                "services' records", f"PATCH {h.bmc.url}: Boot = Hdd, Continuous; power on",
+                "wait for seed + phone-home, then SSH (host key verified) and the digest"]
+    return [*head,
+            f"wait up to {s.boot_timeout:g}s for SSH on {h.ssh.address} (host key verified)"]
 
 
 def image_host(h: HostTarget, s: StepSettings, client: ClientFactory, *,
                cancelled: Callable[[], bool] = lambda: False,
                started: Callable[[], None] = lambda: None) -> Outcome:
     """One-time PXE boot + power cycle through Redfish, then wait for SSH (bounded);
-    ``started`` is called just before the host is changed."""
+    ``started`` is called just before the host is changed. With ``s.imaging`` the boot is
+    followed step by step and the node imaged (:mod:`provision.image.phase`)."""
     if cancelled():
         return Outcome("skipped", "cancelled")
+    if s.imaging is not None:
+        return s.imaging.image_host(h, lambda: client(h, s), ssh_timeout=s.ssh_timeout,
+                                    cancelled=cancelled, started=started)
     try:
         bmc = client(h, s)
         try:

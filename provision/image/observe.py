@@ -5,6 +5,11 @@ the boot_services format (``<client> [<time>] "<request>" <status> <bytes>``) sh
 HTTP step. :func:`boot_progress` lists the steps of one node in boot order and
 :func:`stopped_at` names the first one that did not happen, e.g. ``no DHCP lease for
 52:54:00:b0:07:02 (lab-gpu-02)``.
+
+An image-based deploy adds two steps between the ramdisk and first boot: the deploy ramdisk
+fetches ``/images/<image>/disk.img`` and reports to ``/deploy/<host>/done`` once the disk it
+wrote has the image's digest, or to ``/deploy/<host>/failed/<reason>`` (``checksum-mismatch``,
+``no-disk``, ``fetch-failed``, ``write-failed``) and stops.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+DISK_IMAGE = "disk.img"
+"""The raw disk image the deploy ramdisk writes, next to rootfs.tar in the image folder."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,9 @@ def parse_access_log(text: str) -> list[Request]:
 
 
 def boot_progress(host: str, address: str, mac: str, image: str, leases: Sequence[Lease],
-                  requests: Sequence[Request]) -> list[Step]:
+                  requests: Sequence[Request], *, deploy: bool = True) -> list[Step]:
     """The node's boot steps in order: DHCP lease, boot.ipxe, its script, kernel, initrd,
-    seed, phone-home."""
+    (with ``deploy``: the disk image and the ramdisk's report,) seed, phone-home."""
     steps = []
     lease = next((ls for ls in leases if mac and ls.hwaddr == mac.lower()), None) or next(
         (ls for ls in leases if ls.hostname.split(".")[0] == host), None)
@@ -81,10 +89,14 @@ def boot_progress(host: str, address: str, mac: str, image: str, leases: Sequenc
     wanted = [("boot-script", "GET", "/ipxe/boot.ipxe"),
               ("node-script", "GET", f"/ipxe/nodes/{host}.ipxe"),
               ("kernel", "GET", f"/images/{image}/vmlinuz"),
-              ("initrd", "GET", f"/images/{image}/initrd.img"),
-              ("seed", "GET", f"/seeds/{host}/user-data"),
-              ("phone-home", "POST", f"/phone-home/{host}")]
+              ("initrd", "GET", f"/images/{image}/initrd.img")]
+    if deploy:
+        wanted += [("image", "GET", f"/images/{image}/{DISK_IMAGE}")]
+    wanted += [("seed", "GET", f"/seeds/{host}/user-data"),
+               ("phone-home", "POST", f"/phone-home/{host}")]
     for name, method, path in wanted:
+        if name == "seed" and deploy:
+            steps.append(_deploy_report(host, mine))
         hits = [r for r in mine if r.method == method and r.path == path]
         ok = [r for r in hits if r.status < 300]
         if ok:
@@ -94,6 +106,26 @@ def boot_progress(host: str, address: str, mac: str, image: str, leases: Sequenc
         else:
             steps.append(Step(name, False, f"no {method} {path} from {address}"))
     return steps
+
+
+DEPLOY_FAILURES = {"checksum-mismatch": "image checksum mismatch",
+                   "no-disk": "no disk to write the image to",
+                   "fetch-failed": "the image could not be fetched",
+                   "write-failed": "the image could not be written to the disk"}
+"""What the deploy ramdisk reports (``/deploy/<host>/failed/<reason>``), in words."""
+
+
+def _deploy_report(host: str, mine: Sequence[Request]) -> Step:
+    prefix = f"/deploy/{host}/"
+    reports = [r for r in mine if r.method == "POST" and r.path.split("?")[0].startswith(prefix)]
+    if not reports:
+        return Step("deployed", False, f"no deploy report from the ramdisk (POST {prefix}done)")
+    last = reports[-1].path.split("?")[0][len(prefix):]
+    if last == "done":
+        return Step("deployed", True, f"POST {prefix}done {reports[-1].status}")
+    reason = last.removeprefix("failed/")
+    return Step("deployed", False, "deploy ramdisk: " + DEPLOY_FAILURES.get(
+        reason, f"failed ({reason})"))
 
 
 def stopped_at(steps: Sequence[Step]) -> Step | None:
