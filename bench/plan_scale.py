@@ -72,7 +72,7 @@ def site(gpus: int) -> dict[str, object]:
                             "network_racks": [f"{h['name']}/n" for h in hall_defs]}},
         "addressing": {"inband": "10.0.0.0/12", "oob": "10.16.0.0/12",
                        "switch_mgmt": "10.32.0.0/14",
-                       "ipoib": [f"10.{64 + i * 4}.0.0/14" for i in range(8)],
+                       "ipoib": [f"10.{64 + i * 16}.0.0/12" for i in range(8)],
                        "pod_cidr": "172.16.0.0/12", "service_cidr": "192.168.0.0/16"},
         "software": {"os": "ubuntu-24.04", "driver_branch": 580, "driver_version": "580.95.05",
                      "cuda": "13.0", "nccl": "2.28.3", "doca_ofed": "3.1.0", "dcgm": "4.4.1"},

@@ -13,9 +13,9 @@ from provision.errors import UsageError
 from provision.loader import load_discovered_guids
 from provision.plan.build import summary
 from provision.plan.load import load_and_plan
-from provision.render.files import diff_tree, write_tree
+from provision.render.files import diff_tree
 from provision.render.plan_review import REVIEWED, review, review_lines
-from provision.render.site_files import render_all
+from provision.render.site_files import render_all, write_all
 
 
 @click.command("plan")
@@ -51,8 +51,9 @@ def plan(site: Path, output: Path | None, fmt: str, check: bool, jobs: int | Non
     """
     loaded, p = load_and_plan(site)
     out = output if output is not None else loaded.path.parent / "generated"
-    files = render_all(p, load_discovered_guids(loaded.path.parent), jobs=jobs)
+    guids = load_discovered_guids(loaded.path.parent)
     if check:
+        files = render_all(p, guids, jobs=jobs)
         drift = diff_tree(out, files, wanted=REVIEWED)
         if drift.files:
             old = {rel: drift.before.get(rel, "" if rel in drift.missing else files[rel])
@@ -71,12 +72,12 @@ def plan(site: Path, output: Path | None, fmt: str, check: bool, jobs: int | Non
         return
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: output path exists and is not a directory")
-    write_tree(out, files)
+    written = write_all(p, out, guids, jobs=jobs)
     s = summary(p)
     if fmt == "json":
         click.echo(json.dumps(s, indent=2, sort_keys=True))
         return
-    _print_summary(s, out, len(files))
+    _print_summary(s, out, len(written))
 
 
 def _print_summary(s: dict[str, object], out: Path, nfiles: int) -> None:

@@ -31,7 +31,7 @@ LEASE_FILE = "/var/lib/kea/kea-leases4.csv"
 
 
 def client_id(hostname: str) -> str:
-    return ":".join(f"{b:02x}" for b in b"\x00" + hostname.encode())
+    return (b"\x00" + hostname.encode()).hex(":")
 
 
 def kea_config(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, Any]:

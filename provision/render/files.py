@@ -4,31 +4,37 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 GENERATED_MARK = ".gpuctl-generated"
 
 
-def write_tree(out: Path, files: dict[str, str]) -> None:
+def write_tree(out: Path, files: Mapping[str, str]) -> None:
     """Write ``files`` under ``out``; remove files a previous plan wrote that are gone now.
 
     A file whose bytes are already on disk is left alone (its mtime too), so re-planning an
-    unchanged site touches nothing; each directory is created once (a 16,384-node site has
-    as many host_vars files).
+    unchanged site touches nothing.
     """
+    write_files(out, files)
+    finish_tree(out, files)
+
+
+def write_files(out: Path, files: Mapping[str, str]) -> None:
+    """Write ``files`` under ``out`` (created), leaving a file whose bytes are already there
+    alone; each directory is created once (a 16,384-node site has as many host_vars files).
+    Two processes may write disjoint parts of one tree at once."""
     out.mkdir(parents=True, exist_ok=True)
-    old = set()
-    mark = out / GENERATED_MARK
-    if mark.exists():
-        old = set(mark.read_text(encoding="utf-8").split())
-    made: set[str] = set()
+    made: set[str] = {""}
+    base = os.fspath(out)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
     for rel, text in sorted(files.items()):
         parent = os.path.dirname(rel)
         if parent not in made:
-            (out / parent).mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.join(base, parent), exist_ok=True)
             made.add(parent)
-        path = os.path.join(out, rel)
+        path = os.path.join(base, rel)
         data = text.encode("utf-8")
         try:
             same_size = os.stat(path).st_size == len(data)
@@ -38,11 +44,23 @@ def write_tree(out: Path, files: dict[str, str]) -> None:
             with open(path, "rb") as fh:
                 if fh.read() == data:
                     continue
-        with open(path, "wb") as fh:
-            fh.write(data)
-    for rel in sorted(old - set(files)):
+        fd = os.open(path, flags, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+
+def finish_tree(out: Path, names: Collection[str]) -> None:
+    """Remove the files a previous plan wrote under ``out`` that are not in ``names`` (what
+    was just written), and record ``names`` for the next plan."""
+    mark = out / GENERATED_MARK
+    old = set(mark.read_text(encoding="utf-8").split()) if mark.exists() else set()
+    for rel in sorted(old - set(names)):
         (out / rel).unlink(missing_ok=True)
-    mark.write_text("\n".join(sorted(files)) + "\n", encoding="utf-8")
+    mark.write_text("\n".join(sorted(names)) + "\n", encoding="utf-8")
 
 
 @dataclass

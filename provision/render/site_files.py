@@ -5,6 +5,11 @@ as long as planning, so ``render_all`` forks one worker that renders half of the
 while this process renders the other half. The fork shares the Plan copy-on-write (nothing
 is pickled on the way in); the worker sends its texts back over a pipe. The result is the
 same dict, byte for byte, as a sequential render, which the tests check.
+
+``write_all`` (what ``gpuctl plan`` runs) has each process write its own half instead: the
+worker writes its thousands of small files (host_vars, cloud-init, zones) while this process
+writes the large ones, and the worker's texts never cross the pipe. Nothing is written until
+both halves have rendered, so a render error leaves the directory as it was.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import multiprocessing
 import os
 from collections.abc import Collection, Mapping
 from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
 from provision.errors import GpuctlError
 from provision.plan.build import Plan
 from provision.render.artifacts import ARTIFACTS, render_artifacts
+from provision.render.files import finish_tree, write_files, write_tree
 from provision.render.plan_files import PLAN_FILES, render_plan_files
 
 PARALLEL_MIN_LINKS = 20_000
@@ -36,10 +44,19 @@ def _render(plan: Plan, guids: Mapping[str, str] | None, plan_files: Collection[
             **render_artifacts(plan, guids=guids, only=artifacts)}
 
 
-def _worker(conn: Connection, plan: Plan, guids: Mapping[str, str] | None) -> None:
+def _worker(conn: Connection, plan: Plan, guids: Mapping[str, str] | None,
+            out: Path | None) -> None:
+    """Render the worker's half and send it back; with ``out``, send only that it rendered,
+    then (told to) write it under ``out`` and send back the paths written."""
     try:
         files = _render(plan, guids, WORKER_PLAN_FILES, WORKER_ARTIFACTS)
-        conn.send(("ok", files))
+        if out is None:
+            conn.send(("ok", files))
+            return
+        conn.send(("ok", None))
+        if conn.recv() == "write":
+            write_files(out, files)
+            conn.send(("ok", list(files)))
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
         try:
             conn.send(("error", exc))
@@ -63,42 +80,80 @@ def render_all(plan: Plan, guids: Mapping[str, str] | None = None,
     ``jobs`` is 1 (sequential) or 2 (one forked worker); default: 2 for large plans on a
     machine with two or more cores.
     """
-    jobs = default_jobs(plan) if jobs is None else jobs
-    if jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if not _two_jobs(plan, jobs):
         return dict(sorted(_render(plan, guids, PLAN_FILES, ARTIFACTS).items()))
+    mine, theirs = _render_two(plan, guids, None)
+    assert theirs is not None
+    mine.update(theirs)
+    return dict(sorted(mine.items()))
+
+
+def write_all(plan: Plan, out: Path, guids: Mapping[str, str] | None = None,
+              jobs: int | None = None) -> list[str]:
+    """Render every file and write the tree under ``out`` (as ``write_tree(out,
+    render_all(...))`` does); returns the relative paths, sorted."""
+    if not _two_jobs(plan, jobs):
+        files = render_all(plan, guids, jobs=1)
+        write_tree(out, files)
+        return list(files)
+    mine, names = _render_two(plan, guids, out)
+    assert names is not None
+    names = sorted([*mine, *names])
+    finish_tree(out, names)
+    return names
+
+
+def _two_jobs(plan: Plan, jobs: int | None) -> bool:
+    jobs = default_jobs(plan) if jobs is None else jobs
+    return jobs >= 2 and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _render_two(plan: Plan, guids: Mapping[str, str] | None,
+                out: Path | None) -> tuple[dict[str, str], Any]:
+    """This process's half and the worker's (its texts; with ``out``: both halves written,
+    the worker's paths)."""
     # Objects that exist now (the Plan) go to the permanent generation: neither process's
     # collector then walks them, which in the worker would copy every page of the plan.
     gc.freeze()
     try:
-        return _render_two(plan, guids)
+        return _fork_render(plan, guids, out)
     finally:
         gc.unfreeze()
 
 
-def _render_two(plan: Plan, guids: Mapping[str, str] | None) -> dict[str, str]:
+def _fork_render(plan: Plan, guids: Mapping[str, str] | None,
+                 out: Path | None) -> tuple[dict[str, str], Any]:
     ctx = multiprocessing.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_worker, args=(send, plan, guids), name="gpuctl-render",
+    conn, child = ctx.Pipe(duplex=True)
+    proc = ctx.Process(target=_worker, args=(child, plan, guids, out), name="gpuctl-render",
                        daemon=True)
     proc.start()
-    send.close()
+    child.close()
     done = False
     try:
         mine = _render(plan, guids, [f for f in PLAN_FILES if f not in WORKER_PLAN_FILES],
                        [a for a in ARTIFACTS if a not in WORKER_ARTIFACTS])
-        try:
-            status, payload = recv.recv()
-        except EOFError:
-            proc.join()
-            raise GpuctlError(f"render worker died without a result (exit code "
-                              f"{proc.exitcode})") from None
+        status, payload = _receive(conn, proc)
+        if status == "ok" and out is not None:
+            conn.send("write")
+            write_files(out, mine)
+            status, payload = _receive(conn, proc)
         done = True
     finally:
-        recv.close()
+        conn.close()
         if not done and proc.is_alive():  # this side failed: the worker's half is moot
             proc.kill()
         proc.join()
     if status != "ok":
         raise payload
-    mine.update(payload)
-    return dict(sorted(mine.items()))
+    return mine, payload
+
+
+def _receive(conn: Connection, proc: multiprocessing.process.BaseProcess) -> tuple[str, Any]:
+    try:
+        got: tuple[str, Any] = conn.recv()
+    except EOFError:
+        proc.join()
+        raise GpuctlError(f"render worker died without a result (exit code "
+                          f"{proc.exitcode})") from None
+    return got
