@@ -47,3 +47,25 @@ def test_a_render_failure_on_either_side_writes_nothing(
     with pytest.raises(PlanError, match=f"{renderer}: broken on the {side} side"):
         write_all(site_plan("lab"), tmp_path / "out", jobs=2)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("renderer", "side"), [("dns_tree", "worker"),
+                                               ("netbox_tree", "parent")])
+def test_a_render_failure_leaves_an_existing_tree_as_it_was(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, renderer: str, side: str) -> None:
+    plan = site_plan("lab")
+    out = tmp_path / "out"
+    write_tree(out, render_all(plan, jobs=1))
+    (out / "ansible" / "inventory.yml").write_text("edited by hand\n")  # worker: compared
+    (out / "cloud-init").rename(tmp_path / "gone")  # worker: written at once, then removed
+    (out / "plan.json").unlink()  # parent
+    before = _tree(out)
+
+    def broken(*_: object) -> dict[str, str]:
+        raise PlanError(f"{renderer}: broken on the {side} side")
+
+    monkeypatch.setattr(f"provision.render.artifacts.{renderer}", broken)
+    with pytest.raises(PlanError, match=f"{renderer}: broken on the {side} side"):
+        write_all(plan, out, jobs=2)
+    assert _tree(out) == before
+    assert not (out / "cloud-init").exists()

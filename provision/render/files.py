@@ -25,32 +25,96 @@ def write_files(out: Path, files: Mapping[str, str]) -> None:
     """Write ``files`` under ``out`` (created), leaving a file whose bytes are already there
     alone; each directory is created once (a 16,384-node site has as many host_vars files).
     Two processes may write disjoint parts of one tree at once."""
-    out.mkdir(parents=True, exist_ok=True)
-    made: set[str] = {""}
-    base = os.fspath(out)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+    stage_files(out, files).commit()
+
+
+@dataclass
+class Staged:
+    """Files staged under ``out`` by :func:`stage_files`: the new ones are written, the
+    changed ones wait for :meth:`commit`; :meth:`abandon` removes what staging added."""
+
+    out: Path
+    created: list[str] = field(default_factory=list)
+    """Paths (absolute) of the files and directories staging created, in creation order."""
+    pending: dict[str, bytes] = field(default_factory=dict)
+    """Absolute path -> bytes of the files that exist with other bytes."""
+
+    def commit(self) -> None:
+        """Overwrite the changed files: the tree is then what was staged."""
+        for path, data in self.pending.items():
+            _write(path, data, os.O_TRUNC)
+        self.pending.clear()
+
+    def abandon(self) -> None:
+        """Remove the files and (empty) directories staging created: the tree is as it was."""
+        for path in reversed(self.created):
+            try:
+                if os.path.isdir(path):
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+        self.created.clear()
+        self.pending.clear()
+
+
+def stage_files(out: Path, files: Mapping[str, str]) -> Staged:
+    """Write the files of ``files`` that do not exist under ``out`` yet and compare the rest
+    with the disk, changing no existing file (so a caller that fails later can abandon it)."""
+    staged = Staged(out)
+    try:
+        _stage(staged, files)
+    except BaseException:
+        staged.abandon()
+        raise
+    return staged
+
+
+def _stage(staged: Staged, files: Mapping[str, str]) -> None:
+    base = os.fspath(staged.out)
+    made: set[str] = set()
     for rel, text in sorted(files.items()):
         parent = os.path.dirname(rel)
         if parent not in made:
-            os.makedirs(os.path.join(base, parent), exist_ok=True)
+            _makedirs(os.path.join(base, parent) if parent else base, staged.created)
             made.add(parent)
         path = os.path.join(base, rel)
         data = text.encode("utf-8")
         try:
-            same_size = os.stat(path).st_size == len(data)
+            size = os.stat(path).st_size
         except FileNotFoundError:
-            same_size = False
-        if same_size:
+            _write(path, data, os.O_EXCL)
+            staged.created.append(path)
+            continue
+        if size == len(data):
             with open(path, "rb") as fh:
                 if fh.read() == data:
                     continue
-        fd = os.open(path, flags, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        staged.pending[path] = data
+
+
+def _makedirs(path: str, created: list[str]) -> None:
+    if os.path.isdir(path):
+        return
+    head = os.path.dirname(path)
+    if head and head != path:
+        _makedirs(head, created)
+    try:
+        os.mkdir(path)
+    except FileExistsError:  # made by the other process in the meantime
+        return
+    created.append(path)
+
+
+def _write(path: str, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def finish_tree(out: Path, names: Collection[str]) -> None:

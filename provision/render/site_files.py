@@ -6,14 +6,17 @@ while this process renders the other half. The fork shares the Plan copy-on-writ
 is pickled on the way in); the worker sends its texts back over a pipe. The result is the
 same dict, byte for byte, as a sequential render, which the tests check.
 
-``write_all`` (what ``gpuctl plan`` runs) has each process write its own half instead: the
-worker writes its thousands of small files (host_vars, cloud-init, zones) while this process
-writes the large ones, and the worker's texts never cross the pipe. Nothing is written until
-both halves have rendered, so a render error leaves the directory as it was.
+``write_all`` (what ``gpuctl plan`` runs) has each process write its own half instead, and
+the worker's texts never cross the pipe. The worker writes its thousands of small files
+(host_vars, cloud-init, zones) as soon as it has rendered them, while this process still
+renders; files that exist already are only compared then, and overwritten once both halves
+have rendered. A render error on either side removes what was added, so the directory is
+left as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -25,7 +28,7 @@ from typing import Any
 from provision.errors import GpuctlError
 from provision.plan.build import Plan
 from provision.render.artifacts import ARTIFACTS, render_artifacts
-from provision.render.files import finish_tree, write_files, write_tree
+from provision.render.files import finish_tree, stage_files, write_tree
 from provision.render.plan_files import PLAN_FILES, render_plan_files
 
 PARALLEL_MIN_LINKS = 20_000
@@ -46,17 +49,22 @@ def _render(plan: Plan, guids: Mapping[str, str] | None, plan_files: Collection[
 
 def _worker(conn: Connection, plan: Plan, guids: Mapping[str, str] | None,
             out: Path | None) -> None:
-    """Render the worker's half and send it back; with ``out``, send only that it rendered,
-    then (told to) write it under ``out`` and send back the paths written."""
+    """Render the worker's half and send it back; with ``out``, stage it there (the new
+    files are written at once, see files.stage_files) and send only that it did, then
+    write the rest or remove what it staged, as the parent says."""
     try:
         files = _render(plan, guids, WORKER_PLAN_FILES, WORKER_ARTIFACTS)
         if out is None:
             conn.send(("ok", files))
             return
+        staged = stage_files(out, files)
         conn.send(("ok", None))
         if conn.recv() == "write":
-            write_files(out, files)
+            staged.commit()
             conn.send(("ok", list(files)))
+        else:
+            staged.abandon()
+            conn.send(("ok", None))
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent
         try:
             conn.send(("error", exc))
@@ -129,20 +137,28 @@ def _fork_render(plan: Plan, guids: Mapping[str, str] | None,
                        daemon=True)
     proc.start()
     child.close()
-    done = False
+    staged = False  # the worker may have staged files under ``out`` that must go again
     try:
         mine = _render(plan, guids, [f for f in PLAN_FILES if f not in WORKER_PLAN_FILES],
                        [a for a in ARTIFACTS if a not in WORKER_ARTIFACTS])
+        staged = out is not None
         status, payload = _receive(conn, proc)
         if status == "ok" and out is not None:
+            own = stage_files(out, mine)
             conn.send("write")
-            write_files(out, mine)
+            staged = False
+            own.commit()
             status, payload = _receive(conn, proc)
-        done = True
+    except BaseException:
+        if staged or (out is not None and proc.is_alive()):
+            # the worker removes what it staged (after rendering, if it still is)
+            with contextlib.suppress(OSError):
+                conn.send("stop")
+        elif proc.is_alive():  # this side failed: the worker's half is moot
+            proc.kill()
+        raise
     finally:
         conn.close()
-        if not done and proc.is_alive():  # this side failed: the worker's half is moot
-            proc.kill()
         proc.join()
     if status != "ok":
         raise payload
