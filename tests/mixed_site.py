@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import SITES
 
-STORAGE_ROW = "      - {name: s, racks: 4, y_m: 9.0, rack: {size_u: 48, power_kw: 40, cooling: air}}\n"
+STORAGE_ROW = "      - {name: s, racks: 4, y_m: 9.0, rack: {size_u: 48, power_kw: 40, cooling: air, pdu: pdu-3ph-415v-63a-net}}\n"
 STORAGE_GROUP = """\
   - name: stor
     type: storage-2u-nvme

@@ -30,7 +30,8 @@ FAT = ROOT / "tests" / "golden" / "ibnetdiscover" / "sites" / "fat" / "site.yaml
 def _variant(tmp: Path, name: str, compute: str, tiers: int = 2) -> Plan:
     """The fat fixture site with three racks and another compute fabric."""
     text = FAT.read_text().replace("name: fat\n", f"name: {name}\n")
-    text = text.replace("racks: 1\n", "racks: 3\n").replace("power_kw: 36", "power_kw: 60")
+    text = text.replace("racks: 1\n", "racks: 3\n").replace(
+        "power_kw: 36", "power_kw: 60, pdus: 4, pdu: pdu-3ph-415v-63a-net")
     text = text.replace("power_capacity_kw: 60", "power_capacity_kw: 200")
     text = text.replace("network_racks: [a01]", "network_racks: [a02, a03]")
     text = text.replace("    topology: fat-tree\n", compute).replace("tiers: 2", f"tiers: {tiers}")

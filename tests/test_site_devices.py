@@ -176,3 +176,33 @@ def test_cross_hall_runs_use_single_mode_fiber() -> None:
         for optic in (c.a_optic, c.b_optic):
             t = plan.catalog.transceivers[optic]
             assert t.fiber == "sm" and t.reach_m >= c.length_m >= c.run_m, c
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_every_device_is_fed_from_both_feeds(site: str) -> None:
+    """Power as delivered: every rack with a device has PDUs on an A and a B feed, each feed
+    alone carries the rack's nameplate (N+N), every PSU has an outlet of its type, and no
+    device hangs off one feed."""
+    plan = _plan(site)
+    feeds = {f.rack: f for f in plan.power.feeds}
+    kw: dict[str, float] = {}
+    for d in devices(plan):
+        kw[d.rack] = kw.get(d.rack, 0.0) + d.max_kw
+    assert set(feeds) == set(kw), f"{site}: racks with devices and racks with feeds differ"
+    for rack, f in feeds.items():
+        spec = plan.catalog.pdus[f.model]
+        assert {p.feed for p in f.pdus} == {"A", "B"}, f"{site}: {rack} feeds"
+        assert sum(p.load_kw for p in f.pdus) == pytest.approx(kw[rack], abs=1e-2), rack
+        assert f.load_kw <= f.one_feed_kw, f"{site}: {rack} {f.load_kw} kW on one feed"
+        for p in f.pdus:
+            assert p.c13 <= spec.outlets_c13 and p.c19 <= spec.outlets_c19, f"{site}: {p}"
+        assert not f.one_feed, f"{site}: {rack}: {f.one_feed} on one feed"
+
+
+def test_dgx_psus_fill_c19_outlets_on_both_feeds() -> None:
+    """A DGX H200 has six C20-inlet PSUs: a rack of four takes 24 C19 outlets, 12 per feed."""
+    plan = _plan("two-hall-storage")
+    f = next(x for x in plan.power.feeds if x.rack == "a01")
+    assert [(p.name, p.feed, p.c19) for p in f.pdus] == [("a01-A1", "A", 12),
+                                                         ("a01-B1", "B", 12)]
+    assert f.c19 == (24, 48)

@@ -33,6 +33,7 @@ def _node(d: dict[str, Any]) -> dict[str, str]:
         "inband": f"{d['inband_nics']}x{d['inband_nic_gbps']}G" if d["inband_nics"] else "-",
         "max kW": _kw(d["max_power_kw"]), "typ kW": _kw(d["typical_power_kw"]),
         "U": str(d["rack_units"]), "cooling": "liquid" if d.get("liquid_cooled") else "air",
+        "PSUs": f"{d['psus']}x {d['psu_inlet']}",
     }
 
 
@@ -66,6 +67,15 @@ def _transceiver(d: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _pdu(d: dict[str, Any]) -> dict[str, str]:
+    return {
+        "model": str(d["model"]), "input": f"{d['phases']}-phase {d['voltage_v']} V "
+        f"{_kw(d['current_a'])} A", "feed kW": _kw(d["feed_kw"]),
+        "C13": str(d["outlets_c13"]), "C19": str(d["outlets_c19"]),
+        "U": str(d["rack_units"]),
+    }
+
+
 def _generic(d: dict[str, Any]) -> dict[str, str]:
     """Every plain value of an entry, for sections without a chosen set of columns."""
     return {k: (_kw(v) if isinstance(v, float) else str(v)) for k, v in d.items()
@@ -73,8 +83,8 @@ def _generic(d: dict[str, Any]) -> dict[str, str]:
 
 
 FACTS: dict[str, Facts] = {"nodes": _node, "switches": _switch, "cables": _cable,
-                           "transceivers": _transceiver}
-"""Key facts shown per section; other sections (PDUs, appliances) show every plain value."""
+                           "transceivers": _transceiver, "pdus": _pdu}
+"""Key facts shown per section; other sections (appliances) show every plain value."""
 
 
 def rows(catalog: Catalog, kinds: list[str]) -> list[dict[str, Any]]:

@@ -16,6 +16,14 @@ SPEED_GBPS: dict[str, int] = {"EDR": 100, "HDR": 200, "NDR": 400, "XDR": 800}
 
 GpuGeneration = Literal["ampere", "hopper", "blackwell"]
 
+PsuInlet = Literal["c14", "c20", "hardwired"]
+"""Power inlet of a device's PSUs: IEC C14 (takes a PDU's C13 outlet, up to 10 A), C20 (a C19
+outlet, up to 16 A), or hardwired (fed by its own whips or a busbar, no PDU outlet)."""
+
+_PSUS = "Power supplies (each cabled to a PDU outlet; the planner spreads them over the A and B feeds)."
+_INLET = ("Inlet of each PSU: c14 (C13 outlet), c20 (C19 outlet) or hardwired (its own feed, no "
+          "PDU outlet).")
+
 
 class Hca(StrictModel):
     """One compute-fabric host channel adapter port on a node."""
@@ -69,6 +77,8 @@ class NodeType(StrictModel):
     typical_power_kw: PositiveFloat = Field(description="Expected draw under training load, kW.")
     rack_units: PositiveInt = Field(description="Height in rack units (U).")
     liquid_cooled: bool = Field(default=False, description="Requires direct liquid cooling.")
+    psus: PositiveInt = Field(default=2, description=_PSUS)
+    psu_inlet: PsuInlet = Field(default="c14", description=_INLET)
 
 
 class SwitchType(StrictModel):
@@ -86,6 +96,8 @@ class SwitchType(StrictModel):
     max_power_kw: PositiveFloat = Field(description="Maximum power draw, kW.")
     typical_power_kw: PositiveFloat = Field(description="Typical power draw, kW.")
     rack_units: PositiveInt = Field(description="Height in rack units (U).")
+    psus: PositiveInt = Field(default=2, description=_PSUS)
+    psu_inlet: PsuInlet = Field(default="c14", description=_INLET)
 
 
 class CableType(StrictModel):
@@ -138,6 +150,26 @@ class ApplianceType(StrictModel):
     max_power_kw: PositiveFloat = Field(description="Nameplate maximum power draw, kW.")
     typical_power_kw: PositiveFloat = Field(description="Typical power draw, kW.")
     rack_units: PositiveInt = Field(description="Height in rack units (U).")
+    psus: PositiveInt = Field(default=2, description=_PSUS)
+    psu_inlet: PsuInlet = Field(default="c14", description=_INLET)
+
+
+class PduType(StrictModel):
+    """A rack PDU: one per feed side at least (two per rack: A and B, each able to carry the
+    rack alone)."""
+
+    name: str = Field(description="Catalog key, e.g. pdu-3ph-415v-63a.")
+    vendor: str = Field(description="Manufacturer.")
+    model: str = Field(description="Model name.")
+    phases: Literal[1, 3] = Field(description="Input phases: 1 or 3.")
+    voltage_v: PositiveInt = Field(description="Input voltage, V (line-to-line for 3-phase).")
+    current_a: PositiveFloat = Field(description="Rated input current per phase, A.")
+    feed_kw: PositiveFloat = Field(description="Continuous power it delivers, kW (after any "
+                                   "derating its circuit needs, e.g. 80 % in North America).")
+    outlets_c13: int = Field(ge=0, description="IEC C13 outlets (for C14 PSU inlets, <= 10 A).")
+    outlets_c19: int = Field(ge=0, description="IEC C19 outlets (for C20 PSU inlets, <= 16 A).")
+    rack_units: int = Field(default=0, ge=0, description="Height in rack units (0: vertical, "
+                            "in the rack's rear channel).")
 
 
 class Catalog(StrictModel):
@@ -152,3 +184,4 @@ class Catalog(StrictModel):
     appliances: dict[str, ApplianceType] = Field(
         default_factory=dict, description="Appliance SKUs (UFM, ...)."
     )
+    pdus: dict[str, PduType] = Field(default_factory=dict, description="Rack PDU SKUs.")

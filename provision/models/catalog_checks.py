@@ -64,6 +64,12 @@ def catalog_problems(cat: Catalog) -> Iterator[Problem]:
                 yield ((*where, attr), "GPU126", f"{attr} {ref!r} is not in the "
                        "catalog", f"use one of {', '.join(sorted(cat.transceivers))} or add it "
                        "under transceivers:")
+    for name, pdu in cat.pdus.items():
+        rated = pdu.voltage_v * pdu.current_a * (3 ** 0.5 if pdu.phases == 3 else 1) / 1000
+        if pdu.feed_kw > rated * 1.005:
+            yield (("pdus", name, "feed_kw"), "GPU002", f"feed_kw {pdu.feed_kw:g} is more "
+                   f"than its {pdu.phases}-phase {pdu.voltage_v} V {pdu.current_a:g} A input "
+                   f"carries ({rated:.2f} kW)", "give the continuous kW the PDU delivers")
 
 
 _GPU_FACTS = ("gpu_model", "gpu_generation", "form_factor")

@@ -120,7 +120,12 @@ class RackSpec(StrictModel):
     size_u: int = Field(default=48, ge=1, le=60, description="Usable height in rack units.")
     power_kw: PositiveFloat = Field(description="Power budget per rack, kW.")
     cooling: Literal["air", "liquid", "hybrid"] = Field(description="How the rack is cooled.")
-    pdus: int = Field(default=2, ge=0, le=8, description="PDUs per rack (for the BOM).")
+    pdus: int = Field(default=2, ge=0, le=8, description="PDUs per rack, alternately on "
+                      "the rack's A and B feeds (2: one per feed); each feed's PDUs must carry "
+                      "the whole rack alone (N+N).")
+    pdu: str = Field(default="pdu-3ph-415v-63a", description="Catalog PDU (pdus:) of every "
+                     "PDU of the rack: its feed kW and C13/C19 outlets are checked against "
+                     "the rack's load and PSUs.")
 
 
 class Row(StrictModel):

@@ -67,9 +67,14 @@ def plan_bom(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
                              f"{t.fiber.upper()} {t.reach_m:g} m", qty, qty * t.ports))
     used = {n.rack for n in nodes} | {s.rack for s in switches if s.rack} | \
         {a.rack for a in appliances}
-    pdus = sum(r.pdus for r in racks if r.name in used)
-    if pdus:
-        lines.append(BomLine("pdu", "pdu", "rack PDU", pdus))
+    pdus: Counter[str] = Counter()
+    for r in racks:
+        if r.name in used and r.pdus:
+            pdus[r.pdu] += r.pdus
+    for sku, qty in sorted(pdus.items()):
+        p = catalog.pdus[sku]
+        lines.append(BomLine("pdu", sku, f"{p.model}: {p.feed_kw:g} kW, {p.outlets_c13}x C13, "
+                             f"{p.outlets_c19}x C19", qty))
     lines.append(BomLine("rack", "rack", "racks with equipment", len(used)))
     return lines
 

@@ -30,6 +30,8 @@ class Rack:
     power_kw: float
     cooling: str
     pdus: int
+    pdu: str = ""
+    """Catalog PDU model of the rack's PDUs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ def layout_racks(site: Site) -> list[Rack]:
                     x=round(hall.x_m + row.x_m + (i - 1) * row.rack_pitch_m, 3),
                     y=round(hall.y_m + row.y_m, 3),
                     size_u=row.rack.size_u, power_kw=row.rack.power_kw,
-                    cooling=row.rack.cooling, pdus=row.rack.pdus,
+                    cooling=row.rack.cooling, pdus=row.rack.pdus, pdu=row.rack.pdu,
                 ))
     return racks
 

@@ -6,11 +6,14 @@ GPU001 unreadable/invalid YAML · GPU002 schema · GPU003 duplicate YAML key / m
 GPU004 non-finite number (.inf, .nan, 1e400) · GPU005 text YAML read as a number/date (quote it)
 GPU101 rack over power budget · GPU102 hall over capacity · GPU103 site over capacity
 GPU104 cooling cannot carry rack density · GPU105 liquid-cooled node in a non-liquid rack
-GPU109 PUE target implausible for the climate (warning; GPU106-108 are power-feed rules)
+GPU106 rack load over what one feed's PDUs deliver (N+N) · GPU107 too few PDU outlets (C13/C19)
+GPU108 PSUs not spread over A and B feeds (one PDU, or a one-PSU device)
+GPU109 PUE target implausible for the climate (warning)
 GPU111 node does not fit its rack (U) · GPU112 not enough racks for the count
 GPU113 two nodes overlap in a rack · GPU114 two node groups share rack units
 GPU115 rows (or halls) on the same floor position
 GPU116 the two switches of an aggregation/core pair share one rack (pairs_in_one_rack unset)
+GPU117 unknown catalog PDU type (a rack spec's pdu)
 GPU121 unknown hall/row · GPU122 unknown node group · GPU123 unknown rack
 GPU124 unknown catalog node type · GPU125 unknown catalog switch type
 GPU126 a catalog entry names an unknown SKU (a cable's transceiver)
@@ -65,7 +68,7 @@ from provision.plan import (  # noqa: F401  (their rules)
 )
 from provision.plan.build import Plan, build_plan
 from provision.plan.layout import layout_racks, slot_indices, su_breaks
-from provision.plan.lint_devices import pair_findings
+from provision.plan.lint_devices import feed_findings, pair_findings
 from provision.plan.lintbase import RULES, Finding, finding, group, rule
 from provision.plan.power import COOLING_LIMIT_KW
 from provision.plan.versions import matrix, version_tuple
@@ -366,13 +369,14 @@ def lint(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
     findings = [f for r in RULES for f in r(ls)]
     plan: Plan | None = None
     blocking = {"GPU112", "GPU121", "GPU122", "GPU123", "GPU124", "GPU125", "GPU142", "GPU143",
-                "GPU129", "GPU147", "GPU148", "GPU149"}
+                "GPU129", "GPU147", "GPU148", "GPU149", "GPU117"}
     if not any(f.code in blocking for f in findings):
         plan, extra = plan_findings(ls)
         findings += extra
         if plan is not None:
             findings += list(power_findings(ls, plan))
             findings += list(pair_findings(ls, plan))
+            findings += list(feed_findings(ls, plan))
             findings += list(_hostnames(plan))
     out = []
     for f in findings:

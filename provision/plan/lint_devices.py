@@ -1,7 +1,8 @@
-"""Lint rules over the built plan's devices: redundant switch pairs that share a rack.
+"""Lint rules over the built plan's devices: redundant switch pairs that share a rack, and
+power as delivered (A/B feeds, PDUs, outlets).
 
-These run on the Plan (lint builds it once), because where a switch lands depends on the
-space and power every other device left.
+The pair and feed rules run on the Plan (lint builds it once), because where a switch lands
+depends on the space and power every other device left; ``unknown_pdu`` runs before it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
-from provision.plan.lintbase import Finding, finding
+from provision.plan.lintbase import Finding, finding, rule
 
 ETHERNET = ("storage", "inband", "oob")
 TIER_NAME = {"agg": "aggregation", "core": "core"}
@@ -47,3 +48,66 @@ def pair_findings(ls: LoadedSite, plan: Plan) -> Iterator[Finding]:
                 f"list a second network rack in fabrics.{fname}.network_racks (with room and "
                 f"power), or set fabrics.{fname}.pairs_in_one_rack: true to accept one "
                 "failure domain", *loc, subject=names)
+
+
+def _rack_loc(ls: LoadedSite) -> dict[str, tuple[int, int]]:
+    """Rack name -> (hall index, row index) in the site file."""
+    out: dict[str, tuple[int, int]] = {}
+    for hi, h in enumerate(ls.site.halls):
+        for ri, row in enumerate(h.rows):
+            for i in range(1, row.racks + 1):
+                out[row.rack_names.format(hall=h.name, row=row.name, index=i)] = (hi, ri)
+    return out
+
+
+def feed_findings(ls: LoadedSite, plan: Plan) -> Iterator[Finding]:
+    """GPU106 a rack's load over what one feed delivers (N+N) · GPU107 too few PDU outlets
+    of a type for the PSUs on them · GPU108 PSUs not spread over both feeds."""
+    where = _rack_loc(ls)
+    for f in plan.power.feeds:
+        hi, ri = where[f.rack]
+        spec = plan.catalog.pdus[f.model]
+        per_feed = len(f.pdus) // 2
+        if per_feed == 0:
+            what = "no PDU" if not f.pdus else "one PDU (feed A only)"
+            yield finding(
+                "GPU108", f"rack {f.rack} has {what}: the PSUs of its {len(f.one_feed)} "
+                "devices are not spread over an A and a B feed, so one feed or PDU fault "
+                "takes the rack down", "set pdus: 2 (or more, an even number) in the rack spec",
+                "halls", hi, "rows", ri, "rack", "pdus", subject=f.rack)
+            continue
+        if f.load_kw > f.one_feed_kw + 1e-9:
+            yield finding(
+                "GPU106", f"rack {f.rack} draws {f.load_kw:g} kW nameplate, but with one feed "
+                f"down the other feed's {per_feed} x {f.model} deliver {f.one_feed_kw:g} kW "
+                "(each feed must carry the rack alone: N+N)",
+                "use a larger pdu, more pdus per rack (2 per feed), or less load per rack",
+                "halls", hi, "rows", ri, "rack", "pdu", subject=f.rack)
+        for pdu in f.pdus:
+            for kind, used, have in (("C13", pdu.c13, spec.outlets_c13),
+                                     ("C19", pdu.c19, spec.outlets_c19)):
+                if used > have:
+                    yield finding(
+                        "GPU107", f"PDU {pdu.name} ({f.model}) needs {used} {kind} outlets "
+                        f"for the PSUs on feed {pdu.feed}, it has {have}",
+                        f"use a pdu with more {kind} outlets or more pdus per rack",
+                        "halls", hi, "rows", ri, "rack", "pdu", subject=pdu.name)
+        for name in f.one_feed:
+            yield finding(
+                "GPU108", f"{name} in rack {f.rack} has one PSU: it sits on one feed, so "
+                "that feed's loss takes it down", "use a model with two PSUs (catalog psus) "
+                "for anything that must survive a feed loss", "halls", hi, "rows", ri,
+                "rack", "pdus", subject=name)
+
+
+@rule
+def unknown_pdu(ls: LoadedSite) -> Iterator[Finding]:
+    """GPU117: a rack spec names a PDU the catalog does not have."""
+    known = ls.catalog.pdus
+    for hi, h in enumerate(ls.site.halls):
+        for ri, row in enumerate(h.rows):
+            if row.rack.pdu not in known:
+                yield finding("GPU117", f"row {row.name} of hall {h.name}: unknown PDU type "
+                              f"{row.rack.pdu!r}", f"use one of {', '.join(sorted(known))} "
+                              "(gpuctl catalog pdus) or add it to a site catalog",
+                              "halls", hi, "rows", ri, "rack", "pdu")

@@ -1,13 +1,15 @@
-"""Power and cooling: IT load per rack / row / hall / site, facility power, energy and cost."""
+"""Power and cooling: IT load per rack / row / hall / site, facility power, energy and cost,
+and each rack's A/B feeds and PDUs (plan.feeds)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from provision.models.catalog import Catalog
 from provision.models.site import Site
 from provision.plan.fabric import Switch
+from provision.plan.feeds import RackFeeds, plan_feeds
 from provision.plan.layout import Node, Rack
 from provision.plan.racking import Appliance
 
@@ -55,6 +57,8 @@ class PowerPlan:
     annual_mwh: float
     annual_cost: float
     currency: str
+    feeds: list[RackFeeds] = field(default_factory=list)
+    """A/B feeds, PDUs and outlets of every rack that holds a device."""
 
 
 def plan_power(site: Site, catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
@@ -105,4 +109,5 @@ def plan_power(site: Site, catalog: Catalog, racks: Sequence[Rack], nodes: Seque
     mwh = round(it_exp * pue * HOURS_PER_YEAR / 1000, 1)
     return PowerPlan(rack_rows, rollups, it_name, it_exp, facility, pue, mwh,
                      round(mwh * 1000 * site.site.electricity_price_per_kwh, 0),
-                     site.site.currency)
+                     site.site.currency,
+                     plan_feeds(catalog, racks, nodes, switches, appliances))

@@ -89,17 +89,31 @@ def bom_csv(plan: Plan) -> str:
 
 
 def power_csv(plan: Plan) -> str:
+    """Per rack: its budget, nameplate and expected draw, and power as delivered: the PDU
+    model and count (alternately on feeds A and B), what one feed delivers alone (N+N: at
+    least the nameplate), C13/C19 outlets used of those available, and the worst 3-phase
+    imbalance of its PDUs; then rows, halls, the site and the facility."""
     p = plan.power
-    rows: list[Sequence[Any]] = [
-        ("rack", r.rack, r.budget_kw, r.nameplate_kw, r.expected_kw, r.headroom_kw, r.cooling,
-         r.cooling_limit_kw) for r in p.racks if r.nodes or r.switches or r.appliances]
+    feeds = {f.rack: f for f in p.feeds}
+    rows: list[Sequence[Any]] = []
+    for r in p.racks:
+        f = feeds.get(r.rack)
+        if f is None:
+            continue
+        rows.append(("rack", r.rack, r.budget_kw, r.nameplate_kw, r.expected_kw, r.headroom_kw,
+                     r.cooling, r.cooling_limit_kw, f.model, len(f.pdus), f.one_feed_kw,
+                     f"{f.c13[0]}/{f.c13[1]}", f"{f.c19[0]}/{f.c19[1]}",
+                     f.phase_imbalance_pct))
     rows += [(u.level, u.name, u.capacity_kw, u.nameplate_kw, u.expected_kw,
-              round(u.capacity_kw - u.nameplate_kw, 3), "", "") for u in p.rollups]
+              round(u.capacity_kw - u.nameplate_kw, 3), "", "", "", "", "", "", "", "")
+             for u in p.rollups]
     rows.append(("facility", plan.site.site.name, plan.site.site.power_capacity_mw * 1000,
                  p.facility_kw, round(p.it_expected_kw * p.pue, 3), "", f"pue={p.pue:g}",
-                 f"annual_mwh={p.annual_mwh:g};annual_cost={p.annual_cost:g} {p.currency}"))
+                 f"annual_mwh={p.annual_mwh:g};annual_cost={p.annual_cost:g} {p.currency}",
+                 "", "", "", "", "", ""))
     return _csv(["level", "name", "capacity_kw", "nameplate_kw", "expected_kw", "headroom_kw",
-                 "cooling", "cooling_limit_kw"], rows)
+                 "cooling", "cooling_limit_kw", "pdu", "pdus", "one_feed_kw", "c13_used",
+                 "c19_used", "phase_imbalance_pct"], rows)
 
 
 PLAN_FILES = ("plan.json", "cabling.csv", "addresses.csv", "bom.csv", "power.csv", "pictures")

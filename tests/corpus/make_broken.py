@@ -110,6 +110,10 @@ CASES: dict[str, tuple[str, str, str, int]] = {
     "ib-fabric-name-reserved": ("  inband:\n    switch: sn4600c\n", _ZONE2.replace("zone2:", "storage:  # <- here").format(groups="[ff]") + "  inband:\n    switch: sn4600c\n", "GPU148", 1),
     "ib-fabric-ufm": ("  inband:\n    switch: sn4600c\n", _ZONE2.replace("fat-tree", "rail-optimized  # <- here").format(groups="[ff]") + "  inband:\n    switch: sn4600c\n", "GPU149", 1),
     "ipoib-unknown-fabric": ("  ipoib: [10.210.64.0/18]\n", "  ipoib: [10.210.64.0/18]\n  ipoib_fabrics: {zone9: [10.210.128.0/20]}  # <- here\n", "GPU153", 1),
+    "rack-over-one-feed": ("        rack: {size_u: 48, power_kw: 36, cooling: air}\n", "        rack: {size_u: 48, power_kw: 36, cooling: air, pdu: pdu-3ph-400v-32a}  # <- here\n", "GPU106", 1),
+    "pdu-too-few-outlets": ("        rack: {size_u: 48, power_kw: 36, cooling: air}\n", "        rack: {size_u: 48, power_kw: 36, cooling: air, pdu: pdu-3ph-415v-63a-net}  # <- here\n", "GPU107", 1),
+    "pdu-one-feed": ("        rack: {size_u: 48, power_kw: 36, cooling: air}\n", "        rack: {size_u: 48, power_kw: 36, cooling: air, pdus: 1}  # <- here\n", "GPU108", 1),
+    "unknown-pdu": ("        rack: {size_u: 48, power_kw: 36, cooling: air}\n", "        rack: {size_u: 48, power_kw: 36, cooling: air, pdu: pdu-nope}  # <- here\n", "GPU117", 1),
     "pair-in-one-rack": ("  inband:\n    switch: sn4600c\n", "  inband:\n    switch: sn4600c\n    spine_switch: sn4600c\n    network_racks: [a01]  # <- here\n", "GPU116", 1),
     "no-rack-space-for-switches": ("power_kw: 36, cooling: air}", "power_kw: 36, cooling: air, size_u: 26}", "GPU002", 1),
 }
@@ -190,7 +194,7 @@ def main() -> None:
             text = text.replace("    topology: fat-tree\n", "    topology: rail-optimized\n"
                                 "    su_size: 3\n    ufm_ports: 0\n").replace(
                 "        racks: 1\n", "        racks: 2\n").replace(
-                "power_kw: 36, cooling: air}", "power_kw: 44, cooling: air}").replace(
+                "power_kw: 36, cooling: air}", "power_kw: 44, cooling: air, pdus: 4}").replace(
                 "    switch: mgmt-1g-48\n", "    switch: mgmt-1g-48\n    spine_switch: sn2201\n"
                 "    network_racks: [a01]\n    pairs_in_one_rack: true\n")
         if name == "hca-slower-than-fabric":  # HDR HCAs on an NDR fabric

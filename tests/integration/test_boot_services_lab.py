@@ -63,7 +63,8 @@ def _site(tmp: Path, net: ipaddress.IPv4Network) -> Path:
     row["racks"], row["rack"]["power_kw"] = 2, 25
     data["node_groups"][0]["placement"].update({"nodes_per_rack": 2, "u_positions": [2, 8]})
     for fabric, spine in (("oob", "sn2201"), ("inband", "sn4600c")):
-        data["fabrics"][fabric].update({"spine_switch": spine, "network_racks": ["a01"]})
+        data["fabrics"][fabric].update({"spine_switch": spine, "network_racks": ["a01"],
+                                        "pairs_in_one_rack": True})
     third = net.network_address.packed[2]
     data["addressing"].update({"inband": str(net), "oob": f"10.213.{third}.0/24",
                                "switch_mgmt": f"10.212.{third}.0/24",

@@ -115,7 +115,7 @@ halls:
   - name: h1
     power_capacity_kw: 300
     rows:
-      - {name: a, racks: 6, y_m: 0, rack: {size_u: 48, power_kw: 36, cooling: air}}
+      - {name: a, racks: 6, y_m: 0, rack: {size_u: 48, power_kw: 36, cooling: air, pdus: 4}}
 node_groups:
   - name: gpu
     type: dgx-a100
@@ -132,7 +132,7 @@ fabrics:
     ufm_ports: 0
     network_racks: [a06]
   inband: {switch: sn4600c}
-  oob: {switch: mgmt-1g-48, spine_switch: sn2201, network_racks: [a06]}
+  oob: {switch: mgmt-1g-48, spine_switch: sn2201, network_racks: [a06], pairs_in_one_rack: true}
 addressing:
   inband: 10.210.0.0/20
   oob: 10.210.16.0/20

@@ -55,7 +55,7 @@ halls:
     power_capacity_kw: 400
     rows:
       - {name: a, racks: 5, y_m: 0, rack: {size_u: 48, power_kw: 30, cooling: air}}
-      - {name: n, racks: 1, y_m: 3, rack: {size_u: 48, power_kw: 30, cooling: air}}
+      - {name: n, racks: 1, y_m: 3, rack: {size_u: 48, power_kw: 30, cooling: air, pdu: pdu-3ph-415v-63a-net}}
 node_groups:
   - name: dgx
     type: dgx-a100
@@ -73,7 +73,7 @@ fabrics:
     ipoib_pkey: "0x8001"
     network_racks: [n01]
   inband: {switch: sn4600c}
-  oob: {switch: mgmt-1g-48, spine_switch: sn2201, network_racks: [n01]}
+  oob: {switch: mgmt-1g-48, spine_switch: sn2201, network_racks: [n01], pairs_in_one_rack: true}
 addressing:
   inband: 10.220.0.0/20
   oob: 10.220.16.0/20
