@@ -13,11 +13,18 @@ merely reading its inventory).
     python bench/plan_scale.py                  # all sizes
     python bench/plan_scale.py 2048 16384       # some sizes
     python bench/plan_scale.py --no-inventory   # skip the ansible-inventory timing
+
+A size whose site does not plan prints gpuctl's error in its row. Each size's output
+directories are deleted and the deletion synced to disk before the next size starts (on this
+VM's disk, creating files right behind a few hundred MB of deletions runs several times
+slower, which would be the bench's doing, not gpuctl's). The load average is printed with
+the CPU reference: the machine is shared.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -97,6 +104,10 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
+class BenchFailure(RuntimeError):
+    """A command of the bench exited non-zero."""
+
+
 def run(cmd: list[str], sample: bool = False) -> tuple[float, float, str]:
     """Wall seconds, peak MB and stdout of ``cmd``; peak is the sampled sum over the process
     tree with ``sample`` (every 20 ms), else the largest process (getrusage)."""
@@ -115,7 +126,7 @@ def run(cmd: list[str], sample: bool = False) -> tuple[float, float, str]:
         stdout, stderr = out.read(), err.read()
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {stderr.strip()[-400:]}")
+        raise BenchFailure(f"{' '.join(cmd[:2])} failed: {stderr.strip()[-400:]}")
     biggest = peak if peak > before else 0  # maxrss only grows: smaller runs hide under it
     return wall, max(peak_sum, biggest) / 1024, stdout
 
@@ -131,44 +142,58 @@ def cpu_reference() -> float:
 
 
 def main() -> None:
-    ref = cpu_reference()
+    ref, load = cpu_reference(), os.getloadavg()[0]
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     sizes = [int(a) for a in args] or [2048, 16384, 131072]
     with_inventory = "--no-inventory" not in sys.argv
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for gpus in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            d = Path(tmp) / f"bench-{gpus}"
-            d.mkdir()
-            (d / "site.yaml").write_text(yaml.safe_dump(site(gpus), sort_keys=False))
-            plan = ["gpuctl", "plan", str(d), "--format", "json"]
-            # This VM's speed varies run to run: the median of a few runs (fresh output
-            # directories each) for the sizes that take seconds, one run for the largest.
-            repeat = 3 if gpus < 100_000 else 1
-            walls1, walls, peaks = [], [], []
-            for i in range(repeat):
-                w1, _, _ = run([*plan, "-o", str(d / f"gen-1job-{i}"), "--jobs", "1"])
-                w, rss, out = run([*plan, "-o", str(d / ("gen" if i == 0 else f"gen-{i}"))],
-                                  sample=True)
-                walls1.append(w1)
-                walls.append(w)
-                peaks.append(rss)
-            wall1, wall, rss = statistics.median(walls1), statistics.median(walls), max(peaks)
-            summary = json.loads(out)
-            links = sum(sum(v.values()) for v in summary["links"].values())
-            inv = d / "gen" / "ansible" / "inventory.yml"
-            ratio = "-"
-            if with_inventory and inv.exists() and shutil.which("ansible-inventory"):
-                inv_wall, _, _ = run(["ansible-inventory", "-i", str(inv), "--list"])
-                ratio = f"{wall / inv_wall:.2f} ({inv_wall:.1f} s)"
-            rows.append((gpus, summary["nodes"], links, wall1, wall, rss,
-                         1e6 * wall / links, ratio))
+            try:
+                rows.append(measure(gpus, Path(tmp), with_inventory))
+            except BenchFailure as exc:
+                rows.append((gpus, str(exc)))
+        os.sync()
     print(f"CPU reference: a 10M-iteration Python loop took {ref:.2f} s before the runs and "
-          f"{cpu_reference():.2f} s after")
+          f"{cpu_reference():.2f} s after; load average {load:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")
     print(f"{'GPUs':>8} {'nodes':>7} {'links':>9} {'1 job s':>8} {'wall s':>8} {'peak MB':>8} "
           f"{'us/link':>8}  plan/ansible-inventory")
-    for g, n, lk, w1, w, r, per, ratio in rows:
+    for row in rows:
+        if len(row) == 2:
+            print(f"{row[0]:>8} does not plan: {row[1]}")
+            continue
+        g, n, lk, w1, w, r, per, ratio = row
         print(f"{g:>8} {n:>7} {lk:>9} {w1:>8.2f} {w:>8.2f} {r:>8.0f} {per:>8.1f}  {ratio}")
+
+
+def measure(gpus: int, tmp: Path, with_inventory: bool) -> tuple[object, ...]:
+    """One table row for a site of ``gpus`` GPUs, planned under ``tmp``."""
+    d = tmp / f"bench-{gpus}"
+    d.mkdir()
+    (d / "site.yaml").write_text(yaml.safe_dump(site(gpus), sort_keys=False))
+    plan = ["gpuctl", "plan", str(d), "--format", "json"]
+    # This VM's speed varies run to run: the median of a few runs (fresh output
+    # directories each) for the sizes that take seconds, one run for the largest.
+    repeat = 3 if gpus < 100_000 else 1
+    walls1, walls, peaks = [], [], []
+    out = ""
+    for i in range(repeat):
+        w1, _, _ = run([*plan, "-o", str(d / f"gen-1job-{i}"), "--jobs", "1"])
+        w, rss, out = run([*plan, "-o", str(d / ("gen" if i == 0 else f"gen-{i}"))],
+                          sample=True)
+        walls1.append(w1)
+        walls.append(w)
+        peaks.append(rss)
+    wall1, wall, rss = statistics.median(walls1), statistics.median(walls), max(peaks)
+    summary = json.loads(out)
+    links = sum(sum(v.values()) for v in summary["links"].values())
+    inv = d / "gen" / "ansible" / "inventory.yml"
+    ratio = "-"
+    if with_inventory and inv.exists() and shutil.which("ansible-inventory"):
+        inv_wall, _, _ = run(["ansible-inventory", "-i", str(inv), "--list"])
+        ratio = f"{wall / inv_wall:.2f} ({inv_wall:.1f} s)"
+    return (gpus, summary["nodes"], links, wall1, wall, rss, 1e6 * wall / links, ratio)
 
 
 if __name__ == "__main__":
