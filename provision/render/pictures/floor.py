@@ -73,7 +73,8 @@ def floor_plans(plan: Plan, contents: Mapping[str, list[Placed]]) -> dict[str, s
     halls: dict[str, list[Rack]] = {}
     for r in plan.racks:
         halls.setdefault(r.hall, []).append(r)
-    return {f"floor/{h}.svg": hall_plan(plan, h, racks, contents)
+    runs = _runs(plan)
+    return {f"floor/{h}.svg": hall_plan(plan, h, racks, contents, runs.get(h, {}))
             for h, racks in halls.items()}
 
 
@@ -81,8 +82,9 @@ def _pitches(plan: Plan) -> dict[tuple[str, str], float]:
     return {(h.name, row.name): row.rack_pitch_m for h in plan.site.halls for row in h.rows}
 
 
-def hall_plan(plan: Plan, hall: str, racks: list[Rack],
-              contents: Mapping[str, list[Placed]]) -> str:
+def hall_plan(plan: Plan, hall: str, racks: list[Rack], contents: Mapping[str, list[Placed]],
+              runs: dict[tuple[str, str], _Run]) -> str:
+    """``floor/<hall>.svg``; ``runs``: the hall's inter-rack cables (see ``_runs``)."""
     pitch = _pitches(plan)
     width_m = {r.name: pitch[(r.hall, r.row)] for r in racks}
     x0 = min(r.x for r in racks)
@@ -116,7 +118,6 @@ def hall_plan(plan: Plan, hall: str, racks: list[Rack],
     doc.add(doc.text(right, top - 8, PANEL_TITLES[1], 12, weight="bold"))
     f1 = _Frame(x0, y0, MARGIN + ROW_LABEL_W, top, scale)
     f2 = _Frame(x0, y0, right + ROW_LABEL_W, top, scale)
-    runs = _runs(plan, racks)
     doc.add(group({"class": "trays"}, _trays(doc, f1, racks, runs)))
     for r in racks:
         doc.add(_rack(doc, f1, r, width_m[r.name], FLOOR_KINDS[kinds[r.name]], r.name,
@@ -192,26 +193,28 @@ class _Run:
     cable_max: float
 
 
-def _runs(plan: Plan, racks: list[Rack]) -> dict[tuple[str, str], _Run]:
-    """Inter-rack physical cables leaving racks of this hall, by (source rack, destination
-    rack)."""
-    here = {r.name: r for r in racks}
+def _runs(plan: Plan) -> dict[str, dict[tuple[str, str], _Run]]:
+    """Inter-rack physical cables by hall they leave a rack of, then by (that rack, the
+    other end's rack): a cable between two halls counts in both. One pass over the cables
+    for every hall (a GW-scale site has 16 halls and half a million cables)."""
     every = {r.name: r for r in plan.racks}
-    out: dict[tuple[str, str], _Run] = {}
+    out: dict[str, dict[tuple[str, str], _Run]] = {}
     for c in plan.cables:
-        if c.a_rack == c.b_rack or (c.a_rack not in here and c.b_rack not in here) \
-                or c.cable != c.id:  # count a twin-port DAC (two links) once
+        if c.a_rack == c.b_rack or c.cable != c.id:  # count a twin-port DAC (two links) once
             continue
-        a, b = (c.a_rack, c.b_rack) if c.a_rack in here else (c.b_rack, c.a_rack)
-        key = (a, b)
-        run = out.get(key)
-        if run is None:
-            out[key] = _Run(here[a], every[b], 1, c.run_m, c.run_m, c.length_m)
-            continue
-        run.cables += 1
-        run.run_min = min(run.run_min, c.run_m)
-        run.run_max = max(run.run_max, c.run_m)
-        run.cable_max = max(run.cable_max, c.length_m)
+        ra, rb = every[c.a_rack], every[c.b_rack]
+        ends = ((ra, rb),) if ra.hall == rb.hall else ((ra, rb), (rb, ra))
+        for a, b in ends:
+            hall = out.setdefault(a.hall, {})
+            key = (a.name, b.name)
+            run = hall.get(key)
+            if run is None:
+                hall[key] = _Run(a, b, 1, c.run_m, c.run_m, c.length_m)
+                continue
+            run.cables += 1
+            run.run_min = min(run.run_min, c.run_m)
+            run.run_max = max(run.run_max, c.run_m)
+            run.cable_max = max(run.cable_max, c.length_m)
     return out
 
 
