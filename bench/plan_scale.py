@@ -56,10 +56,11 @@ def site(gpus: int) -> dict[str, object]:
             "name": name, "power_capacity_kw": 20000, "x_m": h * 40,
             "rows": [{"name": r, "racks": RACKS_PER_ROW, "y_m": i * 3 + (6 if i >= 4 else 0),
                       "rack_names": "{hall}{row}{index:02d}",
-                      "rack": {"size_u": 48, "power_kw": 120, "cooling": "liquid"}}
+                      "rack": {"size_u": 48, "power_kw": 120, "cooling": "liquid", "pdus": 6}}
                      for i, r in enumerate(rows)]
                     + [{"name": "n", "racks": 24, "y_m": 12, "rack_names": "{hall}{row}{index:02d}",
-                        "rack": {"size_u": 48, "power_kw": 60, "cooling": "liquid"}}]})
+                        "rack": {"size_u": 48, "power_kw": 60, "cooling": "liquid",
+                                 "pdus": 4, "pdu": "pdu-3ph-415v-63a-net"}}]})
         groups.append({"name": f"gpu-{name}", "type": "hgx-b200-dlc", "count": count,
                        "hostname": f"{name}-gpu-{{index:05d}}",
                        "placement": {"hall": name, "rows": list(rows),
@@ -80,7 +81,8 @@ def site(gpus: int) -> dict[str, object]:
         "addressing": {"inband": "10.0.0.0/12", "oob": "10.16.0.0/12",
                        "switch_mgmt": "10.32.0.0/14",
                        "ipoib": [f"10.{64 + i * 16}.0.0/12" for i in range(8)],
-                       "pod_cidr": "172.16.0.0/12", "service_cidr": "192.168.0.0/16"},
+                       "pod_cidr": "172.16.0.0/12", "service_cidr": "192.168.0.0/16",
+                       "capacity": {"pdus_per_rack": 6}},
         "software": {"os": "ubuntu-24.04", "driver_branch": 580, "driver_version": "580.95.05",
                      "cuda": "13.0", "nccl": "2.28.3", "doca_ofed": "3.1.0", "dcgm": "4.4.1"},
         "burnin": {"profile": "b200-ndr"},

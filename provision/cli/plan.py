@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ from provision.plan.load import load_and_plan
 from provision.render.files import diff_tree
 from provision.render.plan_review import REVIEWED, review, review_lines
 from provision.render.site_files import render_all, write_all
+
+PLAN_GC_THRESHOLD = 50_000
+"""Allocations between young-generation collections while planning (Python's default: 700)."""
 
 
 @click.command("plan")
@@ -49,6 +53,10 @@ def plan(site: Path, output: Path | None, fmt: str, check: bool, jobs: int | Non
     added/removed/changed and cables added/removed/moved (count and first
     examples), then which files differ and how.
     """
+    # A plan is hundreds of thousands of long-lived records and next to no reference
+    # cycles: the collector's default thresholds walk them again and again (15% of the time
+    # at 16,384 GPUs); collecting 70x less often leaves peak memory as it was.
+    gc.set_threshold(PLAN_GC_THRESHOLD, 20, 100)
     loaded, p = load_and_plan(site)
     out = output if output is not None else loaded.path.parent / "generated"
     guids = load_discovered_guids(loaded.path.parent)
