@@ -35,6 +35,14 @@ def _records(items: Iterable[Any]) -> str:
     return f'{{"columns": {json.dumps(names)}, "rows": [\n{body}\n]}}'
 
 
+def _fields(record: object) -> dict[str, Any]:
+    """A dataclass record as JSON sees it (what ``dataclasses.asdict`` gives, without its
+    deep copy of every nested record: the power plan has one per rack, PDU and outlet)."""
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    raise TypeError(f"{type(record).__name__} is not JSON serializable")
+
+
 def plan_json(plan: Plan) -> str:
     """The whole plan as versioned JSON (schema_version bumps on incompatible changes)."""
     parts = [
@@ -49,7 +57,7 @@ def plan_json(plan: Plan) -> str:
         f'"cables": {_records(plan.cables)}',
         f'"subnets": {_records(plan.subnets)}',
         f'"addresses": {_records(plan.addresses)}',
-        f'"power": {json.dumps(dataclasses.asdict(plan.power), sort_keys=True)}',
+        f'"power": {json.dumps(plan.power, default=_fields, sort_keys=True)}',
         f'"bom": {_records(plan.bom)}',
     ]
     return "{\n" + ",\n".join(parts) + "\n}\n"
