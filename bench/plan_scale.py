@@ -14,11 +14,13 @@ merely reading its inventory).
     python bench/plan_scale.py 2048 16384       # some sizes
     python bench/plan_scale.py --no-inventory   # skip the ansible-inventory timing
 
-A size whose site does not plan prints gpuctl's error in its row. Each size's output
-directories are deleted and the deletion synced to disk before the next size starts (on this
-VM's disk, creating files right behind a few hundred MB of deletions runs several times
-slower, which would be the bench's doing, not gpuctl's). The load average is printed with
-the CPU reference: the machine is shared.
+A size whose site does not plan prints gpuctl's error in its row. Output goes where
+``gpuctl plan`` writes by default, inside the repository (``out/bench-*``, git-ignored), not
+to /tmp: on this VM the shared /tmp's part of the disk is crowded, and creating a file there
+costs over 1 ms of kernel time, 10-20x more than next to the repository, which would time
+the VM rather than gpuctl. Each size's output directories are deleted and the deletion synced
+before the next size starts (files created right behind a few hundred MB of deletions are
+slow too). The load average is printed with the CPU reference: the machine is shared.
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ def main() -> None:
     with_inventory = "--no-inventory" not in sys.argv
     rows: list[tuple[object, ...]] = []
     for gpus in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
+        (ROOT / "out").mkdir(exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=ROOT / "out", prefix="bench-") as tmp:
             try:
                 rows.append(measure(gpus, Path(tmp), with_inventory))
             except BenchFailure as exc:
