@@ -4,8 +4,8 @@ Builds synthetic multi-plane sites of 2,048, 16,384 and 131,072 GPUs (HGX B200 n
 8 planes, liquid-cooled halls of 8 rows x 16 racks) and runs `gpuctl plan` on each in a
 fresh process, printing links, wall time with one render process (``--jobs 1``) and with
 the default (two for large plans), each the median of three runs below 100,000 GPUs, the
-peak memory of the default run (RSS summed over the process tree, sampled every 20 ms)
-and the time per link. When ansible-inventory is
+peak memory of the default run (RSS summed over the process tree, sampled every 20 ms),
+its CPU seconds (user/system, the render worker included) and the time per link. When ansible-inventory is
 installed it also times ``ansible-inventory --list`` on the generated inventory: the ratio
 is plan wall time over that time (below 1: planning the whole site is faster than Ansible
 merely reading its inventory).
@@ -16,11 +16,11 @@ merely reading its inventory).
 
 A size whose site does not plan prints gpuctl's error in its row. Output goes where
 ``gpuctl plan`` writes by default, inside the repository (``out/bench-*``, git-ignored), not
-to /tmp: on this VM the shared /tmp's part of the disk is crowded, and creating a file there
-costs over 1 ms of kernel time, 10-20x more than next to the repository, which would time
-the VM rather than gpuctl. Each size's output directories are deleted and the deletion synced
-before the next size starts (files created right behind a few hundred MB of deletions are
-slow too). The load average is printed with the CPU reference: the machine is shared.
+to /tmp, and every size's output stays until the end: on this VM's ext4, creating a file in
+a block group where many inodes were deleted in the last minutes costs over 1 ms of kernel
+time (``recently_deleted`` in the inode allocator), 10-20x the normal cost, and the shared
+/tmp is where everyone deletes; that would time the VM, not gpuctl. The load average is
+printed with the CPU reference: the machine is shared.
 """
 
 from __future__ import annotations
@@ -108,14 +108,20 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
+LAST_CPU = [0.0, 0.0]
+"""User and system CPU seconds of the last :func:`run`."""
+
+
 class BenchFailure(RuntimeError):
     """A command of the bench exited non-zero."""
 
 
 def run(cmd: list[str], sample: bool = False) -> tuple[float, float, str]:
     """Wall seconds, peak MB and stdout of ``cmd``; peak is the sampled sum over the process
-    tree with ``sample`` (every 20 ms), else the largest process (getrusage)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    tree with ``sample`` (every 20 ms), else the largest process (getrusage). The CPU
+    seconds it took (user, system; its render worker included) go to ``LAST_CPU``."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = usage.ru_maxrss
     t = time.perf_counter()
     peak_sum = 0
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -128,7 +134,9 @@ def run(cmd: list[str], sample: bool = False) -> tuple[float, float, str]:
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = after.ru_maxrss
+    LAST_CPU[:] = [after.ru_utime - usage.ru_utime, after.ru_stime - usage.ru_stime]
     if proc.returncode != 0:
         raise BenchFailure(f"{' '.join(cmd[:2])} failed: {stderr.strip()[-400:]}")
     biggest = peak if peak > before else 0  # maxrss only grows: smaller runs hide under it
@@ -151,25 +159,25 @@ def main() -> None:
     sizes = [int(a) for a in args] or [2048, 16384, 131072]
     with_inventory = "--no-inventory" not in sys.argv
     rows: list[tuple[object, ...]] = []
-    for gpus in sizes:
-        (ROOT / "out").mkdir(exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=ROOT / "out", prefix="bench-") as tmp:
+    (ROOT / "out").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "out", prefix="bench-") as tmp:
+        for gpus in sizes:
             try:
                 rows.append(measure(gpus, Path(tmp), with_inventory))
             except BenchFailure as exc:
                 rows.append((gpus, str(exc)))
-        os.sync()
     print(f"CPU reference: a 10M-iteration Python loop took {ref:.2f} s before the runs and "
           f"{cpu_reference():.2f} s after; load average {load:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after")
-    print(f"{'GPUs':>8} {'nodes':>7} {'links':>9} {'1 job s':>8} {'wall s':>8} {'peak MB':>8} "
-          f"{'us/link':>8}  plan/ansible-inventory")
+    print(f"{'GPUs':>8} {'nodes':>7} {'links':>9} {'1 job s':>8} {'wall s':>8} "
+          f"{'user/sys':>9} {'peak MB':>8} {'us/link':>8}  plan/ansible-inventory")
     for row in rows:
         if len(row) == 2:
             print(f"{row[0]:>8} does not plan: {row[1]}")
             continue
-        g, n, lk, w1, w, r, per, ratio = row
-        print(f"{g:>8} {n:>7} {lk:>9} {w1:>8.2f} {w:>8.2f} {r:>8.0f} {per:>8.1f}  {ratio}")
+        g, n, lk, w1, w, cpu, r, per, ratio = row
+        print(f"{g:>8} {n:>7} {lk:>9} {w1:>8.2f} {w:>8.2f} {cpu:>9} {r:>8.0f} {per:>8.1f}  "
+              f"{ratio}")
 
 
 def measure(gpus: int, tmp: Path, with_inventory: bool) -> tuple[object, ...]:
@@ -181,7 +189,7 @@ def measure(gpus: int, tmp: Path, with_inventory: bool) -> tuple[object, ...]:
     # This VM's speed varies run to run: the median of a few runs (fresh output
     # directories each) for the sizes that take seconds, one run for the largest.
     repeat = 3 if gpus < 100_000 else 1
-    walls1, walls, peaks = [], [], []
+    walls1, walls, peaks, users, syss = [], [], [], [], []
     out = ""
     for i in range(repeat):
         w1, _, _ = run([*plan, "-o", str(d / f"gen-1job-{i}"), "--jobs", "1"])
@@ -190,7 +198,10 @@ def measure(gpus: int, tmp: Path, with_inventory: bool) -> tuple[object, ...]:
         walls1.append(w1)
         walls.append(w)
         peaks.append(rss)
+        users.append(LAST_CPU[0])
+        syss.append(LAST_CPU[1])
     wall1, wall, rss = statistics.median(walls1), statistics.median(walls), max(peaks)
+    cpu = f"{statistics.median(users):.1f}/{statistics.median(syss):.1f}"
     summary = json.loads(out)
     links = sum(sum(v.values()) for v in summary["links"].values())
     inv = d / "gen" / "ansible" / "inventory.yml"
@@ -198,7 +209,7 @@ def measure(gpus: int, tmp: Path, with_inventory: bool) -> tuple[object, ...]:
     if with_inventory and inv.exists() and shutil.which("ansible-inventory"):
         inv_wall, _, _ = run(["ansible-inventory", "-i", str(inv), "--list"])
         ratio = f"{wall / inv_wall:.2f} ({inv_wall:.1f} s)"
-    return (gpus, summary["nodes"], links, wall1, wall, rss, 1e6 * wall / links, ratio)
+    return (gpus, summary["nodes"], links, wall1, wall, cpu, rss, 1e6 * wall / links, ratio)
 
 
 if __name__ == "__main__":
