@@ -20,13 +20,14 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     try:
         text = "\n".join(map(",".join, table))
     except TypeError:  # some values are numbers or None
-        table = [tuple("" if v is None else str(v) for v in r) for r in table]
+        table = [tuple(map(str, r)) if None not in r
+                 else tuple("" if v is None else str(v) for v in r) for r in table]
         text = "\n".join(map(",".join, table))
     width = len(header)
     if (width > 1 and '"' not in text and "\r" not in text
             and text.count("\n") == len(table) - 1
             and text.count(",") == (width - 1) * len(table)
-            and all(len(r) == width for r in table)):
+            and set(map(len, table)) == {width}):
         return text + "\n"
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(table)
