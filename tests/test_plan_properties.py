@@ -59,6 +59,8 @@ def make_site(topology: str, nodes: int, per_rack: int, rows: int, ntype: str,
     if topology == "multi-plane":
         cf["planes"] = hcas
     d["fabrics"]["compute"] = cf
+    # two OOB switches per rack: a network rack's switches and PDUs outgrow one 48-port one
+    d["fabrics"]["oob"]["per_rack"] = 2
     d["addressing"] = {"inband": "10.16.0.0/14", "oob": "10.20.0.0/14",
                        "storage": "10.24.0.0/13", "switch_mgmt": "10.4.0.0/20",
                        "ipoib": ["10.8.0.0/14"], "pod_cidr": "172.16.0.0/14",

@@ -23,6 +23,7 @@ import yaml
 
 from provision.errors import UsageError
 from provision.plan.build import Plan
+from provision.plan.layout import Node
 from provision.plan.load import load_and_plan
 from provision.platform import config as pc
 from provision.platform import manifests as mf
@@ -128,6 +129,11 @@ def config_of(site: str) -> PlatformConfig:
     return pc.stack_config(plan_of(site))
 
 
+def kube_nodes(plan: Plan) -> list[Node]:
+    """The plan's Kubernetes nodes: every node but storage servers (docs/roles.md)."""
+    return [n for n in plan.nodes if n.role != "storage"]
+
+
 def k8s_version(site: str) -> str:
     return plan_of(site).site.software.kubernetes or kubernetes_validate.latest_version()
 
@@ -135,9 +141,10 @@ def k8s_version(site: str) -> str:
 @pytest.mark.parametrize("site", EXAMPLE_SITES)
 def test_every_plan_node_gets_location_block_and_topograph_labels(site: str) -> None:
     plan, cfg = plan_of(site), config_of(site)
-    assert [n.name for n in cfg.nodes] == [n.name for n in plan.nodes]  # all GPU nodes
+    kube = kube_nodes(plan)
+    assert [n.name for n in cfg.nodes] == [n.name for n in kube]  # every Kubernetes node
     racks = {r.name: r for r in plan.racks}
-    for node, spec in zip(plan.nodes, cfg.nodes, strict=True):
+    for node, spec in zip(kube, cfg.nodes, strict=True):
         rack = racks[node.rack]
         lb = spec.labels
         assert HOSTNAME_LABEL not in lb  # the kubelet's label, never patched
@@ -229,7 +236,7 @@ def test_stack_file_round_trips_and_is_deterministic(site: str) -> None:
 def test_core_manifests_validate_strictly(site: str) -> None:
     cfg = config_of(site)
     nodes = mf.node_manifests(cfg)
-    assert len(nodes) == len(plan_of(site).nodes)
+    assert len(nodes) == len(kube_nodes(plan_of(site)))
     version = k8s_version(site)
     for d in [*mf.namespaces(cfg), mf.dcgm_metrics_configmap(cfg)]:
         kubernetes_validate.validate(d, version, strict=True)

@@ -184,7 +184,9 @@ def test_netbox_import_is_consistent(rendered: tuple[str, Path, dict[str, str]])
     locations = {r["name"] for r in rows("locations")}
     assert {r["location"] for r in rows("racks")} <= locations
     devices = rows("devices")
-    assert len(devices) == len(plan.nodes) + len(plan.switches) + len(plan.appliances)
+    pdus = [p for f in plan.power.feeds for p in f.pdus if plan.addresses_of(p.name)]
+    assert len(devices) == len(plan.nodes) + len(plan.switches) + len(plan.appliances) + \
+        len(pdus)
     for d in devices:
         assert d["manufacturer"] in makers and d["role"] in roles and d["rack"] in racks
         assert (d["manufacturer"], d["device_type"]) in types

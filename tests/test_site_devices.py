@@ -203,6 +203,23 @@ def test_dgx_psus_fill_c19_outlets_on_both_feeds() -> None:
     """A DGX H200 has six C20-inlet PSUs: a rack of four takes 24 C19 outlets, 12 per feed."""
     plan = _plan("two-hall-storage")
     f = next(x for x in plan.power.feeds if x.rack == "a01")
-    assert [(p.name, p.feed, p.c19) for p in f.pdus] == [("a01-A1", "A", 12),
-                                                         ("a01-B1", "B", 12)]
+    assert [(p.name, p.feed, p.c19) for p in f.pdus] == [("pdu-a01-a1", "A", 12),
+                                                         ("pdu-a01-b1", "B", 12)]
     assert f.c19 == (24, 48)
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_every_pdu_is_addressed_and_cabled(site: str) -> None:
+    """A rack's PDUs are devices too: each has an OOB address in its rack's subnet and its
+    network port cabled to its rack's OOB switch."""
+    plan = _plan(site)
+    oob = {s.name: s for s in plan.switches if s.fabric == "oob"}
+    by_end = {(c.a, c.a_port): c for c in plan.cables}
+    subnets = {(s.pool, s.name): s.cidr for s in plan.subnets}
+    pdus = [(f.rack, p.name) for f in plan.power.feeds for p in f.pdus]
+    assert pdus, site
+    for rack, name in pdus:
+        [addr] = [a for a in plan.addresses_of(name) if a.interface == "mgmt0"]
+        assert addr.pool == "oob" and addr.subnet == subnets[("oob", rack)], (site, name)
+        c = by_end[(name, "mgmt0")]
+        assert c.b in oob and oob[c.b].rack == rack == c.a_rack, (site, name)

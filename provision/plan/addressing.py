@@ -106,7 +106,11 @@ def _exhausted(pool: str, net: netaddr.IPNetwork, what: str, needed: int) -> Pla
 
 def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], grid: dict[str, int],
               units: int, ifaces: dict[str, list[str]], width: int, extra: int,
-              subnets: list[Subnet], addresses: list[Address], free: int = 0) -> None:
+              subnets: list[Subnet], addresses: list[Address], free: int = 0,
+              extras: Mapping[str, Sequence[str]] | None = None) -> None:
+    """One subnet per rack position; a node's addresses keyed by its U, then ``extras``
+    (rack -> PDU names: their ``mgmt0``) on the ``extra`` addresses after the nodes'. A rack
+    with extras but no nodes (a network rack's PDUs) gets its subnet too."""
     net_all = netaddr.IPNetwork(cidr)
     hosts = units * width + extra
     size = 2 ** (32 - prefix_for(hosts + free))
@@ -114,6 +118,8 @@ def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], grid: dict[str, int],
     by_rack: dict[str, list[Node]] = {}
     for n in nodes:
         by_rack.setdefault(n.rack, []).append(n)
+    for rack in extras or {}:
+        by_rack.setdefault(rack, [])
     for rack, rack_nodes in by_rack.items():
         start = int(net_all.first) + grid[rack] * size
         if start + size - 1 > net_all.last:
@@ -130,6 +136,12 @@ def _per_rack(pool: str, cidr: str, nodes: Sequence[Node], grid: dict[str, int],
                 addresses.append(Address(pool, n.name, iface,
                                          ip_str(first + j * units + n.u - 1), prefix, cidr_s,
                                          gw))
+        for k, name in enumerate((extras or {}).get(rack, ())):
+            if k >= extra:
+                raise PlanError(f"rack {rack}: PDU {name} is beyond addressing.capacity."
+                                f"pdus_per_rack {extra}")
+            addresses.append(Address(pool, name, "mgmt0", ip_str(first + units * width + k),
+                                     prefix, cidr_s, gw))
 
 
 def _rail_pools(pools: Sequence[str], rails: int, field: str = "ipoib"
@@ -234,12 +246,14 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
                    boot_ifaces: dict[str, str], appliances: Sequence[str] = (),
                    future: AbstractSet[str] = frozenset(),
                    further_ib: Mapping[str, tuple[Sequence[Node], int]] | None = None,
+                   pdus: Mapping[str, Sequence[str]] | None = None,
                    ) -> tuple[list[Subnet], list[Address]]:
     """All subnets and addresses of the site; switches and then ``appliances`` get their
     management address from the switch_mgmt pool. ``switches`` lists every switch in design
     order; the ``future`` ones keep their address in reserve (no record yet). ``further_ib``:
     the nodes and rails of each further InfiniBand fabric, addressed from
-    ``addressing.ipoib_fabrics[name]``."""
+    ``addressing.ipoib_fabrics[name]``. ``pdus`` (rack -> PDU names) get their rack's OOB
+    addresses reserved for PDUs (``capacity.pdus_per_rack``)."""
     a: Addressing = site.addressing
     cap = a.capacity
     units = cap.rack_units
@@ -248,7 +262,7 @@ def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],
     addresses: list[Address] = []
     with_bmc = [n for n in nodes if catalog.nodes[n.type].bmc]
     _per_rack("oob", a.oob, with_bmc, grid, units, {n.name: ["bmc"] for n in with_bmc}, 1,
-              cap.pdus_per_rack, subnets, addresses, cap.dhcp_free)
+              cap.pdus_per_rack, subnets, addresses, cap.dhcp_free, pdus)
     _per_rack("inband", a.inband, nodes, grid, units,
               {n.name: [boot_ifaces[n.group]] for n in nodes}, 1, 0, subnets, addresses,
               cap.dhcp_free)

@@ -259,9 +259,17 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         at = {sw.name: lower.rack} if lower is not None and lower.rack else {}
         place_switches(space, [sw], where, catalog, at, name, apart)
     switches = [s for f in fabrics.values() for s in f.switches]
+    future_switches = [s for f in fabrics.values() for s in f.future_switches]
+    power = plan_power(site, catalog, racks, nodes, switches + future_switches, appliances)
+    # Every rack with a built device has its PDUs, each managed on the OOB network.
+    built = {n.rack for n in nodes} | {s.rack for s in switches if s.rack} | \
+        {a.rack for a in appliances}
+    pdus = {f.rack: [p.name for p in f.pdus] for f in power.feeds if f.rack in built}
     if "oob" in fabrics and oob_cfg is not None:
-        # Management ports in placement order: what growth adds comes after what is built.
-        managed = [Managed(s.name, s.rack) for s in ib_switches if s.rack]
+        # Management ports in placement order: a rack's PDUs (their number is the rack
+        # spec's) first, then what growth adds after what is built.
+        managed = [Managed(name, rack) for rack, names in pdus.items() for name in names]
+        managed += [Managed(s.name, s.rack) for s in ib_switches if s.rack]
         managed += [Managed(a.name, a.rack) for a in appliances]
         managed += [Managed(e[2].name, e[2].rack) for e in eth if e[2].rack]
         up = TOR_UPLINKS if oob_cfg.spine_switch else 0
@@ -269,8 +277,10 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         oob = fabrics["oob"]
         oob.future_links = [lk for lk in oob.links if lk.a in future]
         oob.links = [lk for lk in oob.links if lk.a not in future]
-    future_switches = [s for f in fabrics.values() for s in f.future_switches]
     ends, what = _ends(nodes, switches + future_switches, catalog, appliances)
+    for r in racks:
+        for name in pdus.get(r.name, ()):  # a vertical PDU's network port, at its foot
+            ends[name], what[name] = End(r.name, 1, True), r.pdu
     rack_by_name = {r.name: r for r in racks}
     cables: list[Cable] = []
     group_of = {n.name: n.group for n in nodes}
@@ -305,8 +315,7 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
     addressed = [s for f in fabrics.values() for s in design_switches(f)]
     subnets, addresses = plan_addresses(site, catalog, nodes, fabric_nodes, rails, addressed,
                                         boot, [a.name for a in appliances], future,
-                                        further_ib)
-    power = plan_power(site, catalog, racks, nodes, switches + future_switches, appliances)
+                                        further_ib, pdus)
     bom = plan_bom(catalog, racks, nodes, switches, cables, appliances)
     if future_switches:
         bom += plan_future_bom(catalog, future_switches, future_cables, cables)

@@ -40,7 +40,7 @@ class Pdu:
     """One PDU of a rack, with what is plugged into it."""
 
     name: str
-    """``<rack>-<feed><n>``, e.g. ``a01-A1``."""
+    """``pdu-<rack>-<feed><n>``, e.g. ``pdu-a01-a1`` (see :func:`pdu_names`)."""
     model: str
     feed: str
     load_kw: float
@@ -68,6 +68,12 @@ class RackFeeds:
     """Worst PDU's (largest - smallest phase load) / mean phase load, 3-phase PDUs only."""
     one_feed: list[str]
     """Devices whose PSUs are all on one feed (one PSU, or a rack with one feed)."""
+
+
+def pdu_names(rack: Rack) -> list[str]:
+    """Names of a rack's PDUs in order: ``pdu-a01-a1``, ``pdu-a01-b1``, ``pdu-a01-a2``, ...
+    (PDU 1, 3, ... on feed A; 2, 4, ... on feed B)."""
+    return [f"pdu-{rack.name}-{FEEDS[i % 2].lower()}{i // 2 + 1}" for i in range(rack.pdus)]
 
 
 def _devices(catalog: Catalog, nodes: Sequence[Node], switches: Sequence[Switch],
@@ -129,7 +135,8 @@ def plan_feeds(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
                 shift = 1 - shift
             if len(feeds_used) < 2:
                 one_feed.append(d.name)
-        pdus = [Pdu(f"{r.name}-{feed_of[i]}{on[feed_of[i]].index(i) + 1}", spec.name,
+        names = pdu_names(r)
+        pdus = [Pdu(names[i], spec.name,
                     feed_of[i], round(kw[i], 3), used[i]["c13"], used[i]["c19"],
                     tuple(round(x, 3) for x in phase[i])) for i in range(r.pdus)]
         imbalance = 0.0

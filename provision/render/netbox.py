@@ -23,7 +23,7 @@ ETH_TYPES = {1: "1000base-t", 10: "10gbase-x-sfpp", 25: "25gbase-x-sfp28",
              800: "800gbase-x-osfp"}
 ROLE_COLORS = {"gpu-node": "4caf50", "storage-node": "2196f3", "mgmt-node": "9e9e9e",
                "head-node": "607d8b", "ib-switch": "ff9800", "eth-switch": "795548",
-               "ufm": "9c27b0"}
+               "ufm": "9c27b0", "pdu": "ffc107"}
 
 
 def slug(text: str) -> str:
@@ -45,9 +45,13 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
     node_types = sorted({n.type for n in plan.nodes})
     sw_models = sorted({s.model for s in plan.switches})
     ap_models = sorted({a.model for a in plan.appliances})
+    pdus = [(f.rack, p) for f in plan.power.feeds for p in f.pdus
+            if plan.addresses_of(p.name)]  # the PDUs the plan manages (built racks)
+    pdu_models = sorted({p.model for _, p in pdus})
     makers = sorted({cat.nodes[t].vendor for t in node_types}
                     | {cat.switches[m].vendor for m in sw_models}
-                    | {cat.appliances[m].vendor for m in ap_models})
+                    | {cat.appliances[m].vendor for m in ap_models}
+                    | {cat.pdus[m].vendor for m in pdu_models})
     files: dict[str, str] = {}
     files["netbox/manufacturers.csv"] = _csv(["name", "slug"], [(m, slug(m)) for m in makers])
     files["netbox/device-roles.csv"] = _csv(
@@ -62,6 +66,9 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
     for m in ap_models:
         at = cat.appliances[m]
         types.append(_devtype(at.vendor, at.model, m, at.rack_units))
+    for m in pdu_models:
+        pt = cat.pdus[m]
+        types.append(_devtype(pt.vendor, pt.model, m, pt.rack_units))
     files["netbox/device-types.yaml"] = "---\n".join(types)
     files["netbox/sites.csv"] = _csv(["name", "slug", "status", "description"],
                                      [(site.name, site_slug, "active", site.location)])
@@ -91,6 +98,10 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
         at = cat.appliances[ap.model]
         devices.append((ap.name, at.role, at.vendor, at.model, site.name, _loc(racks, ap.rack),
                         ap.rack, ap.u, "front", "planned"))
+    for rack, pdu in pdus:  # a vertical (0U) PDU is in its rack without a position
+        pt = cat.pdus[pdu.model]
+        devices.append((pdu.name, "pdu", pt.vendor, pt.model, site.name, _loc(racks, rack),
+                        rack, "", "", "planned"))
     files["netbox/devices.csv"] = _csv(
         ["name", "role", "manufacturer", "device_type", "site", "location", "rack",
          "position", "face", "status"], devices)

@@ -79,6 +79,7 @@ addressing:
   oob: 10.220.16.0/20
   switch_mgmt: 10.220.32.0/22
   ipoib: [10.220.64.0/18]
+  capacity: {racks_per_row: 8}
   pod_cidr: 10.244.0.0/16
   service_cidr: 10.96.0.0/16
 software: {os: ubuntu-24.04, driver_branch: 580, driver_version: 580.95.05, cuda: "13.0",
