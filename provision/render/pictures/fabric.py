@@ -121,6 +121,7 @@ def _groups(plan: Plan, fab: FabricPlan, contents: Mapping[str, list[Placed]],
         of[s.name] = key
     node_group = {n.name: n.group for n in plan.nodes}
     kind = {d.name: d.kind for ds in contents.values() for d in ds}
+    kind.update((p.name, "pdu") for f in plan.power.feeds for p in f.pdus)  # 0U: no U drawn
     for lk in fab.links:
         if lk.a in of and lk.b in of:
             continue
