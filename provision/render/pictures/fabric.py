@@ -189,9 +189,7 @@ def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float,
             lines.append(doc.line(x, y1, x, y1 + 24, "#7f8fa6", 1.2,
                                   f' data-links="{n}" data-cables="{nc}"',
                                   tip=f"{a}: {words} the group"))
-            label = _place(doc, placed, x, y1 + 12, x, y1 + 12, words)
-            if label:
-                labels.append(label)
+            labels.append(_place(doc, placed, x, y1 + 12, x, y1 + 12, words))
             continue
         if lo.y < up.y:
             lo, up = up, lo
@@ -202,9 +200,7 @@ def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float,
         lines.append(doc.line(x1, y1, x2, y2, "#7f8fa6", width,
                               f' data-links="{n}" data-cables="{nc}"',
                               tip=f"{a} — {b}: {words}"))
-        label = _place(doc, placed, x1, y1, x2, y2, words)
-        if label:
-            labels.append(label)
+        labels.append(_place(doc, placed, x1, y1, x2, y2, words))
     boxes = [_box(doc, g) for row in rows for g in row]
     out += [group({"class": "bundles"}, lines), *boxes, group({"class": "counts"}, labels)]
     bottom = top + len(rows) * (BOX_H + TIER_GAP) - TIER_GAP + 20
@@ -255,16 +251,18 @@ def _box(doc: Svg, g: _Group) -> str:
 
 def _place(doc: Svg, placed: list[tuple[float, float, float, float]], x1: float, y1: float,
            x2: float, y2: float, words: str) -> str:
-    """A count label on its bundle where it overlaps no other label ('' when none fits)."""
+    """A count label on its bundle where it overlaps no other label; where every spot
+    overlaps one, at the bundle's middle (a count is never left out)."""
     size = 9.5
     w, h = text_width(words, size) + 6, size + 5
-    for t in (0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6):
-        cx, cy = x1 + (x2 - x1) * t, y1 + (y2 - y1) * t
+    spots = (0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.1, 0.9, 0.25, 0.75, 0.35, 0.65)
+    for t in (*spots, None):
+        cx, cy = x1 + (x2 - x1) * (t or 0.5), y1 + (y2 - y1) * (t or 0.5)
         box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-        if all(box[2] <= p[0] or box[0] >= p[2] or box[3] <= p[1] or box[1] >= p[3]
-               for p in placed):
+        if t is None or all(box[2] <= p[0] or box[0] >= p[2] or box[3] <= p[1]
+                            or box[1] >= p[3] for p in placed):
             placed.append(box)
             return group({"class": "count"}, [
                 doc.rect(box[0], box[1], w, h, "#ffffff", "#c5ccd6", ' rx="3"'),
                 doc.text(cx, cy + size / 2 - 1, words, size, anchor="middle")])
-    return ""
+    raise AssertionError("unreachable: the last spot is always taken")
