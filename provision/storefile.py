@@ -1,7 +1,9 @@
-"""The results database file: opening it, and one-line errors when it is damaged or absent.
+"""The results database file: where it is, opening it, and one-line errors when it is
+damaged or absent.
 
-Every store (provisioning runs, burn-in verdicts) opens its SQLite file through
-:func:`connect`. The connection it returns translates any ``sqlite3.DatabaseError`` raised
+Provisioning runs and burn-in verdicts share one file per site, :func:`default_path`
+(``SITE/.gpuctl/provision.db``), or the ``--store`` the user gives (:func:`sqlite_path`).
+Every store opens its SQLite file through :func:`connect`. The connection it returns translates any ``sqlite3.DatabaseError`` raised
 later (a damaged page is only found when a query reads it) into :class:`StoreError`, whose
 message names the file and the ways out: move the file aside, restore a backup, or point
 ``--store`` elsewhere. A store that is only read (history) must already exist:
@@ -123,6 +125,36 @@ def connect(path: Path, schema: str) -> GuardedConnection:
                              ) from exc
         raise
     return conn
+
+
+STATE_DIR = ".gpuctl"
+"""A site's state directory (results DB, run lock, run directories, seeded known_hosts)."""
+
+
+def default_path(site_dir: Path) -> Path:
+    """``SITE/.gpuctl/provision.db``: the results DB of provisioning and burn-in."""
+    return site_dir / STATE_DIR / "provision.db"
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of ``sqlite:///path`` (absolute: ``sqlite:////abs``) or of a bare path."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    if "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise UsageError(f"--store {scheme}://...: only sqlite:///PATH (or a file path) is "
+                         "supported by this build; PostgreSQL needs SQLAlchemy, which is "
+                         "not installed")
+    return Path(url)
+
+
+def history_path(store: str | None, site_dir: Path) -> Path | None:
+    """The DB a history command reads: an explicit ``--store`` must be a results DB
+    (:func:`existing`); the site's default may not exist yet (None: nothing recorded)."""
+    if store is not None:
+        return existing(sqlite_path(store))
+    path = default_path(site_dir)
+    return path if path.exists() else None
 
 
 def existing(path: Path) -> Path:

@@ -15,13 +15,13 @@ from provision.burnin import session
 from provision.burnin.backend import Collector, CommandResult
 from provision.burnin.report import RunReport
 from provision.burnin.session import BurninOptions, run_burnin
-from provision.burnin.simexec import InProcessSimExecutor
 from provision.burnin.store import open_burnin_store, record_fabric_verify
 from provision.burnin.targets import rack_targets
 from provision.cli.main import cli
 from provision.errors import ExecutionError
 from provision.lab.hwsim import default_personality
 from provision.lab.hwsim.local import LocalSim
+from provision.lab.simexec import InProcessSimExecutor
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
 from provision.plan.load import load_and_plan

@@ -15,7 +15,8 @@ import pytest
 
 from provision.errors import ExecutionError, UsageError
 from provision.execute.phases import PHASES
-from provision.execute.store import open_store, site_lock, sqlite_path
+from provision.execute.store import open_store, site_lock
+from provision.storefile import StoreError, default_path, history_path, sqlite_path
 
 
 def test_wal_mode_and_url_forms(tmp_path: Path) -> None:
@@ -131,3 +132,18 @@ def test_history_shows_a_killed_run_as_interrupted_with_the_time_it_lived(
     [row] = json.loads(res.stdout)
     assert row["status"] == "interrupted"
     assert 1.1 <= float(row["took"].rstrip("s")) < 2.5
+
+
+def test_one_default_path_and_history_store_for_provision_and_burnin(tmp_path: Path) -> None:
+    assert default_path(tmp_path) == tmp_path / ".gpuctl" / "provision.db"
+    assert history_path(None, tmp_path) is None  # nothing recorded yet: an empty history
+    with pytest.raises(StoreError, match="no such file"):
+        history_path(str(tmp_path / "typo.db"), tmp_path)  # an explicit --store must exist
+    with open_store(default_path(tmp_path)) as st:
+        run = st.record_run(kind="burnin", site="s", plan_version="v", options={})
+        st._conn.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", (run,))  # noqa: SLF001
+        st._conn.commit()  # noqa: SLF001
+    assert history_path(None, tmp_path) == default_path(tmp_path)
+    with open_store(default_path(tmp_path)) as st:
+        [r] = st.history(site="s", kind="burnin")
+        assert r.status == "interrupted"  # history reaps a run whose holder is gone

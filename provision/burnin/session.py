@@ -18,12 +18,14 @@ from provision.burnin.flow import execute
 from provision.burnin.html import render_html
 from provision.burnin.report import RunReport, junit_xml
 from provision.burnin.runner import RunConfig, Runner
-from provision.burnin.store import BurninStore, default_store_for, open_burnin_store
+from provision.burnin.store import BurninStore, open_burnin_store
 from provision.burnin.targets import NodeTarget, other_rack_node, rack_targets
 from provision.burnin.thresholds import thresholds_for
 from provision.errors import GpuctlError, UsageError
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
+from provision.render.plan_files import plan_version
+from provision.storefile import default_path
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,9 @@ def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
     else:
         fabric = fabric_check(plan, opts.rack, targets, lab_dir)
     say(f"fabric verify: {fabric[0]}: {fabric[1]}")
-    from provision.execute.session import plan_version
-
     version = plan_version(plan)
     store_url = opts.store or os.environ.get("GPUCTL_BURNIN_STORE") \
-        or str(default_store_for(loaded.path.parent))
+        or str(default_path(loaded.path.parent))
     partner_name = other_rack_node(plan, opts.rack) if opts.level == "full" else None
     partner = None
     if partner_name is not None:

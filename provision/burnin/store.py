@@ -27,9 +27,9 @@ from typing import Any
 
 from provision.burnin.judge import Verdict
 from provision.execute.store import SCHEMA as RUNS_SCHEMA
-from provision.execute.store import RunRecord, Store, sqlite_path
+from provision.execute.store import RunRecord, Store
 from provision.resources import source_checkout
-from provision.storefile import connect
+from provision.storefile import connect, default_path, sqlite_path
 
 KIND = "burnin"
 STATES = ("new", "burn-in", "passed", "failed", "production")
@@ -251,18 +251,14 @@ class BurninStore:
         return [(r[0], bool(r[1]), r[2]) for r in rows]
 
     def burnin_runs(self, site: str, limit: int = 20) -> list[RunRecord]:
-        return self.runs.runs(site=site, kind=KIND, limit=limit)
+        """The burn-in runs of ``site``, latest first, after reaping (see Store.history)."""
+        return self.runs.history(site=site, kind=KIND, limit=limit)
 
 
 def open_burnin_store(url: str | Path) -> BurninStore:
     """Open (creating) the results DB at ``url`` with the runs and burn-in tables."""
     path = sqlite_path(str(url))
     return BurninStore(connect(path, RUNS_SCHEMA + SCHEMA), str(path))
-
-
-def default_store_for(site_dir: Path) -> Path:
-    """``SITE/.gpuctl/provision.db``: the same file the provisioning runs use."""
-    return site_dir / ".gpuctl" / "provision.db"
 
 
 def record_fabric_verify(site: str, result: Mapping[str, Any] | str) -> str:
@@ -278,7 +274,7 @@ def record_fabric_verify(site: str, result: Mapping[str, Any] | str) -> str:
         url: str | Path = env
     else:
         checkout = source_checkout()
-        dbs = [default_store_for(base / "inventory" / "sites" / site)
+        dbs = [default_path(base / "inventory" / "sites" / site)
                for base in (Path.cwd(), *([checkout] if checkout else []))]
         found = next((d for d in dbs if d.is_file()), None)
         if found is None:

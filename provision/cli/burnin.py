@@ -137,9 +137,10 @@ def run_cmd(site: Path, rack: str, level: str, resume: bool, report_dir: Path | 
 
 
 def _accept(opts: Any, site_dir: Path, site: str, nodes: list[str], run_id: int) -> None:
-    from provision.burnin.store import default_store_for, open_burnin_store
+    from provision.burnin.store import open_burnin_store
+    from provision.storefile import default_path
 
-    with open_burnin_store(opts.store or default_store_for(site_dir)) as st:
+    with open_burnin_store(opts.store or default_path(site_dir)) as st:
         for node in nodes:
             st.set_state(site, node, "production", f"accepted after run {run_id}", run_id)
 
@@ -175,22 +176,17 @@ def _jobs(plan: Any, rack: str, backend: str) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def history_cmd(site: Path, store: str | None, count: int, fmt: str) -> None:
-    from provision.burnin.store import default_store_for, open_burnin_store
-    from provision.execute.store import sqlite_path
-    from provision.storefile import existing
+    from provision.burnin.store import open_burnin_store
+    from provision.storefile import default_path, history_path
 
     loaded, plan = load_and_plan(site)
     name = plan.site.site.name
-    url = store or str(default_store_for(loaded.path.parent))
-    if store is not None:
-        existing(sqlite_path(store))  # an explicit --store must be a results DB
-    if store is None and not Path(url).exists():
-        runs: list[dict[str, Any]] = []
-        nodes: list[dict[str, Any]] = []
-    else:
-        with open_burnin_store(url) as st:
-            st.runs.reap()  # a run whose holder is gone reads interrupted
-            runs = []
+    path = history_path(store, loaded.path.parent)
+    url = store or str(default_path(loaded.path.parent))
+    runs: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    if path is not None:
+        with open_burnin_store(path) as st:
             for r in st.burnin_runs(name, count):
                 bad = sorted({v.node for v in st.verdicts(r.id) if v.failed})
                 runs.append({"run": r.id, "status": r.status, "rack": r.options.get("rack"),

@@ -101,6 +101,7 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
     from provision.execute.display import RichReporter, summary_table
     from provision.execute.inventory import select
     from provision.plan.stacks import node_stacks, split
+    from provision.render.plan_files import plan_version
 
     fmt = kw.pop("fmt")
     console = Console(stderr=fmt == "json")
@@ -122,7 +123,7 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
     hosts = select(targets, limit)
     scope = node_stacks(plan)
     console.print(summary_table(
-        f"provision {targets.site}: {len(hosts)} host(s), plan {session.plan_version(plan)}"
+        f"provision {targets.site}: {len(hosts)} host(s), plan {plan_version(plan)}"
         + (" (dry run)" if opts.dry_run else ""),
         [{"phase": p, "hosts": _hosts(split(p, hosts, scope)[0]) or "none (skipped)",
           "does": _DOES.get(p, "Ansible: playbooks/" + p + ".yml")

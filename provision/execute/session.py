@@ -8,8 +8,6 @@ hands everything to :class:`provision.execute.phases.Runner`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 import tempfile
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -23,14 +21,12 @@ from provision.execute import ansible, inventory, phases, steps
 from provision.execute.display import Reporter
 from provision.execute.redfish import env_credentials
 from provision.execute.rundir import run_dir
-from provision.execute.store import open_store, site_lock, sqlite_path
+from provision.execute.store import open_store, site_lock
 from provision.image.phase import site_imaging
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
-from provision.render.plan_files import plan_json
-from provision.storefile import existing
-
-STATE_DIR = ".gpuctl"
+from provision.render.plan_files import plan_json, plan_version
+from provision.storefile import STATE_DIR, default_path, history_path
 
 
 @dataclass
@@ -53,17 +49,8 @@ class SessionOptions:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
-def plan_version(plan: Plan) -> str:
-    """Short hash of plan.json: runs of the same plan share it (``--resume`` keys on it)."""
-    return hashlib.sha256(plan_json(plan).encode()).hexdigest()[:16]
-
-
 def site_dir(loaded: LoadedSite) -> Path:
     return loaded.path.parent
-
-
-def default_store(loaded: LoadedSite) -> str:
-    return str(site_dir(loaded) / STATE_DIR / "provision.db")
 
 
 def find_lab(loaded: LoadedSite, opts: SessionOptions) -> Path | None:
@@ -165,7 +152,7 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
             "the host stays reachable" if t.lab else ""))
     if t.lab:
         reporter.note(f"lab mode: hosts and BMCs of the lab at {t.lab_dir}")
-    store_url = opts.store or default_store(loaded)
+    store_url = opts.store or str(default_path(site_dir(loaded)))
     lock = site_dir(loaded) / STATE_DIR / "provision.lock"
     with site_lock(lock, f"site {t.site}"), open_store(store_url) as store, \
             run_dir(lock.parent, reporter.note) as workdir, \
@@ -183,15 +170,12 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
 
 
 def history(loaded: LoadedSite, store: str | None, limit: int = 20) -> list[dict[str, str]]:
-    url = store or default_store(loaded)
-    if store is not None:
-        existing(sqlite_path(store))  # an explicit --store must be a results DB
-    elif not os.path.exists(url):
+    path = history_path(store, site_dir(loaded))
+    if path is None:
         return []
     rows: list[dict[str, str]] = []
-    with open_store(url) as st:
-        st.reap()  # a run whose holder is gone reads interrupted, with the time it lived
-        for r in st.runs(site=loaded.site.site.name, limit=limit):
+    with open_store(path) as st:
+        for r in st.history(site=loaded.site.site.name, limit=limit):
             results = st.results_for(r.id)
             bad = sorted({x.host for x in results if x.status in ("failed", "unreachable")})
             rows.append({

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.errors import ExecutionError, UsageError
+from provision.errors import ExecutionError
 from provision.execute.resume import Attempt, done
-from provision.storefile import connect
+from provision.storefile import connect, sqlite_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -94,18 +94,6 @@ class HostResult:
     status: str
     stats: dict[str, int]
     detail: str
-
-
-def sqlite_path(url: str) -> Path:
-    """The file of ``sqlite:///path`` (absolute: ``sqlite:////abs``) or of a bare path."""
-    if url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///"))
-    if "://" in url:
-        scheme = url.split("://", 1)[0]
-        raise UsageError(f"--store {scheme}://...: only sqlite:///PATH (or a file path) is "
-                         "supported by this build; PostgreSQL needs SQLAlchemy, which is "
-                         "not installed")
-    return Path(url)
 
 
 def pid_alive(pid: int) -> bool:
@@ -205,6 +193,13 @@ class Store:
             else:
                 self._conn.execute("UPDATE runs SET status=?, finished_at=?, detail=? "
                                    "WHERE id=?", (status, time.time(), detail, run_id))
+
+    def history(self, *, site: str, kind: str | None = None,
+                limit: int = 20) -> list[RunRecord]:
+        """What a history command shows: the runs of ``site`` (of ``kind``), latest first,
+        after reaping (a run whose holder is gone reads interrupted, with the time it lived)."""
+        self.reap()
+        return self.runs(site=site, kind=kind, limit=limit)
 
     def runs(self, *, site: str | None = None, kind: str | None = None,
              limit: int = 50) -> list[RunRecord]:

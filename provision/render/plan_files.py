@@ -7,6 +7,7 @@ timestamps, stable order) so ``gpuctl plan --check`` and code review of generate
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import operator
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -61,6 +62,12 @@ def plan_json(plan: Plan) -> str:
         f'"bom": {_records(plan.bom)}',
     ]
     return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def plan_version(plan: Plan) -> str:
+    """Short hash of :func:`plan_json`: runs of the same plan share it (``--resume`` and the
+    results store key on it)."""
+    return hashlib.sha256(plan_json(plan).encode()).hexdigest()[:16]
 
 
 def cabling_csv(plan: Plan) -> str:
