@@ -129,11 +129,23 @@ def _power(plan: Plan) -> str:
                   [False, False, True, True, True, True])
     racks = [r for r in p.racks if r.nodes or r.switches]
     fills = [headroom_style(r.nameplate_kw, r.budget_kw).fill for r in racks]
+    feeds = {f.rack: f for f in p.feeds}
+
+    def fed(rack: str) -> tuple[object, ...]:
+        f = feeds.get(rack)
+        if f is None:
+            return ("", "", "", "", "")
+        return (f"{len(f.pdus)} × {f.model}", f.one_feed_kw, f"{f.c13[0]}/{f.c13[1]}",
+                f"{f.c19[0]}/{f.c19[1]}", f.phase_imbalance_pct)
+
     table = _table(["rack", "hall", "row", "budget kW", "nameplate kW", "expected kW",
-                    "headroom kW", "cooling", "nodes", "switches"],
+                    "headroom kW", "cooling", "nodes", "switches", "PDUs (A/B)",
+                    "one feed kW", "C13 used", "C19 used", "phase imbalance %"],
                    ((r.rack, r.hall, r.row, r.budget_kw, r.nameplate_kw, r.expected_kw,
-                     r.headroom_kw, r.cooling, r.nodes, r.switches) for r in racks),
-                   [False, False, False, True, True, True, True, False, True, True], (6, fills))
+                     r.headroom_kw, r.cooling, r.nodes, r.switches, *fed(r.rack))
+                    for r in racks),
+                   [False, False, False, True, True, True, True, False, True, True, False,
+                    True, True, True, True], (6, fills))
     facility = (f"<p>Facility: {thousands(p.facility_kw)} kW at PUE {p.pue:g}; "
                 f"{thousands(p.annual_mwh)} MWh and {thousands(p.annual_cost)} {escape(p.currency)} "
                 "per year at the expected load.</p>")
