@@ -110,3 +110,94 @@ def test_unknown_host_key_is_refused(sshd: tuple[int, Path, Path], tmp_path: Pat
         ex.run("n1", ["true"], timeout=5)
     with pytest.raises(ExecutionError, match="host key unknown"):  # remembered, not retried
         ex.start("n1", ["true"], timeout=5)
+
+
+def _sleeping(marker: str) -> list[int]:
+    """Live ``sleep MARKER`` processes (the sshd is on this machine: its commands are ours
+    to see)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if argv[:2] == [b"sleep", marker.encode()] and state != "Z":
+            out.append(int(entry))
+    return out
+
+
+def _gone_within(marker: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _sleeping(marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _marker() -> str:
+    return f"{70 + (os.getpid() * 7919 + time.monotonic_ns()) % 10000 / 10000:.4f}"
+
+
+def test_remote_commands_end_with_their_channel(sshd: tuple[int, Path, Path]) -> None:
+    """A command stopped by its time limit, or by a cancel, does not go on on the host."""
+    import threading
+
+    port, key, known = sshd
+    cancel = threading.Event()
+    ex = SshExecutor({"n1": "127.0.0.1"},
+                     SshAccess("root", key, known, connect_timeout=5, port=port), cancel)
+    try:
+        slow = _marker()
+        assert ex.run("n1", ["sleep", slow], timeout=1).rc == 124
+        assert _gone_within(slow, 2.0), f"sleep {slow} outlived its time limit"
+        bg = _marker()
+        server = ex.start("n1", ["sh", "-c", f"echo '* Waiting for client'; sleep {bg}"],
+                          timeout=60)
+        assert server.wait_for("Waiting for client", timeout=10) and _sleeping(bg)
+        begin = time.monotonic()
+        cancel.set()
+        res = server.result()
+        assert res.rc == 130 and "cancelled" in res.stderr
+        assert time.monotonic() - begin < 1.0
+        assert _gone_within(bg, 2.0), f"sleep {bg} outlived the cancel"
+        with pytest.raises(ExecutionError, match="cancelled"):
+            ex.run("n1", ["true"], timeout=5)
+    finally:
+        ex.close()
+
+
+def test_remote_command_dies_with_a_killed_gpuctl(sshd: tuple[int, Path, Path]) -> None:
+    """SIGKILL of the process holding the connection: the host ends the command (sshd closes
+    the channel, the remote guard sees its stdin end)."""
+    import signal
+    import sys
+    import textwrap
+
+    port, key, known = sshd
+    marker = _marker()
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from provision.burnin.backend import SshAccess, SshExecutor
+        ex = SshExecutor({{"n1": "127.0.0.1"}}, SshAccess("root", Path({str(key)!r}),
+                         Path({str(known)!r}), connect_timeout=5, port={port}))
+        srv = ex.start("n1", ["sh", "-c", "echo '* Waiting'; sleep {marker}"], timeout=120)
+        assert srv.wait_for("Waiting", timeout=10)
+        print("started", flush=True)
+        srv.result()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "started\n"
+        assert _sleeping(marker)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(5)
+        assert _gone_within(marker, 2.0), f"sleep {marker} outlived its killed gpuctl"
+    finally:
+        holder.kill()
+        for pid in _sleeping(marker):
+            os.kill(pid, signal.SIGKILL)

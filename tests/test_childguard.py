@@ -13,6 +13,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from provision.execute import ansible, rundir
 from provision.execute.childguard import descendants
 
@@ -98,6 +100,38 @@ def test_sweep_ends_an_orphan_of_a_dead_run_and_removes_its_directory(tmp_path: 
         guard.kill()
 
 
+def test_a_killed_guard_takes_its_command_along(tmp_path: Path) -> None:
+    """subprocess.run's timeout SIGKILLs the guard itself: its command gets SIGKILL too."""
+    marker = f"{75 + uuid.uuid4().int % 1000 / 1000:.3f}"
+    rd = rundir.RunDir(tmp_path)
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run(rd.guarded(["sleep", marker]), timeout=1.0)
+    assert _wait_for(lambda: not _with(marker), 2.0), "the command outlived its guard"
+
+
+def test_the_run_directory_is_the_process_temp_dir_and_guards_children(
+        tmp_path: Path) -> None:
+    import tempfile
+
+    before = tempfile.gettempdir(), os.environ.get("TMPDIR")
+    assert rundir.active() is None and rundir.guard(["true"]) == ["true"]
+    with rundir.run_dir(tmp_path, lambda _: None) as rd:
+        assert rundir.active() == rd
+        with tempfile.TemporaryDirectory(prefix="gpuctl-x-") as scratch:
+            assert Path(scratch).parent == rd.tmp
+        assert os.environ["TMPDIR"] == str(rd.tmp)
+        child = subprocess.run([sys.executable, "-c", "import tempfile; "
+                                "print(tempfile.mkdtemp(prefix='gpuctl-child-'))"],
+                               capture_output=True, text=True, check=True)
+        assert Path(child.stdout.strip()).parent == rd.tmp  # a child's temp files too
+        argv = rundir.guard(["true"])
+        assert argv[1:3] == ["-m", "provision.execute.childguard"] and argv[-2:] == ["--",
+                                                                                    "true"]
+        assert subprocess.run(argv, check=False).returncode == 0
+    assert not rd.path.exists() and rundir.active() is None
+    assert (tempfile.gettempdir(), os.environ.get("TMPDIR")) == before
+
+
 def _playbook(tmp: Path, marker: str) -> tuple[Path, Path]:
     book = tmp / "sleep.yml"
     book.write_text(textwrap.dedent(f"""\
@@ -157,3 +191,29 @@ def test_cancel_ends_a_playbook_within_seconds(tmp_path: Path) -> None:
     assert started, "the task never started"
     assert res.status == "canceled" and time.monotonic() - started[0] < 5.0
     assert not _with(marker)
+
+
+def test_remote_guard_ends_the_command_when_its_stdin_closes() -> None:
+    """What sshd does when the channel or the connection goes: the command's stdin ends.
+    Run by dash and bash alike; the exit status is the command's."""
+    from provision.execute.childguard import remote_command
+
+    for shell in ("sh", "bash"):
+        done = subprocess.Popen([shell, "-c", remote_command(["sh", "-c", "echo o; exit 3"])],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert done.wait(10) == 3 and done.stdout is not None and done.stdout.read() == "o\n"
+        assert done.stdin is not None
+        done.stdin.close()
+        marker = f"{85 + uuid.uuid4().int % 1000 / 1000:.3f}"
+        proc = subprocess.Popen([shell, "-c", remote_command(["sh", "-c", f"sleep {marker}"])],
+                                stdin=subprocess.PIPE)
+        try:
+            assert _wait_for(lambda m=marker: bool(_with(m)), 5)  # type: ignore[misc]
+            assert proc.stdin is not None
+            proc.stdin.close()
+            assert proc.wait(5) != 0
+            assert _wait_for(lambda m=marker: not _with(m), 2.0), f"{shell}: it outlived"  # type: ignore[misc]
+        finally:
+            proc.kill()
+            for pid in _with(marker):
+                os.kill(pid, signal.SIGKILL)

@@ -145,12 +145,29 @@ def test_limit_by_rack_group_and_names() -> None:
 
 
 @pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible not installed")
-def test_offline_dry_run_checks_every_phase_without_hosts(tmp_path: Path) -> None:
+def test_offline_dry_run_checks_every_phase_without_hosts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from provision.execute import offline
+
+    seen: list[tuple[Path, str]] = []
+    check = offline.offline_check
+
+    def spy(*args: Any, **kw: Any) -> offline.OfflineReport:
+        seen.append((args[3], tempfile.gettempdir()))
+        return check(*args, **kw)
+
+    monkeypatch.setattr(offline, "offline_check", spy)
     result = CliRunner().invoke(cli, ["provision", "site", str(LAB_SITE), "--dry-run",
                                       "--offline", "--no-lab", "--phases", "all",
                                       "--store", str(tmp_path / "x.db")],
                                 obj={})
     assert result.exit_code == 0, result.output
+    run_tmp = LAB_SITE / ".gpuctl" / "runs" / str(os.getpid()) / "tmp"
+    [(inv, tmp)] = seen  # its temp files (and Ansible's) in its run directory, not /tmp
+    assert inv.parent.parent == run_tmp and tmp == str(run_tmp)
+    assert not run_tmp.parent.exists()
     out = result.output
     assert "rdma_tuning : Write memlock and nofile limits" in out
     if (ROOT / "playbooks" / "nvidia.yml").exists():

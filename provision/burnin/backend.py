@@ -1,15 +1,17 @@
 """Where burn-in commands run: a small :class:`Executor` protocol and its SSH implementation.
 
 The runner only ever calls ``run(node, argv, timeout=...)`` and ``put(node, path, text)``;
-argv lists are quoted with :func:`shlex.join` for the remote shell, never joined by hand.
+argv lists are quoted (:func:`shlex.join`) for the remote shell, never joined by hand.
 :class:`SshExecutor` keeps one paramiko connection per node (host keys verified against a
 known_hosts file with ``RejectPolicy``: see :mod:`provision.execute.ssh`), opens a channel
 per command (so commands on one node run in parallel) and bounds every command in time.
+Every command runs under the remote guard (:func:`provision.execute.childguard.remote_command`),
+so it ends when its channel closes -- on its timeout, on cancel, and when gpuctl dies -- and
+a cancel (SIGTERM) stops every running command at once.
 """
 
 from __future__ import annotations
 
-import shlex
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -20,9 +22,11 @@ from typing import Protocol
 import paramiko
 
 from provision.errors import ExecutionError
+from provision.execute.childguard import remote_command
 from provision.execute.ssh import SshTarget, connect
 
 TIMED_OUT = 124
+CANCELLED = 130
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ class Collector:
 class SshExecutor:
     """Commands over SSH to each node's in-band address; host keys always verified."""
 
-    def __init__(self, addresses: Mapping[str, str], access: SshAccess) -> None:
+    def __init__(self, addresses: Mapping[str, str], access: SshAccess,
+                 cancel: threading.Event | None = None) -> None:
         self._targets = {node: SshTarget(host=node, address=addr, user=access.user,
                                          port=access.port, key_file=access.key_file,
                                          known_hosts=access.known_hosts)
@@ -131,11 +136,14 @@ class SshExecutor:
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._locks = {node: threading.Lock() for node in self._targets}
         self._dead: dict[str, str] = {}
+        self._cancel = cancel or threading.Event()
 
     def _client(self, node: str) -> paramiko.SSHClient:
         if node not in self._targets:
             raise ExecutionError(f"burn-in: no address for node {node!r}")
         with self._locks[node]:
+            if self._cancel.is_set():
+                raise ExecutionError(f"ssh to {node}: cancelled")
             if node in self._dead:  # one connect timeout per node, not one per probe
                 raise ExecutionError(self._dead[node])
             client = self._clients.get(node)
@@ -156,13 +164,12 @@ class SshExecutor:
         try:
             chan = transport.open_session(timeout=self._timeout)
             chan.settimeout(1.0)
-            chan.exec_command(shlex.join(argv))
+            chan.exec_command(remote_command(argv))
         except (paramiko.SSHException, OSError) as exc:
             raise ExecutionError(f"ssh to {node}: cannot start {argv[0]} ({exc})") from exc
         return chan
 
-    @staticmethod
-    def _pump(node: str, argv: Sequence[str], chan: paramiko.Channel, sink: Collector,
+    def _pump(self, node: str, argv: Sequence[str], chan: paramiko.Channel, sink: Collector,
               timeout: float, start: float) -> CommandResult:
         deadline = start + timeout
         rc = TIMED_OUT
@@ -181,6 +188,14 @@ class SshExecutor:
                     break
                 if time.monotonic() > deadline:
                     sink.feed(err=f"\ngpuctl: {argv[0]} stopped after {timeout:g}s\n".encode())
+                    break
+                if self._cancel.is_set():
+                    sink.feed(err=f"\ngpuctl: {argv[0]} cancelled\n".encode())
+                    rc = CANCELLED
+                    break
+                if chan.closed:
+                    sink.feed(err=f"\ngpuctl: ssh to {node}: connection lost\n".encode())
+                    rc = 255
                     break
                 if not got:
                     time.sleep(0.02)

@@ -20,13 +20,7 @@ from provision.burnin.isolate import Group, Isolation, isolate
 from provision.burnin.probes import dcgmi_diag, infiniband, nvidia_smi_xml, nvlink, perftest, xid
 from provision.burnin.schedule import round_robin, run_bounded
 from provision.burnin.store import BurninStore, UnitOutput
-from provision.burnin.targets import (
-    NodeTarget,
-    hostfile_path,
-    hostfile_text,
-    mpirun_argv,
-    nccl_argv,
-)
+from provision.burnin.targets import NodeTarget, mpirun_argv, nccl_argv
 from provision.burnin.thresholds import Thresholds
 from provision.errors import GpuctlError
 
@@ -269,15 +263,9 @@ class Runner:
             out, fresh = self.done.get(unit), None
             if out is None:
                 launcher = self.by_name[members[0]]
-                path = hostfile_path(self.run_id, f"{prefix}{label}")
-                argv = mpirun_argv(path, launcher.gpus, nccl_argv(
+                argv = mpirun_argv(members, launcher.gpus, nccl_argv(
                     test, 1, self.cfg.nccl_min_bytes, self.cfg.nccl_max_bytes))
-                try:
-                    self.ex.put(launcher.name, path, hostfile_text(members, launcher.gpus))
-                except GpuctlError as exc:
-                    res = CommandResult(255, "", str(exc), 0.0)
-                else:
-                    res = self._run(launcher.name, argv)
+                res = self._run(launcher.name, argv)
                 out = fresh = UnitOutput(unit, launcher.name, "nccl-multi", "nccl", tuple(argv),
                                          res.rc, res.stdout, res.stderr, round(res.took_s, 3),
                                          peer=",".join(members))

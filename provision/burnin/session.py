@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision.burnin import backend
@@ -44,6 +45,8 @@ class BurninOptions:
     ssh_key: Path | None = None
     known_hosts: Path | None = None
     skip_fabric: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+    """Set (SIGTERM): every running command stops at once, nothing more starts."""
 
 
 def find_lab(loaded: LoadedSite, opts: BurninOptions) -> Path | None:
@@ -101,7 +104,7 @@ def _executor(plan: Plan, targets: list[NodeTarget], lab_dir: Path | None,
         access = backend.lab_access(lab_dir)
     else:
         access = backend.SshAccess(opts.ssh_user, opts.ssh_key, opts.known_hosts)
-    return backend.SshExecutor(addresses, access)
+    return backend.SshExecutor(addresses, access, cancel=opts.cancel)
 
 
 def _start(store: BurninStore, site: str, version: str, opts: BurninOptions,

@@ -1,9 +1,9 @@
 """From the plan to burn-in targets, and the launch lines of multi-node NCCL tests (pure).
 
 :func:`rack_targets` reads everything from the Plan (in-band address, GPUs, compute HCAs and
-the leaf port each HCA is cabled to); :func:`mpirun_argv`, :func:`hostfile_text` and
-:func:`sbatch_script` render the launchers; :func:`mpijob_manifest` defers to the platform's
-MPIJob renderer for ``--backend kubernetes``.
+the leaf port each HCA is cabled to); :func:`mpirun_argv` and :func:`sbatch_script` render
+the launchers (mpirun gets its hosts on the command line: no hostfile is left on a node);
+:func:`mpijob_manifest` defers to the platform's MPIJob renderer for ``--backend kubernetes``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from provision.burnin.probes import nccl
 from provision.errors import UsageError
 from provision.plan.build import Plan
 from provision.platform.mpijob import render_mpijob
-
-HOSTFILE_DIR = "/tmp"  # noqa: S108 - on the launcher node; name carries the run id
 
 
 @dataclass(frozen=True)
@@ -80,14 +78,9 @@ def other_rack_node(plan: Plan, rack: str) -> str | None:
     return None
 
 
-def hostfile_text(nodes: Sequence[str], slots: int) -> str:
-    """An Open MPI hostfile: one ``host slots=N`` line per node."""
-    return "".join(f"{n} slots={slots}\n" for n in nodes)
-
-
-def hostfile_path(run_id: int, label: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in label)
-    return f"{HOSTFILE_DIR}/gpuctl-burnin-{run_id}-{safe}.hosts"
+def host_list(nodes: Sequence[str], slots: int) -> str:
+    """Open MPI's ``--host`` value: ``node:SLOTS`` per node, comma-separated."""
+    return ",".join(f"{n}:{slots}" for n in nodes)
 
 
 def nccl_argv(test: str, gpus_per_process: int, min_bytes: str, max_bytes: str) -> list[str]:
@@ -95,9 +88,10 @@ def nccl_argv(test: str, gpus_per_process: int, min_bytes: str, max_bytes: str) 
                         gpus_per_process=gpus_per_process)
 
 
-def mpirun_argv(hostfile: str, per_node: int, test_argv: Sequence[str]) -> list[str]:
-    """``mpirun --hostfile F -npernode K`` with the NCCL settings burn-in wants."""
-    return ["mpirun", "--allow-run-as-root", "--hostfile", hostfile, "-npernode", str(per_node),
+def mpirun_argv(nodes: Sequence[str], per_node: int, test_argv: Sequence[str]) -> list[str]:
+    """``mpirun --host n1:K,n2:K -npernode K`` with the NCCL settings burn-in wants."""
+    return ["mpirun", "--allow-run-as-root", "--host", host_list(nodes, per_node),
+            "-npernode", str(per_node),
             "--bind-to", "numa", "-x", "NCCL_DEBUG=WARN", "-x", "NCCL_IB_TIMEOUT=22",
             *test_argv]
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -69,6 +74,27 @@ LEVEL_HELP = ("quick: inventory and health (nvidia-smi, NVLink, Xids, ibstat); s
               "standard repeated for --duration, with the trend judged.")
 
 
+@contextmanager
+def _stopping(cancel: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT stop the run at once: running commands are cancelled (their channels
+    close, the remote guard ends them), the run is recorded interrupted, exit 130."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if cancel.is_set():
+            return  # already stopping: let the cleanup finish
+        cancel.set()
+        click.echo(f"gpuctl: {signal.Signals(signum).name}: stopping (the run is recorded "
+                   "as interrupted; continue it with --resume)", err=True)
+        raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 @burnin.command("run", help="Run the acceptance tests on the nodes of one rack of SITE: "
                 "first a rack-scoped live fabric verify, then the tests of --level; print a "
                 "per-node verdict table with what to fix. Exit 0 when every node passes, 1 "
@@ -116,6 +142,9 @@ def run_cmd(site: Path, rack: str, level: str, resume: bool, report_dir: Path | 
     if backend != "ssh":
         click.echo(_jobs(plan, rack, backend), nl=False)
         return
+    from provision.execute.rundir import run_dir
+    from provision.storefile import STATE_DIR
+
     opts = BurninOptions(rack=rack, level=level, resume=resume, report_dir=report_dir,
                          store=store, lab_dir=lab_dir, no_lab=no_lab, workers=workers,
                          timeout_s=timeout, soak_s=duration, ssh_user=ssh_user,
@@ -124,7 +153,8 @@ def run_cmd(site: Path, rack: str, level: str, resume: bool, report_dir: Path | 
     def say(message: str) -> None:
         click.echo(f"burnin: {message}", err=True)
 
-    report = run_burnin(loaded, plan, opts, say=say)
+    with _stopping(opts.cancel), run_dir(loaded.path.parent / STATE_DIR, say):
+        report = run_burnin(loaded, plan, opts, say=say)
     if accept and report.ok:
         _accept(opts, loaded.path.parent, report.site, report.nodes, report.run_id)
     if fmt == "json":

@@ -130,8 +130,13 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
                   if p in phases.available() else "not available yet (skipped)"}
          for p in opts.phases], ["phase", "hosts", "does"]))
     if kw["offline"]:
-        with session.rendered_inventory(
-                plan, targets, session.inventory_hosts(hosts, opts.extravars)) as inv:
+        from provision.execute.rundir import run_dir
+        from provision.storefile import STATE_DIR
+
+        # its temp files (inventory, the combined playbook, Ansible's) in a run directory
+        with run_dir(session.site_dir(loaded) / STATE_DIR, console.print) as rd, \
+                session.rendered_inventory(plan, targets, session.inventory_hosts(
+                    hosts, opts.extravars), rd.tmp) as inv:
             rep = offline.offline_check(targets, hosts, opts.phases, inv, scope=scope)
         skipped: dict[str, list[tuple[str, list[str]]]] = {}
         for phase, why, phase_hosts in rep.skipped:

@@ -24,7 +24,7 @@ from typing import Any
 
 from provision.errors import ExecutionError
 from provision.execute import events
-from provision.execute.rundir import RunDir
+from provision.execute.rundir import RunDir, guard
 from provision.resources import playbooks_dir
 
 PLAYBOOKS = playbooks_dir()
@@ -186,7 +186,7 @@ def ansible_playbook(args: Sequence[str], *, inventory: Path, playbook: Path,
         (control / "tmp").mkdir()
         env = {**os.environ, **ansible_env(Tuning(), control)}
         try:
-            return subprocess.run([exe, *args, "-i", str(inventory), str(playbook)],
+            return subprocess.run(guard([exe, *args, "-i", str(inventory), str(playbook)]),
                                   capture_output=True, text=True, env=env, timeout=timeout,
                                   stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired as exc:

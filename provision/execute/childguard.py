@@ -17,6 +17,14 @@ it; the guard makes the child die with gpuctl anyway:
 
 While it lives it is listed in the run directory's ``children/`` (one file per guard, named
 by its pid, holding gpuctl's pid and the command), which is how a later run finds an orphan.
+The command itself gets SIGKILL as its parent-death signal: if the guard is killed (a
+``subprocess.run`` timeout kills it), its command goes too.
+
+A command gpuctl runs on another host over SSH (a burn-in probe, a perftest server, mpirun
+on the launcher) is no process of this machine; :func:`remote_command` is its guard: a
+POSIX shell line that runs it in a session of its own and ends that session when the SSH
+channel's stdin closes -- which sshd does when gpuctl closes the channel, and when
+gpuctl's connection drops because gpuctl died.
 """
 
 from __future__ import annotations
@@ -25,10 +33,12 @@ import contextlib
 import ctypes
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 POLL_S = 0.1
@@ -38,6 +48,27 @@ ORPHAN_GRACE_S = 0.3
 """The same when gpuctl is gone: nobody records anything, the tree must go at once."""
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+
+
+REMOTE_GRACE_S = 1
+"""Seconds a remote command has between SIGTERM and SIGKILL once its channel closed."""
+
+_REMOTE = (
+    'exec 3<&0; setsid "$@" </dev/null 3<&- & c=$!; '
+    '{ while read -r _; do :; done <&3; kill -TERM -$c; kill -TERM $c; '
+    f'sleep {REMOTE_GRACE_S}; kill -KILL -$c; kill -KILL $c; }} 2>/dev/null & w=$!; '
+    'exec 3<&-; wait $c; rc=$?; kill $w 2>/dev/null; exit $rc'
+)
+
+
+def remote_command(argv: Sequence[str]) -> str:
+    """The shell line that runs ``argv`` on a remote host under the remote guard.
+
+    ``setsid`` gives the command its own session and process group; a watcher reads the
+    channel's stdin (the command gets ``/dev/null``) and at end of file -- the channel or
+    the connection is gone -- sends SIGTERM to that group, then SIGKILL after
+    :data:`REMOTE_GRACE_S`. The line exits with the command's own status."""
+    return shlex.join(["sh", "-c", _REMOTE, "gpuctl-guard", *argv])
 
 
 def _prctl(option: int, value: int) -> None:
@@ -109,6 +140,11 @@ def end_tree(root: int, child: subprocess.Popen[bytes] | None, grace: float) -> 
     _reap()
 
 
+def _die_with_guard() -> None:
+    """In the command (between fork and exec): SIGKILL when the guard dies."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 4 or argv[2] != "--":
         sys.stderr.write("usage: python -m provision.execute.childguard REGISTRY PARENT -- "
@@ -133,7 +169,7 @@ def main(argv: list[str]) -> int:
     child: subprocess.Popen[bytes] | None = None
     try:
         try:
-            child = subprocess.Popen(command)
+            child = subprocess.Popen(command, preexec_fn=_die_with_guard)
         except OSError as exc:
             sys.stderr.write(f"gpuctl childguard: cannot run {command[0]}: {exc}\n")
             return 127

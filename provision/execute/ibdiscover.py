@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from provision.errors import ExecutionError
+from provision.execute.rundir import guard
 
 DEFAULT_TIMEOUT_S = 60.0
 SIM_ENV = ("LD_PRELOAD", "SIM_HOST", "IBSIM_SERVER_NAME", "IBSIM_SERVER_PORT")
@@ -70,7 +71,7 @@ def run_ibnetdiscover(*, ca: str | None = None, port: int | None = None,
         # umad2sim fakes sysfs as ./sys-<pid> in the working directory: keep it out of the
         # user's checkout.
         with tempfile.TemporaryDirectory(prefix="gpuctl-ib-") as scratch:
-            result = run(argv, cwd=scratch, **kwargs)
+            result = run(guard(argv), cwd=scratch, **kwargs)  # dies with gpuctl
     except subprocess.TimeoutExpired as exc:
         raise ExecutionError(f"ibnetdiscover did not finish within {timeout:g} s "
                              f"({' '.join(argv)})") from exc

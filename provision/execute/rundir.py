@@ -5,6 +5,12 @@ Every provision run (taken under the site lock) gets ``SITE/.gpuctl/runs/<pid>/`
 per live :mod:`provision.execute.childguard`). The directory goes on every exit path; one
 left by a killed run is swept by the next run, which first ends any child of it still alive
 (an orphan) and says so -- a run never goes on beside an earlier run's children.
+
+The directory is this process's (it is named by its pid): while it lives it is the
+process's temporary directory -- :mod:`tempfile`'s default and ``TMPDIR`` for children --
+so no temp file of a run (gpuctl's, a library's, a child's) lands loose in ``/tmp``, and
+:func:`guard` runs a local child under the child guard. Provisioning, burn-in and the
+offline dry run each hold one.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -147,15 +154,43 @@ def sweep(state_dir: Path, note: Callable[[str], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+_ACTIVE: list[RunDir] = []
+
+
+def active() -> RunDir | None:
+    """The run directory this process holds now, if any."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def guard(argv: Sequence[str]) -> list[str]:
+    """``argv`` under the child guard of the active run directory (as is without one)."""
+    rd = active()
+    return rd.guarded(argv) if rd is not None else list(argv)
+
+
 @contextmanager
 def run_dir(state_dir: Path, note: Callable[[str], None]) -> Iterator[RunDir]:
-    """This run's directory (call under the site lock): sweeps first, removes it at exit."""
+    """This run's directory (call under the site lock when there is one): sweeps first,
+    is the process's temporary directory while it lives, removed at exit."""
     sweep(state_dir, note)
     rd = RunDir(state_dir / RUNS / str(os.getpid()))
+    if rd in _ACTIVE:  # the same process, one run inside another: one directory
+        yield rd
+        return
     rd.tmp.mkdir(parents=True, exist_ok=True)
     rd.children.mkdir(parents=True, exist_ok=True)
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = str(rd.tmp)
+    os.environ["TMPDIR"] = str(rd.tmp)
+    _ACTIVE.append(rd)
     try:
         yield rd
     finally:
+        _ACTIVE.remove(rd)
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[1]
         rd.end_children()
         shutil.rmtree(rd.path, ignore_errors=True)

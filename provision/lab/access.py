@@ -5,13 +5,13 @@ All of these read the lab's recorded state only; they start nothing.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from provision.errors import LabError
+from provision.execute.rundir import guard
 from provision.lab import bmc
 from provision.lab.fabric import client_env
 from provision.lab.proc import alive
@@ -74,14 +74,14 @@ def host_exec(lab_dir: str | Path, host: str, argv: Sequence[str], *,
     if record.sshd is None or not alive(record.sshd):
         raise LabError(f"lab host {host}: not running (its sshd is gone); "
                        "run `gpuctl lab up` again")
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    command = ["nsenter", "-t", str(record.sshd.pid), "-n", "-m", "-u", "--", *argv]
+    # under the run's child guard (when a run holds a directory); ``env`` is set by env(1)
+    # for the command alone, not for the guard (an LD_PRELOAD is the command's)
+    command = guard(["env", *(f"{k}={v}" for k, v in (env or {}).items()), "nsenter", "-t",
+                     str(record.sshd.pid), "-n", "-m", "-u", "--", *argv])
     try:
         with tempfile.TemporaryDirectory(prefix="gpuctl-lab-") as scratch:  # umad2sim's sys-*
             return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                  env=full_env, stdin=subprocess.DEVNULL, check=False,
-                                  cwd=scratch)
+                                  stdin=subprocess.DEVNULL, check=False, cwd=scratch)
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"lab host {host}: {argv[0]} did not finish within {timeout:g}s") from exc
 
