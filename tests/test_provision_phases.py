@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from provision.cli.main import cli
-from provision.execute import ansible, phases, steps
+from provision.execute import ansible, events, phases, rundir, steps
 from provision.execute.display import QuietReporter
 from provision.execute.events import HostTally
 from provision.execute.inventory import inventory_text, select, targets
@@ -337,3 +337,76 @@ def test_an_ansible_failure_is_stored_when_the_event_arrives(tmp_path: Path) -> 
     runner, hosts = make_runner(tmp_path, Watching(bad=set()))
     runner.run(opts(hosts, phases=["base"]))
     assert seen == [[("lab-gpu-03", "unreachable")]]
+
+
+RECORDED = ROOT / "tests" / "recordings" / "ansible-two-hosts.jsonl"
+AS_LAB = {"fast": "lab-gpu-01", "slow": "lab-gpu-02"}
+
+
+def _recorded() -> list[dict[str, Any]]:
+    out = []
+    for line in RECORDED.read_text().splitlines():
+        event = json.loads(line)
+        data = event["event_data"]
+        if "host" in data:
+            data["host"] = AS_LAB[data["host"]]
+        else:
+            for key, per_host in data.items():
+                data[key] = {AS_LAB[h]: n for h, n in per_host.items()}
+        out.append(event)
+    return out
+
+
+def test_each_host_is_stored_the_moment_it_finishes_from_the_event_stream(
+        tmp_path: Path) -> None:
+    """The recorded stream replayed through run_playbook's own event handler: a host's
+    result is in the store once its done event arrived (the other host still running), not
+    at the end of the playbook; the final stats then stand."""
+    stored_after: list[tuple[str, str, dict[str, str]]] = []
+
+    def replay(req: ansible.PlaybookRequest, *, on_update: Any,
+               cancelled: Any) -> ansible.PlaybookResult:
+        box: dict[str, Any] = {"tallies": {}, "stats": {}}
+        handle = ansible._event_callback(on_update, box)
+        [run] = runner.store.runs(site="lab", limit=1)
+        for event in _recorded():
+            handle(event)
+            rows = {r.host: r.status for r in runner.store.results_for(run.id, "base")}
+            stored_after.append((event["event"], event["event_data"].get("task", ""), rows))
+        return ansible.PlaybookResult("successful", 0, box["stats"], box["tallies"])
+
+    runner, _ = make_runner(tmp_path, FakePlaybooks(bad=set()))
+    runner.run_playbook = replay
+    report = runner.run(opts(["lab-gpu-01", "lab-gpu-02"], phases=["base"]))
+    done = [rows for kind, task, rows in stored_after if task == events.DONE_TASK]
+    assert done == [{"lab-gpu-01": "changed"}, {"lab-gpu-01": "changed", "lab-gpu-02": "changed"}]
+    before_done = [rows for kind, task, rows in stored_after[:-3]]
+    assert all(rows == {} for rows in before_done), "stored before the host finished"
+    assert report.status == "ok"
+    [run] = runner.store.runs(site="lab", limit=1)
+    final = {r.host: (r.status, r.stats) for r in runner.store.results_for(run.id, "base")}
+    assert final["lab-gpu-01"][1]["ok"] == 3 and final["lab-gpu-01"][1]["skipped"] == 2
+
+
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible not installed")
+def test_run_playbook_marks_each_host_finished(tmp_path: Path) -> None:
+    """The real thing behind the recording: the done task runs after the playbook's last
+    play on every host still in play (playbook_dir is the playbook's own)."""
+    import sys
+
+    inv = tmp_path / "hosts.json"
+    inv.write_text(json.dumps({"all": {"hosts": {h: {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        for h in AS_LAB}}}))
+    seen: list[dict[str, HostTally]] = []
+    res = ansible.run_playbook(
+        ansible.PlaybookRequest(playbook=RECORDED.with_suffix(".yml"), inventory=inv,
+                                extravars={"out_dir": str(tmp_path)},
+                                workdir=rundir.RunDir(tmp_path / "run")),
+        on_update=lambda t: seen.append(dict(t)))
+    assert res.status == "successful"
+    assert {h: t.finished for h, t in res.tallies.items()} == {"fast": True, "slow": True}
+    assert {h: events.tally_stats(t) for h, t in res.tallies.items()} == {
+        h: {k: s[k] for k in events.OUTCOMES} for h, s in res.stats.items()}
+    first = next(t for t in seen if any(x.finished for x in t.values()))
+    assert not all(x.finished for x in first.values())  # one host's finish is its own event

@@ -5,7 +5,9 @@ Each run gets a fresh private data dir under the run directory (removed afterwar
 ``ansible-playbook`` runs under :mod:`provision.execute.childguard`, so it (and its ssh
 masters) die with gpuctl; cancelling asks the guard to end the tree, checked 4 times a second. Events go through the pure
 functions of :mod:`provision.execute.events`; the caller gets a per-host tally after every
-task and the final Ansible stats.
+task and the final Ansible stats. The playbook runs inside a two-entry wrapper that imports
+it and then runs :data:`~provision.execute.events.DONE_TASK` on every host still in play,
+so each host's finish is an event of its own (``playbook_dir`` stays the playbook's own).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from provision.errors import ExecutionError
 from provision.execute import events
@@ -109,6 +113,18 @@ def _event_callback(on_update: Callable[[dict[str, events.HostTally]], None],
     return handle
 
 
+def _with_done_task(private: Path, playbook: Path) -> Path:
+    """A playbook that imports ``playbook`` and then marks each host that got through it."""
+    wrapper = private / "phase.yml"
+    wrapper.write_text(yaml.safe_dump([
+        {"ansible.builtin.import_playbook": str(playbook)},
+        {"name": "gpuctl: hosts that finished", "hosts": "all", "gather_facts": False,
+         "tasks": [{"name": events.DONE_TASK,
+                    "ansible.builtin.debug": {"msg": "finished"}}]},
+    ], sort_keys=False))
+    return wrapper
+
+
 def _guarded_binary(private: Path, workdir: RunDir, playbook: Path) -> str:
     """A one-line script ansible-runner runs as its ``binary``: ansible-playbook under the
     child guard (ansible-runner takes a single executable path, and adds no playbook to a
@@ -147,13 +163,15 @@ def run_playbook(req: PlaybookRequest, *,
         (control / "tmp").mkdir(parents=True)
         box: dict[str, Any] = {"tallies": {}, "stats": {}}
         cmdline = "--check --diff" if req.check else None
+        book = _with_done_task(private, req.playbook)
         runner = ansible_runner.run(
             private_data_dir=str(private), project_dir=str(req.playbook.parent),
-            playbook=str(req.playbook), inventory=str(req.inventory),
+            playbook=str(book), inventory=str(req.inventory),
             limit=",".join(req.limit) if req.limit else None,
             forks=req.tuning.forks, extravars=dict(req.extravars), cmdline=cmdline,
             envvars=ansible_env(req.tuning, control), quiet=True,
-            binary=_guarded_binary(private, workdir, req.playbook), settings={"pexpect_timeout": 0.25},
+            binary=_guarded_binary(private, workdir, book),
+            settings={"pexpect_timeout": 0.25},
             event_handler=_event_callback(on_update, box),
             cancel_callback=cancel, rotate_artifacts=1, json_mode=False)
         status, rc = str(runner.status), int(runner.rc if runner.rc is not None else -1)

@@ -5,6 +5,11 @@ Contract: ansible-runner calls its ``event_handler`` with each event dict (``eve
 :class:`TaskEvent` (or ``None`` for events that say nothing about a host's task);
 :func:`apply` folds it into the running per-host tally; :func:`stats_event` reads the final
 ``playbook_on_stats`` counters, which are authoritative for the stored result.
+
+A host has finished a phase when it ran :data:`DONE_TASK`, the one task of the play gpuctl
+appends to every phase playbook: from that event on its tally is ``finished`` and its
+result can be stored, long before the playbook's final stats (other hosts may still run).
+A host that failed or went unreachable is out of the play; its tally says so at once.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ _KINDS = {
     "runner_on_unreachable": "unreachable",
     "runner_on_skipped": "skipped",
 }
+DONE_TASK = "gpuctl: host finished the phase"
 _STATS_KEYS = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable",
                "skipped": "skipped", "rescued": "rescued", "ignored": "ignored"}
 
@@ -42,6 +48,7 @@ class HostTally:
     skipped: int = 0
     last_task: str = ""
     message: str = ""  # the first failure's message
+    finished: bool = False  # ran DONE_TASK: every task of the phase is behind it
 
     @property
     def status(self) -> str:
@@ -90,8 +97,15 @@ def apply(tallies: Mapping[str, HostTally], ev: TaskEvent) -> dict[str, HostTall
     if ev.outcome == "changed":
         counts["ok"] = old.ok + 1  # Ansible counts a changed task as ok, too
     message = old.message or (ev.message if ev.outcome in ("failed", "unreachable") else "")
-    new = dataclasses.replace(old, last_task=ev.task, message=message, **counts)
+    finished = old.finished or (ev.task == DONE_TASK and ev.outcome == "ok")
+    new = dataclasses.replace(old, last_task=ev.task, message=message, finished=finished,
+                              **counts)
     return {**tallies, ev.host: new}
+
+
+def tally_stats(tally: HostTally) -> dict[str, int]:
+    """The tally's counters in the shape of :func:`stats_event`'s (what is stored)."""
+    return {name: getattr(tally, name) for name in OUTCOMES}
 
 
 def stats_event(event: Mapping[str, Any]) -> dict[str, dict[str, int]] | None:

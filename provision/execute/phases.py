@@ -27,7 +27,7 @@ from typing import Any
 from provision.errors import ExecutionError, GpuctlError, UsageError
 from provision.execute import ansible, steps
 from provision.execute.display import Reporter
-from provision.execute.events import HostTally, stats_status
+from provision.execute.events import HostTally, stats_status, tally_stats
 from provision.execute.inventory import Targets
 from provision.execute.rundir import RunDir
 from provision.execute.store import Store
@@ -323,18 +323,27 @@ class Runner:
             limit=list(todo), check=opts.dry_run, tuning=opts.tuning,
             extravars=opts.extravars, workdir=opts.workdir)
 
-        # A host that failed or went unreachable is out of the play (linear strategy): its
-        # result is stored from the event stream at once, not at the end of the playbook
-        # (a failure a rescue block recovers from is corrected by the final stats).
+        # Each host's result is stored from the event stream the moment it is known, not
+        # at the end of the playbook: a host that failed or went unreachable is out of the
+        # play, a host that ran the done task has finished the phase (the final stats
+        # overwrite both; they also correct a failure a rescue block recovered from).
         early: set[str] = set()
 
         def update(tallies: Mapping[str, HostTally]) -> None:
             for host, tally in tallies.items():
                 self.reporter.host_update(phase, host, tally)
-                if host not in early and host in todo and tally.status in BAD:
+                if host in early or host not in todo:
+                    continue
+                if tally.status in BAD:
                     early.add(host)
                     self.store.record_result(report.run_id, phase, host, tally.status,
                                              detail=tally.message or tally.status)
+                elif tally.finished:
+                    early.add(host)
+                    self.store.record_result(
+                        report.run_id, phase, host, tally.status, stats=tally_stats(tally),
+                        detail=f"{tally.changed} changed"
+                        + (" (check mode: would change)" if opts.dry_run else ""))
 
         result = self.run_playbook(req, on_update=update, cancelled=self.cancel.is_set)
         if result.status == "canceled" or self.cancel.is_set():

@@ -1,9 +1,9 @@
 """``gpuctl burnin run`` against the lab: real SSH into lab hosts, simulated GPUs and HCAs.
 
-Brings the ``lab`` site up (network namespaces with sshd, ibsim fabric, the labelled hardware
-simulator), injects faults, and checks that burn-in fails naming exactly the faulty nodes,
-rails and reasons; then clears the faults and checks that it passes. The lab is always torn
-down. Needs root and the lab tools (skipped otherwise).
+Brings up a lab of its own (a copy of the ``lab`` site under another site name: a ``lab``
+someone brought up is not in its way), injects faults, and checks that burn-in fails naming
+exactly the faulty nodes, rails and reasons; then clears the faults and checks that it
+passes. The lab is always torn down. Needs root and the lab tools (skipped otherwise).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision.cli.main import cli
+sys.path.insert(0, str(Path(__file__).parent))
+from burnin_labsite import burnin_lab, own_site  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-SITE = ROOT / "inventory" / "sites" / "lab"
+from provision.cli.main import cli  # noqa: E402
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -43,55 +43,28 @@ def _unavailable() -> str | None:
         import provision.lab.from_plan  # noqa: F401
     except ImportError:
         missing.append("provision.lab.from_plan")
-    if missing:
-        return f"lab tools missing: {', '.join(missing)}"
-    from provision.lab import names, netns
-
-    if netns.link_exists(names.bridge_name("lab")):
-        return "the lab site is already up on this machine (gpuctl lab down inventory/sites/lab)"
-    return None
+    return f"lab tools missing: {', '.join(missing)}" if missing else None
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """(site dir, lab dir)."""
     reason = _unavailable()
     if reason:
         pytest.skip(reason)
-    from provision import lab as labmod
-    from provision.lab.from_plan import lab_spec_for_site
-    from provision.lab.hostfs import HostRoot
-    from provision.lab.hwsim import default_personality, install_commands, write_personality
-    from provision.plan.load import load_and_plan
-
-    _, plan = load_and_plan(SITE)
-    try:
-        from provision.lab.hardware import hwsim_setup
-
-        base = hwsim_setup(plan)
-    except ImportError:  # the lab without its hardware hook: the same, by hand
-        def base(host: HostRoot) -> None:
-            write_personality(host.lab_dir / "hwsim", host.name, default_personality(
-                host.name, "NVIDIA A100-SXM4-80GB", hca_rate_gbps=200))
-
-    def setup(host: HostRoot) -> None:
-        base(host)
-        # ibsim's own ibstat cannot show an HDR rate (it prints 104) nor a simulated fault;
-        # the simulator's ibstat reads the injected faults (ibnetdiscover stays the real one)
-        install_commands(host.root / "usr/local/bin", host.lab_dir / "hwsim", extra=("ibstat",))
-
-    lab_dir = tmp_path_factory.mktemp("burnin-lab") / "lab"
-    try:
-        labmod.up(lab_spec_for_site(str(SITE)), lab_dir, host_setup=setup)
-        yield lab_dir
-    finally:
-        labmod.down("lab", lab_dir)
+    tmp = tmp_path_factory.mktemp("burnin-lab")
+    site = own_site(tmp, "bi")
+    with burnin_lab(site, tmp / "lab") as lab_dir:
+        yield site, lab_dir
 
 
-def _run(lab: Path, tmp: Path, name: str) -> tuple[int, dict[str, object], Path]:
+def _run(lab: tuple[Path, Path], tmp: Path, name: str
+         ) -> tuple[int, dict[str, object], Path]:
     reports = tmp / name
+    site, lab_dir = lab
     result = CliRunner().invoke(cli, [
-        "burnin", "run", str(SITE), "--rack", "a01", "--level", "standard",
-        "--lab-dir", str(lab), "--store", str(tmp / "burnin.db"), "--report-dir",
+        "burnin", "run", str(site), "--rack", "a01", "--level", "standard",
+        "--lab-dir", str(lab_dir), "--store", str(tmp / "burnin.db"), "--report-dir",
         str(reports), "--format", "json", "--timeout", "120"], catch_exceptions=False)
     assert result.exit_code in (0, 1), result.output
     data = json.loads(result.stdout)
@@ -118,10 +91,11 @@ def _reasons(node: dict[str, object]) -> str:
     return " | ".join(f"{f['test']} {f.get('rail', '')} {f['reason']}" for f in failures)
 
 
-def test_burnin_fails_on_faults_then_passes(lab: Path, tmp_path: Path) -> None:
+def test_burnin_fails_on_faults_then_passes(lab: tuple[Path, Path], tmp_path: Path) -> None:
     from provision.lab.hwsim import clear_faults, set_fault
 
-    sim = lab / "hwsim"
+    site, lab_dir = lab
+    sim = lab_dir / "hwsim"
     for node, faults in FAULTS.items():
         for kind, params in faults:
             set_fault(sim, node, kind, **params)
@@ -142,20 +116,22 @@ def test_burnin_fails_on_faults_then_passes(lab: Path, tmp_path: Path) -> None:
     assert "nccl-single" in three and "< 210" in three
     assert nodes["lab-gpu-01"]["failed_rails"] == [] and nodes["lab-gpu-03"]["failed_rails"] == []
     for suffix in (".html", ".xml", ".json"):
-        assert (reports / f"burnin-lab-a01-run{data['run']}{suffix}").exists()
-    root = _junit_ok(reports / f"burnin-lab-a01-run{data['run']}.xml")
+        assert (reports / f"burnin-{site.name}-a01-run{data['run']}{suffix}").exists()
+    root = _junit_ok(reports / f"burnin-{site.name}-a01-run{data['run']}.xml")
     first = root.findall("testsuite")[1]
-    assert first.get("name", "").startswith("lab.lab-gpu-0") and first.get("failures") != "0"
-    html = (reports / f"burnin-lab-a01-run{data['run']}.html").read_text()
+    assert first.get("name", "").startswith(f"{site.name}.lab-gpu-0")
+    assert first.get("failures") != "0"
+    html = (reports / f"burnin-{site.name}-a01-run{data['run']}.html").read_text()
     assert "<svg" in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
     code, data, reports = _run(lab, tmp_path, "clean")
     assert code == 0, {n["node"]: _reasons(n) for n in data["nodes"]}  # type: ignore[attr-defined]
     assert all(n["status"] == "pass" for n in data["nodes"])  # type: ignore[attr-defined]
-    _junit_ok(reports / f"burnin-lab-a01-run{data['run']}.xml")
-    assert (reports / f"burnin-lab-a01-run{data['run']}.html").exists()
+    _junit_ok(reports / f"burnin-{site.name}-a01-run{data['run']}.xml")
+    assert (reports / f"burnin-{site.name}-a01-run{data['run']}.html").exists()
+    assert not (site / ".gpuctl" / "runs" / str(os.getpid())).exists()  # its run dir went
 
-    history = CliRunner().invoke(cli, ["burnin", "history", str(SITE), "--store",
+    history = CliRunner().invoke(cli, ["burnin", "history", str(site), "--store",
                                        str(tmp_path / "burnin.db"), "--format", "json"])
     assert history.exit_code == 0, history.output
     states = {n["node"]: n["state"] for n in json.loads(history.output)["nodes"]}
