@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 
 from provision.plan.build import Plan
+from provision.plan.feeds import RackFeeds
 from provision.plan.layout import Rack
 from provision.plan.power import RackPower
 from provision.render.pictures.devices import KINDS, Placed
@@ -44,12 +45,14 @@ def row_sheets(plan: Plan, contents: Mapping[str, list[Placed]]) -> dict[str, st
     for r in plan.racks:
         rows.setdefault((r.hall, r.row), []).append(r)
     power = {p.rack: p for p in plan.power.racks}
-    return {f"racks/{hall}-{row}.svg": row_sheet(plan, hall, row, racks, power, contents)
+    return {f"racks/{hall}-{row}.svg": row_sheet(plan, hall, row, racks, power, contents,
+                                                 {f.rack: f for f in plan.power.feeds})
             for (hall, row), racks in rows.items()}
 
 
 def row_sheet(plan: Plan, hall: str, row: str, racks: list[Rack],
-              power: dict[str, RackPower], contents: Mapping[str, list[Placed]]) -> str:
+              power: dict[str, RackPower], contents: Mapping[str, list[Placed]],
+              feeds: Mapping[str, RackFeeds] | None = None) -> str:
     lines = math.ceil(len(racks) / PER_LINE)
     per_line = math.ceil(len(racks) / lines)
     size_u = max(r.size_u for r in racks)
@@ -76,13 +79,14 @@ def row_sheet(plan: Plan, hall: str, row: str, racks: list[Rack],
         line, col = divmod(i, per_line)
         x = MARGIN + col * COL_W
         y = top + line * line_h
-        doc.add(_rack(doc, rack, power[rack.name], contents.get(rack.name, []), x, y))
+        doc.add(_rack(doc, rack, power[rack.name], contents.get(rack.name, []), x, y,
+                      (feeds or {}).get(rack.name)))
     doc.height = top + lines * line_h + MARGIN
     return doc.render()
 
 
 def _rack(doc: Svg, rack: Rack, pw: RackPower, devices: list[Placed], x: float,
-          y: float) -> str:
+          y: float, fed: RackFeeds | None = None) -> str:
     fx = x + GUTTER
     frame_top = y + HEADER
     frame_h = rack.size_u * U_PX
@@ -110,6 +114,9 @@ def _rack(doc: Svg, rack: Rack, pw: RackPower, devices: list[Placed], x: float,
                             anchor="middle", fill="#999"))
     tip = (f"rack {rack.name}: {pw.nameplate_kw:g} kW nameplate, {pw.expected_kw:g} kW "
            f"expected, {pw.budget_kw:g} kW budget, {used_u}/{rack.size_u} U")
+    if fed is not None:
+        tip += (f"; PDUs: {len(fed.pdus)} x {fed.model} on feeds A/B, {fed.one_feed_kw:g} kW "
+                f"on one feed, C13 {fed.c13[0]}/{fed.c13[1]}, C19 {fed.c19[0]}/{fed.c19[1]}")
     return group({"class": "rack", "data-rack": rack.name}, [tooltip(tip), *out])
 
 
