@@ -137,21 +137,19 @@ def _fork_render(plan: Plan, guids: Mapping[str, str] | None,
                        daemon=True)
     proc.start()
     child.close()
-    staged = False  # the worker may have staged files under ``out`` that must go again
     try:
         mine = _render(plan, guids, [f for f in PLAN_FILES if f not in WORKER_PLAN_FILES],
                        [a for a in ARTIFACTS if a not in WORKER_ARTIFACTS])
-        staged = out is not None
         status, payload = _receive(conn, proc)
         if status == "ok" and out is not None:
             own = stage_files(out, mine)
             conn.send("write")
-            staged = False
             own.commit()
             status, payload = _receive(conn, proc)
     except BaseException:
-        if staged or (out is not None and proc.is_alive()):
-            # the worker removes what it staged (after rendering, if it still is)
+        if out is not None:
+            # The worker removes what it staged (once it has, if it still renders); a worker
+            # already told to write, or gone, does not read this.
             with contextlib.suppress(OSError):
                 conn.send("stop")
         elif proc.is_alive():  # this side failed: the worker's half is moot
