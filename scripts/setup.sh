@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 DEBS=(iproute2 openssh-server openssh-client ibsim-utils opensm infiniband-diags
       kea-dhcp4-server bind9utils bridge-utils procps util-linux dpkg-dev
       cloud-init python3-venv python3-dev gcc librsvg2-bin mmdebstrap
-      ipxe nginx tftpd-hpa busybox isc-dhcp-relay qemu-system-x86 ipxe-qemu qemu-utils)
+      ipxe nginx tftpd-hpa busybox isc-dhcp-relay qemu-system-x86 ipxe-qemu qemu-utils
+      syslinux syslinux-common mtools dosfstools fdisk e2fsprogs)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

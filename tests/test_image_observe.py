@@ -48,8 +48,9 @@ def test_stopped_at_names_the_first_missing_step() -> None:
                                     leases, full, deploy=False)) is None
     # an image-based deploy: the disk image and the ramdisk's report come before first boot
     steps = boot_progress("lab-gpu-02", "10.214.5.18", "52:54:00:b0:07:02", "tiny", leases, full)
-    assert stopped_at(steps).detail == "no GET /images/tiny/disk.img from 10.214.5.18"  # type: ignore[union-attr]
+    assert stopped_at(steps).detail == "no GET /images/tiny/deploy.cpio.gz from 10.214.5.18"  # type: ignore[union-attr]
     deployed = full + parse_access_log(
+        '10.214.5.18 [t] "GET /images/tiny/deploy.cpio.gz HTTP/1.1" 200 9\n'
         '10.214.5.18 [t] "GET /images/tiny/disk.img HTTP/1.1" 200 9\n'
         '10.214.5.18 [t] "POST /deploy/lab-gpu-02/done?digest=sha256:ab HTTP/1.1" 204 0\n')
     assert stopped_at(boot_progress("lab-gpu-02", "10.214.5.18", "52:54:00:b0:07:02", "tiny",

@@ -77,7 +77,7 @@ def test_a_full_boot_is_seen_step_by_step_and_an_earlier_boot_never_counts() -> 
     assert [s.name for s in w.progress() if s.done] == []
     steps = w.until("deployed")
     assert [s.name for s in steps if s.done] == ["dhcp", "boot-script", "node-script", "kernel",
-                                               "initrd", "image", "deployed"]
+                                               "initrd", "ramdisk", "image", "deployed"]
     assert 110 <= clock.t < 112  # the ramdisk's report at +110 s, seen within a poll
     w.until("phone-home")
     assert 230 <= clock.t < 232 and clock.sleeps > 200

@@ -137,11 +137,13 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
     built = {r.key: r for r in store.list_images(_images_dir(site, images))}
     digests: dict[str, str] = {}
     image_of: dict[str, str] = {}
+    disk_of: dict[str, dict[str, object]] = {}
     for r, groups in recipe.recipes(loaded, group):
         rec = built.get(r.key())
         for g in groups:
             digests[g] = rec.digest if rec else ""
             image_of[g] = r.name
+            disk_of[g] = dict(rec.disk) if rec else {}
     svc = services_address(plan)
     ipxe_dir = state / "ipxe"
     (ipxe_dir / "nodes").mkdir(parents=True, exist_ok=True)
@@ -156,7 +158,7 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
         hostkeys.write_seed(state, node.name, seeds.node_seed(plan, node.name, key, admin,
                                                               digests[node.group]))
         (ipxe_dir / "nodes" / f"{node.name}.ipxe").write_text(ipxe.node_script(
-            svc, node.name, image_of[node.group], digests[node.group]))
+            svc, node.name, image_of[node.group], digests[node.group], disk_of[node.group]))
         inband = [a.address for a in plan.addresses_of(node.name) if a.pool == "inband"]
         known.append(KnownHost(node.name, inband[0] if inband else node.name, key.public))
         inband_if = [a.interface for a in plan.addresses_of(node.name) if a.pool == "inband"]

@@ -12,8 +12,11 @@ import subprocess
 import tarfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from provision.errors import ExecutionError
+from provision.image.disk import build_disk
+from provision.image.ramdisk import write_ramdisk
 from provision.image.recipe import Recipe, mmdebstrap_argv
 from provision.image.store import (
     MANIFEST,
@@ -127,13 +130,18 @@ def build(recipe: Recipe, images: Path, groups: Sequence[str], *, rebuild: bool 
     manifest = tar_manifest(folder / ROOTFS)
     boot = extract_boot_files(folder / ROOTFS, folder)
     (folder / MANIFEST).write_text("".join(f"{p}\t{v}\n" for p, v in manifest))
+    disk: dict[str, Any] = {}
+    if set(boot) == {"vmlinuz", "initrd.img"}:  # bootable: what the deploy ramdisk writes
+        made = build_disk(folder, recipe.key(), run=run)
+        disk = {"digest": sha256_file(made), "size": made.stat().st_size,
+                "ramdisk": write_ramdisk(folder).name}
     version = run(["mmdebstrap", "--version"], capture_output=True, text=True, check=False)
     rec = ImageRecord(
         name=recipe.name, key=recipe.key(), digest=sha256_file(folder / ROOTFS),
         size=(folder / ROOTFS).stat().st_size,
         built_at=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         groups=tuple(groups), packages=len(manifest), recipe=recipe.as_dict(),
-        tool=version.stdout.strip() or "mmdebstrap", path=folder, boot=boot)
+        tool=version.stdout.strip() or "mmdebstrap", path=folder, boot=boot, disk=disk)
     write_record(rec)
     return rec, True
 

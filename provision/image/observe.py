@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 DISK_IMAGE = "disk.img"
 """The raw disk image the deploy ramdisk writes, next to rootfs.tar in the image folder."""
+RAMDISK = "deploy.cpio.gz"
+"""The deploy ramdisk, loaded by iPXE after the image's initrd (:mod:`.ramdisk`)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,8 @@ def parse_access_log(text: str) -> list[Request]:
 def boot_progress(host: str, address: str, mac: str, image: str, leases: Sequence[Lease],
                   requests: Sequence[Request], *, deploy: bool = True) -> list[Step]:
     """The node's boot steps in order: DHCP lease, boot.ipxe, its script, kernel, initrd,
-    (with ``deploy``: the disk image and the ramdisk's report,) seed, phone-home."""
+    (with ``deploy``: the deploy ramdisk, the disk image, the ramdisk's report,) seed,
+    phone-home."""
     steps = []
     lease = next((ls for ls in leases if mac and ls.hwaddr == mac.lower()), None) or next(
         (ls for ls in leases if ls.hostname.split(".")[0] == host), None)
@@ -91,7 +94,8 @@ def boot_progress(host: str, address: str, mac: str, image: str, leases: Sequenc
               ("kernel", "GET", f"/images/{image}/vmlinuz"),
               ("initrd", "GET", f"/images/{image}/initrd.img")]
     if deploy:
-        wanted += [("image", "GET", f"/images/{image}/{DISK_IMAGE}")]
+        wanted += [("ramdisk", "GET", f"/images/{image}/{RAMDISK}"),
+                   ("image", "GET", f"/images/{image}/{DISK_IMAGE}")]
     wanted += [("seed", "GET", f"/seeds/{host}/user-data"),
                ("phone-home", "POST", f"/phone-home/{host}")]
     for name, method, path in wanted:

@@ -35,6 +35,9 @@ class ImageRecord:
     boot: dict[str, str] = field(default_factory=dict)
     """Network-boot files next to rootfs.tar: served name (vmlinuz, initrd.img) -> the file
     in the image's /boot it came from."""
+    disk: dict[str, Any] = field(default_factory=dict)
+    """The deploy ramdisk's inputs when the image has a kernel: {"digest", "size"} of
+    ``disk.img`` (what the ramdisk writes and verifies) and {"ramdisk"} its file name."""
 
     @property
     def rootfs(self) -> Path:
@@ -44,7 +47,8 @@ class ImageRecord:
         return {"format": FORMAT, "name": self.name, "key": self.key, "digest": self.digest,
                 "size": self.size, "built_at": self.built_at, "groups": list(self.groups),
                 "packages": self.packages, "recipe": self.recipe, "tool": self.tool,
-                "boot": dict(self.boot), "path": str(self.path)}
+                "boot": dict(self.boot), "disk": dict(self.disk),
+                "path": str(self.path)}
 
 
 def image_dir(images: Path, name: str, key: str) -> Path:
@@ -68,7 +72,7 @@ def read_record(folder: Path) -> ImageRecord | None:
         return ImageRecord(name=d["name"], key=d["key"], digest=d["digest"], size=d["size"],
                            built_at=d["built_at"], groups=tuple(d["groups"]),
                            packages=d["packages"], recipe=d["recipe"], tool=d["tool"],
-                           path=folder, boot=d.get("boot", {}))
+                           path=folder, boot=d.get("boot", {}), disk=d.get("disk", {}))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{meta}: not a gpuctl image record ({exc})") from exc
 
