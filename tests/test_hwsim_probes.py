@@ -15,7 +15,15 @@ from provision.lab.hwsim.local import LocalSim
 
 probes = pytest.importorskip("provision.burnin.probes")
 KINDS: dict[str, Any] = probes.KINDS
-COMMANDS: dict[str, Any] = probes.COMMANDS
+COMMANDS: dict[str, Any] = {
+    "nvidia-smi-xml": probes.nvidia_smi_xml.command, "nvidia-smi-q": probes.nvidia_smi_q.command,
+    "nvidia-smi-csv": probes.nvidia_smi_csv.command, "nvlink": probes.nvlink.command,
+    "xid": probes.xid.command, "dcgmi-diag": probes.dcgmi_diag.command,
+    "ibstat": probes.infiniband.ibstat_command, "ibstatus": probes.infiniband.ibstatus_command,
+    "lspci": probes.lspci.command, "ib-write-bw": probes.perftest.write_bw_command,
+    "ib-write-lat": probes.perftest.write_lat_command, "nccl": probes.nccl.command,
+}
+"""Probe kind -> the command builder whose argv the simulator runs."""
 HOSTS = ("gpu-n01", "gpu-n02")
 
 

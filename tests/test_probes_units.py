@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 from provision.burnin.probes import (
-    COMMANDS,
     KINDS,
     dcgmi_diag,
     infiniband,
@@ -43,13 +42,24 @@ def golden(kind: str, case: str) -> str:
 # ---------------------------------------------------------------- command builders
 
 
+BUILDERS = {
+    "nvidia-smi-xml": nvidia_smi_xml.command, "nvidia-smi-q": nvidia_smi_q.command,
+    "nvidia-smi-csv": nvidia_smi_csv.command, "nvlink": nvlink.command, "xid": xid.command,
+    "dcgmi-diag": dcgmi_diag.command, "ibstat": infiniband.ibstat_command,
+    "ibstatus": infiniband.ibstatus_command, "lspci": lspci.command,
+    "ib-write-bw": perftest.write_bw_command, "ib-write-lat": perftest.write_lat_command,
+    "nccl": nccl.command,
+}
+"""Each probe kind's default command builder (arguments differ per tool)."""
+
+
 def test_builders_return_argv_lists_of_plain_strings() -> None:
     defaults = {
         "ib-write-bw": ("mlx5_0",),
         "ib-write-lat": ("mlx5_0",),
     }
-    assert set(COMMANDS) == set(KINDS)
-    for kind, build in COMMANDS.items():
+    assert set(BUILDERS) == set(KINDS)
+    for kind, build in BUILDERS.items():
         argv = build(*defaults.get(kind, ()))
         assert isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv), kind
         assert not any(ch in arg for arg in argv for ch in ";|&$`<>"), kind

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from provision.burnin import checks as ck
 from provision.burnin import judge as j
 from provision.burnin.probes import KINDS
 from provision.burnin.probes.nccl import NcclResult, large_message_busbw
@@ -18,22 +19,6 @@ from provision.burnin.store import UnitOutput
 from provision.burnin.targets import NodeTarget
 from provision.burnin.thresholds import Thresholds
 from provision.errors import ParseError
-
-NODE_TESTS: dict[str, str] = {
-    "nvidia-smi": "nvidia-smi-xml",
-    "nvlink": "nvlink",
-    "xid": "xid",
-    "ibstat": "ibstat",
-    "dcgm-r2": "dcgmi-diag",
-    "dcgm-r3": "dcgmi-diag",
-    "nccl-single": "nccl",
-    "a2a-single": "nccl",
-}
-"""Node-level test name -> probe kind that parses it."""
-
-BLOCKING = ("gpu-count", "xid", "ecc", "row-remap", "nvidia-smi")
-"""Failed tests that keep a node out of multi-node collectives (it cannot run them, or must
-not: a fatal Xid or uncorrectable ECC needs a reset first)."""
 
 
 def parsed(out: UnitOutput) -> Any:
@@ -58,28 +43,16 @@ def _last_line(text: str) -> str:
 
 
 def judge_node_unit(target: NodeTarget, out: UnitOutput, th: Thresholds) -> list[j.Verdict]:
-    """Verdicts of one node-level unit."""
-    node = target.name
+    """Verdicts of one node-level unit (its check's judge; none for a check without one)."""
+    check = ck.NODE_CHECK.get(out.test)
+    if check is None or check.judge is None:
+        return []
     try:
         result = parsed(out)
     except ParseError as exc:
         why = _last_line(out.stderr) or str(exc)
-        return [j.probe_error(node, out.test, why)]
-    if out.test == "nvidia-smi":
-        return j.judge_gpus(node, result, th)
-    if out.test == "nvlink":
-        return j.judge_nvlink(node, result, th)
-    if out.test == "xid":
-        return j.judge_xid(node, result, th)
-    if out.test == "ibstat":
-        cabling = {h: target.cable(h) for h in target.hcas}
-        return j.judge_ib_ports(node, result, th, target.hcas, cabling)
-    if out.test.startswith("dcgm-r"):
-        return j.judge_dcgm(node, result, th, int(out.test[-1]))
-    if out.test in ("nccl-single", "a2a-single"):
-        return j.judge_nccl(node, result, th, test=out.test, floor=(
-            th.nccl_single_busbw_gbps * (0.75 if out.test == "a2a-single" else 1.0)))
-    return []
+        return [j.probe_error(target.name, out.test, why)]
+    return check.judge(target, result, th)
 
 
 def judge_nodes(targets: Sequence[NodeTarget], outputs: Iterable[UnitOutput],
@@ -87,7 +60,7 @@ def judge_nodes(targets: Sequence[NodeTarget], outputs: Iterable[UnitOutput],
     by_name = {t.name: t for t in targets}
     out: list[j.Verdict] = []
     for unit in outputs:
-        if unit.test in NODE_TESTS and unit.node in by_name and not unit.peer:
+        if unit.test in ck.NODE_CHECK and unit.node in by_name and not unit.peer:
             out += judge_node_unit(by_name[unit.node], unit, th)
     return out
 
@@ -98,13 +71,11 @@ def judge_pairs(outputs: Iterable[UnitOutput], th: Thresholds
     measured: list[j.Verdict] = []
     outcomes: list[PairOutcome] = []
     for unit in outputs:
-        if unit.test not in ("ib-write-bw", "ib-write-lat"):
+        check = ck.PAIR_CHECK.get(unit.test)
+        if check is None:
             continue
         try:
-            result = parsed(unit)
-            verdicts = (j.judge_write_bw(unit.node, unit.peer, unit.rail, result, th)
-                        if unit.test == "ib-write-bw"
-                        else j.judge_write_lat(unit.node, unit.peer, unit.rail, result, th))
+            verdicts = check.judge(unit.node, unit.peer, unit.rail, parsed(unit), th)
         except ParseError as exc:
             why = _last_line(unit.stderr) or str(exc)
             verdicts = [j.probe_error(unit.node, unit.test, f"{unit.rail} with {unit.peer}: "
@@ -156,7 +127,7 @@ def blocked(verdicts: Iterable[j.Verdict]) -> dict[str, str]:
     """Nodes that must stay out of collectives, with the first blocking reason."""
     out: dict[str, str] = {}
     for v in verdicts:
-        if v.failed and v.test in BLOCKING:
+        if v.failed and v.test in ck.BLOCKING:
             out.setdefault(v.node, v.reason)
     return out
 
@@ -171,29 +142,18 @@ def no_active_hca(verdicts: Iterable[j.Verdict], targets: Sequence[NodeTarget]) 
     return {t.name for t in targets if t.hcas and ok_ports.get(t.name, 0) == 0}
 
 
-_VERSION = re.compile(r"Version:\s*(\S+)")
-
-
 def versions(outputs: Iterable[UnitOutput]) -> dict[str, dict[str, str]]:
-    """Tool versions per node, from the outputs that report them."""
+    """Tool versions per node, from the outputs of the checks that report them."""
     found: dict[str, dict[str, str]] = {}
     for unit in outputs:
         if unit.peer or unit.rc != 0:
             continue
         mine = found.setdefault(unit.node, {})
+        check = ck.NODE_CHECK.get(unit.test)
+        if check is None or check.versions is None:
+            continue
         try:
-            if unit.test == "nvidia-smi":
-                rep = parsed(unit)
-                mine["driver"] = rep.driver_version or "?"
-                mine["cuda"] = rep.cuda_version or "?"
-            elif unit.test.startswith("dcgm-r"):
-                mine["dcgm"] = parsed(unit).dcgm_version or "?"
-            elif unit.test == "nccl-single":
-                result = parsed(unit)
-                mine["nccl-tests"] = result.version or "?"
-                mine["nccl"] = result.nccl_version or "?"
-            elif unit.test == "perftest-version" and (m := _VERSION.search(unit.stdout)):
-                mine["perftest"] = m.group(1)
+            mine.update(check.versions(check.parser()(unit.stdout)))
         except ParseError:
             continue
     return {k: v for k, v in sorted(found.items()) if v}

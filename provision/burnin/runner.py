@@ -1,7 +1,8 @@
 """Run a rack's burn-in: node checks, pairwise InfiniBand, NCCL, isolation, soak.
 
-The :class:`Runner` decides what runs and in which order (using the pure scheduling and
-isolation modules), runs it through an :class:`~provision.burnin.backend.Executor`, writes
+The :class:`Runner` decides what runs and in which order (the checks of the level from the
+check table, :mod:`provision.burnin.checks`, and the pure scheduling and isolation modules),
+runs it through an :class:`~provision.burnin.backend.Executor`, writes
 every unit's raw output to the store the moment it finishes (so ``--resume`` skips it), and
 judges everything from those outputs at the end.
 """
@@ -13,19 +14,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from provision.burnin import checks as ck
 from provision.burnin import evaluate as ev
 from provision.burnin import judge as j
 from provision.burnin.backend import CommandResult, Executor, Running
 from provision.burnin.isolate import Group, Isolation, isolate
-from provision.burnin.probes import dcgmi_diag, infiniband, nvidia_smi_xml, nvlink, perftest, xid
 from provision.burnin.schedule import round_robin, run_bounded
 from provision.burnin.store import BurninStore, UnitOutput
 from provision.burnin.targets import NodeTarget, mpirun_argv, nccl_argv
 from provision.burnin.thresholds import Thresholds
 from provision.errors import GpuctlError
 
-LEVELS = ("quick", "standard", "full", "soak")
-BW_PORT, LAT_PORT = 18515, 18615
 PAIR_TIMEOUT_S = 120.0
 """A perftest server gives up after this long (it waits for its client forever otherwise)."""
 Progress = Callable[[str], None]
@@ -70,15 +69,6 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
-def node_tests(level: str) -> list[str]:
-    tests = ["nvidia-smi", "nvlink", "xid", "ibstat"]
-    if level != "quick":
-        tests += ["dcgm-r3" if level == "full" else "dcgm-r2", "nccl-single", "perftest-version"]
-    if level == "full":
-        tests.append("a2a-single")
-    return tests
-
-
 class Runner:
     def __init__(self, cfg: RunConfig, executor: Executor, store: BurninStore, run_id: int,
                  progress: Progress | None = None) -> None:
@@ -108,31 +98,17 @@ class Runner:
         self.done[unit] = out
         return out
 
-    def _node_argv(self, target: NodeTarget, test: str) -> tuple[str, list[str]]:
-        c = self.cfg
-        if test == "nvidia-smi":
-            return "nvidia-smi-xml", nvidia_smi_xml.command()
-        if test == "nvlink":
-            return "nvlink", nvlink.command()
-        if test == "xid":
-            return "xid", xid.command()
-        if test == "ibstat":
-            return "ibstat", infiniband.ibstat_command()
-        if test.startswith("dcgm-r"):
-            return "dcgmi-diag", dcgmi_diag.command(int(test[-1]))
-        if test == "perftest-version":
-            return "version", ["ib_write_bw", "--version"]
-        coll = "all_to_all_perf" if test == "a2a-single" else "all_reduce_perf"
-        return "nccl", nccl_argv(coll, target.gpus, c.nccl_min_bytes, c.nccl_max_bytes)
-
     def node_phase(self, prefix: str = "") -> None:
+        c = self.cfg
         tasks: dict[str, Callable[[], UnitOutput]] = {}
-        for target in self.cfg.targets:
-            for test in node_tests(self.cfg.level):
+        for target in c.targets:
+            args = ck.ProbeArgs(target.gpus, c.nccl_min_bytes, c.nccl_max_bytes)
+            for check in ck.node_checks(c.level):
+                test, kind = check.name, check.kind
                 unit = f"{prefix}node/{target.name}/{test}"
                 if unit in self.done:
                     continue
-                kind, argv = self._node_argv(target, test)
+                argv = check.argv(args)
 
                 def task(t: NodeTarget = target, test: str = test, kind: str = kind,
                          argv: list[str] = argv) -> UnitOutput:
@@ -146,10 +122,10 @@ class Runner:
                          CommandResult(o.rc, o.stdout, o.stderr, o.took_s))
 
     # -- pairwise InfiniBand ---------------------------------------------------------------
-    def _pair(self, a: NodeTarget, b: NodeTarget, rail: str, port: int, lat: bool
+    def _pair(self, a: NodeTarget, b: NodeTarget, rail: str, port: int, check: ck.PairCheck
               ) -> tuple[list[str], CommandResult]:
         """Server on ``a``, client on ``b`` (retried until the server listens)."""
-        build = perftest.write_lat_command if lat else perftest.write_bw_command
+        build = check.command
         limit = min(self.cfg.timeout_s, PAIR_TIMEOUT_S)
         server = ["timeout", str(int(limit)), *build(rail, None, port=port)]
         client = build(rail, a.address, port=port)
@@ -175,9 +151,9 @@ class Runner:
     def _not_run(why: str) -> Callable[[], tuple[list[str], CommandResult]]:
         return lambda: ([], CommandResult(1, "", f"not run: {why} (ibstat)", 0.0))
 
-    def _pair_task(self, a: NodeTarget, b: NodeTarget, rail: str, port: int, lat: bool
-                   ) -> Callable[[], tuple[list[str], CommandResult]]:
-        return lambda: self._pair(a, b, rail, port, lat)
+    def _pair_task(self, a: NodeTarget, b: NodeTarget, rail: str, port: int,
+                   check: ck.PairCheck) -> Callable[[], tuple[list[str], CommandResult]]:
+        return lambda: self._pair(a, b, rail, port, check)
 
     def pair_phase(self, prefix: str = "",
                    down: Mapping[tuple[str, str], str] | None = None) -> None:
@@ -199,12 +175,12 @@ class Runner:
                 if number >= len(rounds):
                     continue
                 for a, b in rounds[number]:
-                    for lat in ((False, True) if number == 0 else (False,)):
-                        test = "ib-write-lat" if lat else "ib-write-bw"
+                    for check in ck.pair_checks(self.cfg.level, number == 0):
+                        test = check.name
                         unit = f"{prefix}pair/{rail}/{a}/{b}/{test}"
                         if unit in self.done:
                             continue
-                        port = (LAT_PORT if lat else BW_PORT) + index
+                        port = check.port + index
                         ta, tb = self.by_name[a], self.by_name[b]
                         meta[unit] = (b, a, rail, test)
                         dead = [f"{rail} of {n} is {down[(n, rail)]}" for n in (a, b)
@@ -212,11 +188,11 @@ class Runner:
                         if dead:
                             tasks[unit] = self._not_run("; ".join(dead))
                         else:
-                            tasks[unit] = self._pair_task(ta, tb, rail, port, lat)
+                            tasks[unit] = self._pair_task(ta, tb, rail, port, check)
             for unit, (argv, res) in run_bounded(tasks, max(1, self.cfg.workers // 2)):
                 client, server, rail, test = meta[unit]
-                kind = "ib-write-lat" if test == "ib-write-lat" else "ib-write-bw"
-                self._record(unit, client, test, kind, argv, res, rail, server)
+                self._record(unit, client, test, ck.PAIR_CHECK[test].kind, argv, res, rail,
+                             server)
 
     # -- collectives -------------------------------------------------------------------
     def collective(self, prefix: str, label: str, members: Sequence[str], test: str,

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from provision.burnin.checks import LEVELS
 from provision.burnin.probes import KINDS, to_json
 from provision.cli.common import HISTORY_LIMIT, SITE_ARG
 from provision.errors import ParseError, UsageError
@@ -102,7 +103,7 @@ def _stopping(cancel: threading.Event) -> Iterator[None]:
                 "Everything is recorded in the site's results DB.\n\n" + LEVEL_HELP)
 @SITE_ARG
 @click.option("--rack", required=True, help="Rack to test, e.g. a01.")
-@click.option("--level", type=click.Choice(["quick", "standard", "full", "soak"]),
+@click.option("--level", type=click.Choice(LEVELS),
               default="standard", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the last interrupted run of this rack "
               "and level (finished probes are not run again).")

@@ -1,8 +1,9 @@
 """Burn-in probes: one command builder and one pure parser per tool.
 
 :data:`KINDS` maps each kind name (as used by ``gpuctl burnin parse KIND FILE``) to its
-parser, :data:`COMMANDS` to its default command builder, and :func:`to_json` renders any
-parse result as deterministic JSON (fields in declaration order, two-space indent).
+parser, and :func:`to_json` renders any parse result as deterministic JSON (fields in
+declaration order, two-space indent). Which probes a burn-in runs, with which arguments, and
+how their parses are judged is the check table, :mod:`provision.burnin.checks`.
 """
 
 from __future__ import annotations
@@ -43,22 +44,6 @@ KINDS: dict[str, Callable[[str], Any]] = {
 }
 """Kind name -> pure parser ``parse(text) -> result``."""
 
-COMMANDS: dict[str, Callable[..., list[str]]] = {
-    "nvidia-smi-xml": nvidia_smi_xml.command,
-    "nvidia-smi-q": nvidia_smi_q.command,
-    "nvidia-smi-csv": nvidia_smi_csv.command,
-    "nvlink": nvlink.command,
-    "xid": xid.command,
-    "dcgmi-diag": dcgmi_diag.command,
-    "ibstat": infiniband.ibstat_command,
-    "ibstatus": infiniband.ibstatus_command,
-    "lspci": lspci.command,
-    "ib-write-bw": perftest.write_bw_command,
-    "ib-write-lat": perftest.write_lat_command,
-    "nccl": nccl.command,
-}
-"""Kind name -> command builder returning an argv list (arguments differ per tool)."""
-
 
 def to_data(result: Any) -> Any:
     """Plain JSON-able data of a parse result (dataclass or pydantic model)."""
@@ -74,4 +59,4 @@ def to_json(result: Any) -> str:
     return json.dumps(to_data(result), indent=2, ensure_ascii=False)
 
 
-__all__ = ["COMMANDS", "KINDS", "to_data", "to_json"]
+__all__ = ["KINDS", "to_data", "to_json"]
