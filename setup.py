@@ -1,6 +1,6 @@
 """Build configuration beyond pyproject.toml: the checkout's top-level data directories.
 
-templates/, playbooks/ and stacks/ stay at the repository top (DESIGN.md's layout) and are
+templates/, playbooks/ and stacks/ stay at the repository top (docs/architecture.md) and are
 installed as the packages ``provision.templates``, ``provision.playbooks`` and
 ``provision.stacks``: a wheel carries them inside ``provision/``, an editable install maps
 them to the checkout, and ``provision.resources`` finds them the same way in both.
