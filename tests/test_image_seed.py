@@ -187,6 +187,11 @@ def test_macs_manifest_reserves_by_hw_address(tmp_path: Path, runner: CliRunner)
     from provision.image.watch import SshRecords
     from provision.plan.load import load_and_plan
 
+    net = yaml.safe_load((site / ".gpuctl/seeds/lab-gpu-01/network-config").read_text())
+    assert net["ethernets"]["eno1"]["match"] == {"macaddress": "52:54:00:aa:00:01"}
+    assert net["ethernets"]["eno1"]["set-name"] == "eno1"
+    other = yaml.safe_load((site / ".gpuctl/seeds/lab-gpu-02/network-config").read_text())
+    assert "match" not in other["ethernets"]["eno1"]
     nodes = read_nodes(site / ".gpuctl")
     assert nodes["lab-gpu-01"].mac == "52:54:00:aa:00:01" and nodes["lab-gpu-02"].mac == ""
     assert nodes["lab-gpu-01"].address == res["lab-gpu-01"]["ip-address"]

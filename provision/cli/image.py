@@ -156,7 +156,7 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
             continue
         key = hostkeys.host_key(state, node.name, rotate=rotate_keys)
         hostkeys.write_seed(state, node.name, seeds.node_seed(plan, node.name, key, admin,
-                                                              digests[node.group]))
+                                                              digests[node.group], macs))
         (ipxe_dir / "nodes" / f"{node.name}.ipxe").write_text(ipxe.node_script(
             svc, node.name, image_of[node.group], digests[node.group], disk_of[node.group]))
         inband = [a.address for a in plan.addresses_of(node.name) if a.pool == "inband"]

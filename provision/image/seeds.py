@@ -12,7 +12,7 @@ a private key: it is a secret, written 0600 outside ``generated/``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import yaml
@@ -57,25 +57,32 @@ def _dump(data: object) -> str:
                      width=1000)
 
 
-def network_config(plan: Plan, host: str) -> dict[str, object]:
-    """netplan v2 of the node's planned in-band and storage addresses."""
+def network_config(plan: Plan, host: str,
+                   macs: Mapping[str, str] | None = None) -> dict[str, object]:
+    """netplan v2 of the node's planned in-band and storage addresses; an interface whose MAC
+    the delivery manifest knows (``macs``: "<host>/<interface>" -> MAC) is matched by it and
+    given its planned name, whatever the kernel called it."""
     svc = services_address(plan)
     ethernets: dict[str, object] = {}
     for a in plan.addresses_of(host):
+        mac = (macs or {}).get(f"{host}/{a.interface}")
+        named: dict[str, object] = ({"match": {"macaddress": mac}, "set-name": a.interface}
+                                    if mac else {})
         if a.pool == "inband":
-            eth: dict[str, object] = {"addresses": [f"{a.address}/{a.prefix}"],
+            eth: dict[str, object] = {**named, "addresses": [f"{a.address}/{a.prefix}"],
                                       "nameservers": {"addresses": [svc],
                                                       "search": [plan.site.site.domain]}}
             if a.gateway:
                 eth["routes"] = [{"to": "default", "via": a.gateway}]
             ethernets[a.interface] = eth
         elif a.pool == "storage":
-            ethernets[a.interface] = {"addresses": [f"{a.address}/{a.prefix}"], "mtu": 9000}
+            ethernets[a.interface] = {**named, "addresses": [f"{a.address}/{a.prefix}"],
+                                      "mtu": 9000}
     return {"version": 2, "ethernets": ethernets}
 
 
 def node_seed(plan: Plan, host: str, key: HostKey, admin_keys: Sequence[str],
-              image_digest: str = "") -> dict[str, str]:
+              image_digest: str = "", macs: Mapping[str, str] | None = None) -> dict[str, str]:
     """``{"meta-data", "user-data", "network-config"}`` of one node."""
     svc = services_address(plan)
     fqdn = f"{host}.{plan.site.site.domain}"
@@ -101,4 +108,4 @@ def node_seed(plan: Plan, host: str, key: HostKey, admin_keys: Sequence[str],
                        "tries": 10},
     }
     return {"meta-data": _dump(meta), "user-data": "#cloud-config\n" + _dump(user),
-            "network-config": _dump(network_config(plan, host))}
+            "network-config": _dump(network_config(plan, host, macs))}
