@@ -12,7 +12,7 @@ import pytest
 
 from provision.execute.ssh import SshTarget
 from provision.image import phase
-from provision.image.watch import BootStopped, BootWatch, Bounds, Cancelled, Node
+from provision.image.watch import BootStopped, BootWatch, Bounds, Cancelled, Node, SharedRecords
 
 RECORDED = Path(__file__).parent / "recorded" / "boot"
 T0 = 1796000000  # when the image phase marked the records (the recorded boot's time 0)
@@ -212,3 +212,26 @@ def test_parse_deployed() -> None:
     assert phase.parse_deployed('{"host": "a", "image_digest": "sha256:ab"}') == "sha256:ab"
     assert phase.parse_deployed('{"image_digest": ""}') is None
     assert phase.parse_deployed("not json") is None
+
+
+def test_shared_records_read_once_a_second_for_every_node() -> None:
+    clock = Clock()
+    replay = Replay(clock)
+    reads: list[float] = []
+
+    class Counting:
+        def read(self) -> tuple[str, str]:
+            reads.append(clock.t)
+            return replay.read()
+
+    shared = SharedRecords(Counting(), clock=clock)
+    watches = [BootWatch(Node(h, a, m, "debian-12"), shared, clock=clock, sleep=clock.sleep)
+               for h, (a, m) in NODES.items()]
+    for w in watches:
+        w.mark()
+    assert reads == [0.0]
+    clock.t = 0.5
+    assert [len(w.progress()) for w in watches] == [10, 10, 10] and reads == [0.0]
+    clock.t = 1.0
+    watches[0].progress()
+    assert reads == [0.0, 1.0]

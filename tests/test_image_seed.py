@@ -184,7 +184,7 @@ def test_macs_manifest_reserves_by_hw_address(tmp_path: Path, runner: CliRunner)
     # the image phase's boot plan: what each node is served, its MAC where known
     from provision.image.bootplan import read_nodes
     from provision.image.phase import site_imaging
-    from provision.image.watch import SshRecords
+    from provision.image.watch import SharedRecords, SshRecords
     from provision.plan.load import load_and_plan
 
     net = yaml.safe_load((site / ".gpuctl/seeds/lab-gpu-01/network-config").read_text())
@@ -198,8 +198,9 @@ def test_macs_manifest_reserves_by_hw_address(tmp_path: Path, runner: CliRunner)
     assert nodes["lab-gpu-01"].image == "tiny" and nodes["lab-gpu-01"].digest == ""
     _, plan = load_and_plan(site)
     imaging = site_imaging(site / ".gpuctl", plan)
-    assert imaging is not None and isinstance(imaging.records, SshRecords)
-    assert imaging.records.target.address == yaml.safe_load(
+    assert imaging is not None and isinstance(imaging.records, SharedRecords)
+    assert isinstance(imaging.records.inner, SshRecords)
+    assert imaging.records.inner.target.address == yaml.safe_load(
         (site / ".gpuctl/boot_services.yml").read_text())["boot_services_address"]
     assert site_imaging(tmp_path, plan) is None  # nothing seeded: PXE + wait for SSH only
     for bad, why in (({"lab-gpu-09/eno1": "52:54:00:aa:00:01"}, "no such device/interface"),

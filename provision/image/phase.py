@@ -25,7 +25,15 @@ from provision.execute import redfish, ssh
 from provision.execute.inventory import HostTarget
 from provision.execute.steps import Outcome
 from provision.image.bootplan import BootEntry, read_nodes
-from provision.image.watch import BootStopped, BootWatch, Bounds, Cancelled, Records, SshRecords
+from provision.image.watch import (
+    BootStopped,
+    BootWatch,
+    Bounds,
+    Cancelled,
+    Records,
+    SharedRecords,
+    SshRecords,
+)
 from provision.image.watch import Node as WatchNode
 from provision.plan.build import Plan
 from provision.render.topo import services_address
@@ -185,5 +193,5 @@ def site_imaging(state: Path, plan: Plan, *, reimage: bool = False,
     if not nodes:
         return None
     svc = services_address(plan)
-    return Imaging(SshRecords(ssh.SshTarget("boot services", svc)), nodes, bounds or Bounds(),
-                   reimage)
+    records = SharedRecords(SshRecords(ssh.SshTarget("boot services", svc)))
+    return Imaging(records, nodes, bounds or Bounds(), reimage)

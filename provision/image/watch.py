@@ -12,6 +12,7 @@ least once a second.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,6 +76,28 @@ class SshRecords:
                                  f"{self.leases} and {self.access_log} (exit {status})")
         leases, _, log = out.partition(_SEP + "\n")
         return leases, log
+
+
+class SharedRecords:
+    """One read per ``max_age`` seconds for every node's watch (a 1,000-node image phase
+    makes one SSH call a second to the provisioning host, not 1,000)."""
+
+    def __init__(self, inner: Records, max_age: float = POLL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.inner = inner
+        self.max_age = max_age
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._at: float | None = None
+        self._text = ("", "")
+
+    def read(self) -> tuple[str, str]:
+        with self._lock:
+            now = self.clock()
+            if self._at is None or now - self._at >= self.max_age:
+                self._text = self.inner.read()
+                self._at = now
+            return self._text
 
 
 @dataclass(frozen=True)
