@@ -235,3 +235,21 @@ def test_shared_records_read_once_a_second_for_every_node() -> None:
     clock.t = 1.0
     watches[0].progress()
     assert reads == [0.0, 1.0]
+
+
+def test_dry_run_says_what_the_image_phase_would_do() -> None:
+    from provision.execute.inventory import HostTarget
+    from provision.execute.redfish import BmcTarget
+    from provision.execute.steps import StepSettings, image_actions
+
+    h = HostTarget("lab-gpu-01", "a01", "gpu", SshTarget("lab-gpu-01", "10.214.5.17"),
+                   BmcTarget("lab-gpu-01", "https://10.213.0.11", ""))
+    plain = image_actions(h, StepSettings(env={}))
+    assert plain[-1].startswith("wait up to 600s for SSH on 10.214.5.17")
+    imaging = phase.Imaging(Replay(Clock()), {})
+    seeded = image_actions(h, StepSettings(env={}, imaging=imaging))
+    assert seeded[0] == "unless 10.214.5.17 already runs the planned image digest:"
+    assert "Boot = Hdd, Continuous" in " ".join(seeded)
+    # a host the boot plan does not know fails at once, before its BMC is touched
+    out = imaging.image_host(h, lambda: pytest.fail("BMC used"))  # type: ignore[arg-type,return-value]
+    assert out.status == "failed" and "not in the boot plan (run gpuctl image seed)" in out.detail
