@@ -180,6 +180,26 @@ def test_fabric_bundles_add_up_to_links_and_cables(site: str) -> None:
         assert len(counts) == len(lines)  # every bundle carries its count label
 
 
+def _rect(g: ET.Element) -> tuple[float, float, float, float]:
+    r = g.find(f"{NS}rect")
+    assert r is not None
+    x, y = float(r.get("x", "0")), float(r.get("y", "0"))
+    return x, y, x + float(r.get("width", "0")), y + float(r.get("height", "0"))
+
+
+@pytest.mark.parametrize("site", EXAMPLE_SITES)
+def test_fabric_count_labels_cover_no_box_and_no_other_label(site: str) -> None:
+    root = svg_of(site, "fabric.svg")
+    for panel in groups(root, "fabric"):
+        boxes = [(b.get("data-group"), _rect(b)) for b in groups(panel, "group")]
+        counts = [(" ".join(t.text or "" for t in c.iter(f"{NS}text")), _rect(c))
+                  for c in groups(panel, "count")]
+        for i, (words, a) in enumerate(counts):
+            for what, b in boxes + counts[i + 1:]:
+                overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                assert not overlap, (panel.get("data-fabric"), words, what)
+
+
 class _Page(HTMLParser):
     def __init__(self) -> None:
         super().__init__()

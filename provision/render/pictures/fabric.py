@@ -175,7 +175,9 @@ def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float,
         w = (inner_w - (len(row) - 1) * GAP) / len(row)
         for j, g in enumerate(row):
             g.x, g.y, g.w = MARGIN + j * (w + GAP), top + i * (BOX_H + TIER_GAP), w
-    placed: list[tuple[float, float, float, float]] = []
+    # the group boxes are obstacles too: a count never covers a box's label (a bundle that
+    # skips a tier runs behind the box between its ends)
+    placed = [(g.x, g.y, g.x + g.w, g.y + BOX_H) for row in rows for g in row]
     lines: list[str] = []
     labels: list[str] = []
     for (a, b), n in sorted(links.items()):
@@ -251,8 +253,8 @@ def _box(doc: Svg, g: _Group) -> str:
 
 def _place(doc: Svg, placed: list[tuple[float, float, float, float]], x1: float, y1: float,
            x2: float, y2: float, words: str) -> str:
-    """A count label on its bundle where it overlaps no other label; where every spot
-    overlaps one, at the bundle's middle (a count is never left out)."""
+    """A count label on its bundle where it overlaps no other label and no group box; where
+    every spot overlaps one, at the bundle's middle (a count is never left out)."""
     size = 9.5
     w, h = text_width(words, size) + 6, size + 5
     spots = (0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.1, 0.9, 0.25, 0.75, 0.35, 0.65)
