@@ -53,6 +53,27 @@ def test_warnings_pass_unless_strict(runner: CliRunner) -> None:
         .output.count("GPU109") == 0
 
 
+def test_psus_on_one_feed_below_max_power_is_a_warning_with_its_consequence(
+        runner: CliRunner, tmp_path: Path) -> None:
+    # DGX H100: 6 x 3.3 kW PSUs, 3 per feed = 9.9 kW < 10.2 kW max (GPU110)
+    res = runner.invoke(cli, ["lint", str(SITES / "superpod-h100-4su")])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"site\.yaml:23:5: GPU110 warning: node group dgx \(dgx-h100\): on a "
+                     r"feed loss its 3 of 6 PSUs on the other feed deliver 9\.9 kW of its "
+                     r"10\.2 kW maximum, so every node runs power-capped", res.stdout)
+    # PSUs rated so that half of them carry the maximum: no finding
+    cat = tmp_path / "psu-catalog.yaml"
+    node = next(n for n in yaml.safe_load((ROOT / "provision/catalog/nodes.yaml").read_text())
+                ["nodes"] if n["name"] == "dgx-h100")
+    cat.write_text(yaml.safe_dump({"nodes": [{**node, "psu_kw": 3.4}]}))
+    text = (SITES / "superpod-h100-4su" / "site.yaml").read_text()
+    site = tmp_path / "site.yaml"
+    site.write_text(f"catalogs: [{cat.name}]\n{text}")
+    res = runner.invoke(cli, ["lint", str(site)])
+    assert res.exit_code == 0 and "GPU110" not in res.output, res.output
+    assert res.output.strip() == "ok: no findings", res.output
+
+
 def test_unquoted_version_says_quote_it_with_what_was_written(runner: CliRunner) -> None:
     res = runner.invoke(cli, ["lint", str(BROKEN / "version-unquoted-float.yaml")])
     assert res.exit_code == 1

@@ -21,6 +21,8 @@ PsuInlet = Literal["c14", "c20", "hardwired"]
 outlet, up to 16 A), or hardwired (fed by its own whips or a busbar, no PDU outlet)."""
 
 _PSUS = "Power supplies (each cabled to a PDU outlet; the planner spreads them over the A and B feeds)."
+_PSU_KW = ("Output rating of one PSU, kW. With it lint checks that the PSUs on one feed "
+           "carry max_power_kw (GPU110: on a feed loss the node is power-capped).")
 _INLET = ("Inlet of each PSU: c14 (C13 outlet), c20 (C19 outlet) or hardwired (its own feed, no "
           "PDU outlet).")
 
@@ -79,6 +81,7 @@ class NodeType(StrictModel):
     liquid_cooled: bool = Field(default=False, description="Requires direct liquid cooling.")
     psus: PositiveInt = Field(default=2, description=_PSUS)
     psu_inlet: PsuInlet = Field(default="c14", description=_INLET)
+    psu_kw: PositiveFloat | None = Field(default=None, description=_PSU_KW)
 
 
 class SwitchType(StrictModel):

@@ -9,6 +9,7 @@ GPU104 cooling cannot carry rack density · GPU105 liquid-cooled node in a non-l
 GPU106 rack load over what one feed's PDUs deliver (N+N) · GPU107 too few PDU outlets (C13/C19)
 GPU108 PSUs not spread over A and B feeds (one PDU, or a one-PSU device)
 GPU109 PUE target implausible for the climate (warning)
+GPU110 PSUs on one feed cannot carry the node's max power: capped on a feed loss (warning)
 GPU111 node does not fit its rack (U) · GPU112 not enough racks for the count
 GPU113 two nodes overlap in a rack · GPU114 two node groups share rack units
 GPU115 rows (or halls) on the same floor position

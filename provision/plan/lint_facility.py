@@ -1,5 +1,6 @@
 """Lint rules about the floor and the racks: rows that stand on each other, node groups that
-share rack units, and a PUE target the climate cannot deliver."""
+share rack units, a PUE target the climate cannot deliver, and nodes whose PSUs on one feed
+cannot carry them."""
 
 from __future__ import annotations
 
@@ -100,3 +101,25 @@ def pue_for_climate(ls: LoadedSite) -> Iterator[Finding]:
             "GPU109", f"PUE target {info.pue_target:g} is above what a new {info.climate} "
             f"site should need (plausible: {best:g}-{worst:g})", "check the cooling design "
             "or the PUE figure", "site", "pue_target", severity="warning")
+
+
+@rule
+def feed_loss_power_cap(ls: LoadedSite) -> Iterator[Finding]:
+    """GPU110 (warning): a node type whose PSUs on one feed (half of them, as the planner
+    spreads them over A and B) deliver less than its maximum draw: a feed loss leaves every
+    such node running power-capped, at reduced performance, until the feed is back."""
+    for i, g in enumerate(ls.site.node_groups):
+        t = ls.catalog.nodes.get(g.type)
+        if t is None or t.psu_kw is None or t.psus < 2:
+            continue
+        half = t.psus // 2
+        if half * t.psu_kw + _EPS >= t.max_power_kw:
+            continue
+        yield finding(
+            "GPU110", f"node group {g.name} ({g.type}): on a feed loss its {half} of "
+            f"{t.psus} PSUs on the other feed deliver {half * t.psu_kw:g} kW of its "
+            f"{t.max_power_kw:g} kW maximum, so every node runs power-capped (reduced "
+            "GPU clocks, slower jobs) until the feed is back",
+            "nothing to change if that is acceptable (the vendor's 4+2 rating); otherwise "
+            "use a node type whose PSUs on one feed carry its maximum (psus/2 x psu_kw)",
+            "node_groups", i, "type", subject=g.name, severity="warning")
