@@ -1,4 +1,5 @@
-"""Chaos: ``gpuctl provision site`` killed at random moments on the lab, then resumed.
+"""Chaos: ``gpuctl provision site`` and ``gpuctl burnin run`` killed at random moments on
+the lab, then resumed.
 
 SIGKILL 10 times and SIGTERM 3 times, at a random moment of a short phase subset (the Python
 phases, and base for some SIGKILLs so a live ``ansible-playbook`` is killed with its gpuctl),
@@ -7,7 +8,17 @@ and (SIGTERM) the run ended within 5 s with exit 130. After every resume: all ho
 host-phase that had finished before the kill was done again, no temp file left, and the
 history has no run left ``running``. A run's temp files all live in its run directory
 (``SITE/.gpuctl/runs/<pid>``), so "none left" is that folder being empty: ``/tmp`` is shared
-with other users and cannot be attributed. Prints the tally (``chaos: 13/13 provision``).
+with other users and cannot be attributed.
+
+Burn-in, on a lab of its own (a copy of the ``lab`` site, simulated GPUs and HCAs): a
+standard run killed 4 times with SIGKILL and once with SIGTERM, each kill followed by
+``--resume`` (which is the next trial's run; the last one completes). After every kill
+nothing of the run is alive 2 s later -- its local children and every command it started on
+the hosts (perftest servers, mpirun, probes: the remote guard's ``gpuctl-guard`` trees) --
+and no hostfile is left in ``/tmp`` (the lab hosts share it). At the end the run directory is
+gone, the history reads every killed run ``interrupted`` (SIGKILL: "stale: pid N gone") and
+the last one ``ok``, and no probe finished before a kill was run again.
+Prints the tally: ``chaos: 13/13 provision, 5/5 burn-in``.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from burnin_labsite import burnin_lab, own_site  # noqa: E402
 from test_provision_lab import HOSTS, ROOT, SITE, Lab, _unavailable, lab_site  # noqa: E402,F401
 
 from provision.execute.childguard import descendants  # noqa: E402
@@ -35,6 +47,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))]
 
 RUNS_DIR = SITE / ".gpuctl" / "runs"
+TALLY: dict[str, str] = {}
 
 
 def _argv(lab: Lab, db: Path, phases: str, *extra: str) -> list[str]:
@@ -143,6 +156,7 @@ def test_chaos_kills_and_resumes(lab_site: Lab) -> None:  # noqa: F811
     assert {r.status for r in runs[1::2]} <= {"interrupted", "ok"}, "history inconsistent"
     assert all(r.finished_at is not None and r.finished_at >= r.started_at for r in runs)
     kills = sum(s == signal.SIGKILL for s, _, _ in trials)
+    TALLY["provision"] = f"{ok}/{len(trials)} provision"
     print(f"\nchaos: {ok}/{len(trials)} provision ({kills} SIGKILL, "
           f"{len(trials) - kills} SIGTERM), each resumed")
 
@@ -181,3 +195,87 @@ def test_sigterm_with_a_host_down_in_image_ends_within_5_s(lab_site: Lab) -> Non
         assert run.status == "interrupted"
         mine = {r.host: r.status for r in st.results_for(run.id, "image")}
     assert mine.get("lab-gpu-02") == "running", mine  # power-cycled, never back: not done
+
+
+def _guarded_trees() -> list[int]:
+    """Every process of a remote guard (``sh -c ... gpuctl-guard CMD``) and all below it: the
+    commands burn-in started on the lab hosts (one PID namespace with this machine)."""
+    roots = _mentioning("gpuctl-guard")
+    return _live(sorted({p for r in roots for p in [r, *descendants(r)]}))
+
+
+def _hostfiles(since: float) -> list[str]:
+    out = []
+    for entry in Path("/tmp").glob("gpuctl-burnin-*"):
+        try:
+            if entry.stat().st_mtime >= since:
+                out.append(str(entry))
+        except OSError:
+            pass
+    return out
+
+
+def test_chaos_burnin_kills_and_resumes(tmp_path: Path) -> None:
+    rng = random.Random(int(os.environ.get("GPUCTL_CHAOS_SEED", "17")) + 1)
+    site = own_site(tmp_path, "cb")
+    db = tmp_path / "burnin.db"
+    trials = [signal.SIGKILL] * 4 + [signal.SIGTERM]
+    rng.shuffle(trials)
+    began = time.time()
+    ok = 0
+    with burnin_lab(site, tmp_path / "lab") as lab_dir:
+        def argv(*extra: str) -> list[str]:
+            return [sys.executable, "-m", "provision.cli.main", "burnin", "run", str(site),
+                    "--rack", "a01", "--level", "standard", "--lab-dir", str(lab_dir),
+                    "--store", str(db), "--format", "json", "--timeout", "120", *extra]
+
+        for number, sig in enumerate(trials):
+            extra = ("--resume",) if number else ()
+            proc = subprocess.Popen(argv(*extra), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+            try:
+                time.sleep(rng.uniform(2.0, 14.0))
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                tree = descendants(proc.pid) + _guarded_trees()
+                sent = time.monotonic()
+                proc.send_signal(sig)
+                rc = proc.wait(30)
+                if sig == signal.SIGTERM:
+                    assert rc == 130, proc.stderr.read() if proc.stderr else ""
+                    assert time.monotonic() - sent < 5.0, "SIGTERM took longer than 5 s"
+                time.sleep(max(0.0, 2.0 - (time.monotonic() - sent)))
+                assert not _live(tree), f"alive 2 s after {sig.name}: {_live(tree)}"
+                assert not _guarded_trees(), "a command of the killed run lives on a host"
+                assert not _hostfiles(began), _hostfiles(began)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(30)
+            ok += 1
+        done = subprocess.run(argv("--resume"), cwd=ROOT, capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout)["ok"] is True
+    runs_dir = site / ".gpuctl" / "runs"
+    assert not (list(runs_dir.iterdir()) if runs_dir.is_dir() else []), "run dirs left"
+    assert not _hostfiles(began)
+    from provision.burnin.store import open_burnin_store
+
+    with open_burnin_store(db) as st:
+        st.runs.reap()
+        runs = st.burnin_runs(site.name, limit=100)  # latest first
+    with sqlite3.connect(db) as conn:
+        outputs = {r.id: dict(conn.execute("SELECT unit, recorded_at FROM burnin_outputs "
+                                           "WHERE run_id=?", (r.id,)).fetchall())
+                   for r in runs}
+    assert runs[0].status == "ok", runs[0]
+    assert all(r.status == "interrupted" for r in runs[1:]), [(r.id, r.status) for r in runs]
+    assert all(r.finished_at is not None and r.finished_at >= r.started_at for r in runs)
+    assert len(runs) in (len(trials) + 1, len(trials)), "one run per start (a kill during " \
+        "the fabric check leaves none)"
+    final = outputs[runs[0].id]
+    for r in runs[1:]:  # a probe finished before a kill was kept, not run again
+        for unit, at in outputs[r.id].items():
+            assert final.get(unit) == at, f"run {r.id}: {unit} was run again"
+    TALLY["burn-in"] = f"{ok}/{len(trials)} burn-in"
+    print(f"\nchaos: {', '.join(TALLY[k] for k in ('provision', 'burn-in') if k in TALLY)}")
