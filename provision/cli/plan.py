@@ -14,6 +14,7 @@ from provision.errors import UsageError
 from provision.loader import load_discovered_guids
 from provision.plan.build import summary
 from provision.plan.load import load_and_plan
+from provision.plan.oversubscription import TIER_LABEL, ratio_text
 from provision.render.files import diff_tree
 from provision.render.plan_review import REVIEWED, review, review_lines
 from provision.render.site_files import render_all, write_all
@@ -114,6 +115,9 @@ def _print_summary(s: dict[str, object], out: Path, nfiles: int) -> None:
     for fab, tiers in dict(s["switches"]).items():  # type: ignore[call-overload]
         total = sum(tiers.values())
         t.add_row(f"switches {fab}", f"{total} ({', '.join(f'{k} {v}' for k, v in tiers.items()) if len(tiers) < 6 else 'by tier/plane in plan.json'})")
+    for fab, tiers in dict(s["oversubscription"]).items():  # type: ignore[call-overload]
+        t.add_row(f"oversubscription {fab}", ", ".join(
+            f"{TIER_LABEL[k]} {ratio_text(v)}" for k, v in tiers.items()))
     for k, v in dict(s["cables"]).items():  # type: ignore[call-overload]
         t.add_row(f"physical cables {k}", str(v))
     for k, v in dict(s["optics"]).items():  # type: ignore[call-overload]

@@ -290,6 +290,14 @@ class EthernetFabric(StrictModel):
     uplink_gbps: PositiveInt | None = Field(
         default=None, description="Speed ToR-to-aggregation links run at when the two switch "
         "models differ; at most the slower end. Unset: the speeds must match.")
+    core_uplinks: int = Field(
+        default=2, ge=2, multiple_of=2, description="Uplinks from each aggregation switch "
+        "to the core pair, half to each core switch (its top ports); more lowers the "
+        "aggregation tier's oversubscription (cross-block and cross-hall traffic).")
+    max_oversubscription: PositiveFloat | None = Field(
+        default=None, description="Most downlink:uplink bandwidth a ToR or aggregation "
+        "switch of this network may have (GPU155, a warning). Unset: 4 for storage, 8 for "
+        "in-band, no limit for out-of-band.")
     pairs_in_one_rack: bool = Field(
         default=False, description="Let the two switches of an aggregation (or core) pair "
         "share a rack. Unset, each pair is split over two network racks (two failure "

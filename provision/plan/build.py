@@ -24,6 +24,7 @@ from provision.plan.management import (
     reserve_oob_tors,
     seat_reserved,
 )
+from provision.plan.oversubscription import ratios as oversubscription
 from provision.plan.power import PowerPlan, plan_power
 from provision.plan.racking import (
     Appliance,
@@ -354,6 +355,9 @@ def summary(plan: Plan) -> dict[str, Any]:
     addrs = dict(sorted(Counter(a.pool for a in plan.addresses).items()))
     compute = plan.fabrics.get("compute")
     extra = {n: _ib_summary(plan.fabrics[n]) for n in plan.ib_names() if n != "compute"}
+    over: dict[str, dict[str, float]] = {}
+    for r in oversubscription(plan.site, plan.catalog, plan.fabrics, plan.nodes):
+        over.setdefault(r.fabric, {})[r.tier] = round(r.ratio, 2)
     return {
         "schema_version": plan.schema_version,
         "site": plan.site.site.name,
@@ -367,6 +371,8 @@ def summary(plan: Plan) -> dict[str, Any]:
         "cables": cables,
         "optics": optics,
         "addresses": addrs,
+        # per Ethernet network and tier: the worst switch's downlink:uplink bandwidth
+        "oversubscription": over,
         "power_kw": {"it_nameplate": plan.power.it_nameplate_kw,
                      "it_expected": plan.power.it_expected_kw,
                      "facility": plan.power.facility_kw},

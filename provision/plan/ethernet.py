@@ -2,9 +2,10 @@
 
 With a ``spine_switch`` the ToRs uplink to aggregation pairs, one pair per block of ToRs; a
 block never spans two halls (each hall has its own aggregation, placed in that hall's
-network racks). Every aggregation switch keeps its top ``CORE_UPLINKS`` ports for the core
-pair; a fabric with more than one block gets that pair (the halls' or blocks' aggregation
-joined into one network), placed near the first block.
+network racks). Every aggregation switch keeps its top ``core_uplinks`` ports (the site's,
+default ``CORE_UPLINKS``; half to each core switch) for the core pair; a fabric with more
+than one block gets that pair (the halls' or blocks' aggregation joined into one network),
+placed near the first block.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ TOR_UPLINKS = 2
 """Uplinks from each ToR to the aggregation layer (one per aggregation switch pair)."""
 
 CORE_UPLINKS = 2
-"""Uplinks from each aggregation switch to the core pair (one per core switch); the top
-ports of every aggregation switch, kept free while the fabric has one block."""
+"""Default uplinks from each aggregation switch to the core pair (one per core switch); the
+top ports of every aggregation switch, kept free while the fabric has one block. A site
+sets more with ``core_uplinks`` (the agg -> core oversubscription, see oversubscription.py)."""
 
-CORE_SWITCHES = CORE_UPLINKS
+CORE_SWITCHES = 2
 """Switches of the core pair."""
 
 PREFIX = {"storage": "st", "inband": "inb", "oob": "oob"}
@@ -90,10 +92,11 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
         # Each block of `size` ToRs gets its own pair of aggregation switches; the pairs
         # of all blocks uplink to one core pair.
         fab.tiers = 2
-        size = agg_model.ports - CORE_UPLINKS
+        k = cfg.core_uplinks
+        size = agg_model.ports - k
         if size < 1:
             raise PlanError(f"{name} fabric: aggregation switch {agg_model.name} has "
-                            f"{agg_model.ports} ports, too few for ToRs and {CORE_UPLINKS} "
+                            f"{agg_model.ports} ports, too few for ToRs and {k} "
                             "core uplinks")
         per_hall = -(-hall_positions * cfg.per_rack // size) if hall_positions else 0
         if positions is None:
@@ -121,25 +124,28 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
                                           str(tor_model.ports - up + 1 + u), aggs[u].name,
                                           str(slot + 1)))
         if len(blocks) > 1:
-            _add_core(fab, name, prefix, agg_model.name, agg_model.ports, tops)
+            _add_core(fab, name, prefix, agg_model.name, agg_model.ports, tops, k)
     return fab
 
 
 def _add_core(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
-              aggs: Sequence[Switch]) -> None:
-    """The core pair joining every aggregation block: each aggregation switch's top ports go
-    to the cores, on a core port keyed by its block (a block added later takes ports nobody
-    holds)."""
+              aggs: Sequence[Switch], k: int) -> None:
+    """The core pair joining every aggregation block: each aggregation switch's top ``k``
+    ports go to the cores (half to each), on core ports keyed by its block (a block added
+    later takes ports nobody holds)."""
     fab.tiers = 3
     cores = [Switch(f"{prefix}-core-{j + 1}", model, name, "core") for j in range(CORE_SWITCHES)]
     fab.switches.extend(cores)
     for agg in aggs:
         assert agg.pod is not None
         j = int(agg.name.rsplit("-", 1)[1]) - 1
-        port = (agg.pod - 1) * TOR_UPLINKS + j + 1
-        if port > ports:
+        per = k // CORE_SWITCHES
+        base = ((agg.pod - 1) * TOR_UPLINKS + j) * per
+        if base + per > ports:
             raise PlanError(f"{name} fabric: core switch {model} has {ports} ports, too few "
                             f"for aggregation switch {agg.name} (block {agg.pod})")
         for u, core in enumerate(cores):
-            fab.links.append(Link(name, "agg-core", agg.name, str(ports - CORE_UPLINKS + 1 + u),
-                                  core.name, str(port)))
+            for m in range(per):
+                fab.links.append(Link(name, "agg-core", agg.name,
+                                      str(ports - k + 1 + u * per + m), core.name,
+                                      str(base + m + 1)))

@@ -31,6 +31,7 @@ GPU147 node group on two InfiniBand fabrics · GPU148 reserved InfiniBand fabric
 GPU149 UFM ports on a further InfiniBand fabric (fabrics.infiniband)
 GPU150 more nodes on a fabric than its design capacity (warning)
 GPU154 rows do not hold a fabric's design capacity yet (warning)
+GPU155 Ethernet tier oversubscribed past the network's max_oversubscription (warning)
 GPU153 addressing.ipoib_fabrics names an InfiniBand fabric the site does not have
 GPU151 address pool too small · GPU152 address pools overlap
 GPU161 fabric manager version != driver · GPU162 CUDA newer than the driver branch supports
@@ -69,7 +70,7 @@ from provision.plan import (  # noqa: F401  (their rules)
 )
 from provision.plan.build import Plan, build_plan
 from provision.plan.layout import layout_racks, slot_indices, su_breaks
-from provision.plan.lint_devices import feed_findings, pair_findings
+from provision.plan.lint_devices import feed_findings, oversubscription_findings, pair_findings
 from provision.plan.lintbase import RULES, Finding, finding, group, rule
 from provision.plan.power import COOLING_LIMIT_KW
 from provision.plan.versions import matrix, version_tuple
@@ -378,6 +379,7 @@ def lint(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
             findings += list(power_findings(ls, plan))
             findings += list(pair_findings(ls, plan))
             findings += list(feed_findings(ls, plan))
+            findings += list(oversubscription_findings(ls, plan))
             findings += list(_hostnames(plan))
     out = []
     for f in findings:

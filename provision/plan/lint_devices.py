@@ -1,5 +1,5 @@
-"""Lint rules over the built plan's devices: redundant switch pairs that share a rack, and
-power as delivered (A/B feeds, PDUs, outlets).
+"""Lint rules over the built plan's devices: redundant switch pairs that share a rack, power
+as delivered (A/B feeds, PDUs, outlets) and Ethernet tiers oversubscribed past the limit.
 
 The pair and feed rules run on the Plan (lint builds it once), because where a switch lands
 depends on the space and power every other device left; ``unknown_pdu`` runs before it.
@@ -7,11 +7,13 @@ depends on the space and power every other device left; ``unknown_pdu`` runs bef
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
 from provision.plan.lintbase import Finding, finding, rule
+from provision.plan.oversubscription import TierRatio, limit, ratio_text, ratios
 
 ETHERNET = ("storage", "inband", "oob")
 TIER_NAME = {"agg": "aggregation", "core": "core"}
@@ -98,6 +100,34 @@ def feed_findings(ls: LoadedSite, plan: Plan) -> Iterator[Finding]:
                 "that feed's loss takes it down", "use a model with two PSUs (catalog psus) "
                 "for anything that must survive a feed loss", "halls", hi, "rows", ri,
                 "rack", "pdus", subject=name)
+
+
+def oversubscription_findings(ls: LoadedSite, plan: Plan) -> Iterator[Finding]:
+    """GPU155 (warning): a ToR or aggregation tier whose worst switch has more downlink than
+    uplink bandwidth than the network allows (``max_oversubscription``, or the default)."""
+    for r in ratios(plan.site, plan.catalog, plan.fabrics, plan.nodes):
+        most = limit(plan.site, r.fabric)
+        if most is None or r.ratio <= most + 1e-9:
+            continue
+        cfg = getattr(ls.site.fabrics, r.fabric)
+        to = "aggregation" if r.tier == "tor" else "core (traffic between blocks or halls)"
+        fix = ("more ToR uplink bandwidth (faster uplink_gbps) or fewer node ports per ToR"
+               if r.tier == "tor" else
+               f"raise fabrics.{r.fabric}.core_uplinks (now {cfg.core_uplinks}) to "
+               f"{_uplinks_for(r, most, cfg.core_uplinks)}")
+        yield finding(
+            "GPU155", f"{r.fabric} network: {r.tier} tier oversubscribed "
+            f"{ratio_text(r.ratio)} toward the {to} ({r.switch}: {r.down_gbps:,} Gb/s down, "
+            f"{r.up_gbps:,} Gb/s up), over the {ratio_text(most)} limit: traffic that "
+            "leaves the switch gets that share of line rate when every port is busy",
+            f"{fix}, or set fabrics.{r.fabric}.max_oversubscription",
+            "fabrics", r.fabric, subject=r.switch, severity="warning")
+
+
+def _uplinks_for(r: TierRatio, most: float, now: int) -> int:
+    """The even core_uplinks that bring ``r`` within ``most`` (each uplink as fast as now)."""
+    need = math.ceil(r.down_gbps / (r.up_gbps / now * most) - 1e-9)
+    return need + need % 2
 
 
 @rule

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 
 from provision.plan.build import Plan, summary
+from provision.plan.oversubscription import TIER_LABEL, ratio_text
 from provision.render.pictures.svg import headroom_style, thousands
 
 CSS = """
@@ -108,6 +109,9 @@ def _summary_table(s: Mapping[str, object]) -> str:
                 f"{u['nodes']}/{u['slots']}" for u in units)))
     for fab, tiers in dict(s["switches"]).items():  # type: ignore[call-overload]
         rows.append((f"switches, {fab}", ", ".join(f"{k} {v}" for k, v in tiers.items())))
+    for fab, tiers in dict(s["oversubscription"]).items():  # type: ignore[call-overload]
+        rows.append((f"oversubscription, {fab} (down:up)", ", ".join(
+            f"{TIER_LABEL[k]} {ratio_text(v)}" for k, v in tiers.items())))
     for k, v in dict(s["cables"]).items():  # type: ignore[call-overload]
         rows.append((f"physical cables, {k}", v))
     for k, v in dict(s["optics"]).items():  # type: ignore[call-overload]
