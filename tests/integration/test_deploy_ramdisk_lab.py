@@ -2,7 +2,8 @@
 kernel and initrd of a real image (built with mmdebstrap once and cached, keyed by its
 package list) plus gpuctl's deploy.cpio.gz, gets an address by DHCP, fetches disk.img over
 HTTP, writes it, checks its sha256, points the written root's cloud-init at the node's seed,
-reports to /deploy/<host>/done and powers off. With a wrong digest it reports
+reports to /deploy/<host>/done and powers off; started again from its disk, it boots the
+written image's kernel, which mounts its root from the VM's disk. With a wrong digest it reports
 failed/checksum-mismatch, which the image phase words as "image checksum mismatch". The disk
 image is a small one made by the same code as the real one (a full 768 MiB write takes
 minutes under TCG here); its boot partition carries the image's real kernel and initrd.
@@ -166,6 +167,34 @@ def test_ramdisk_writes_verifies_and_reports(tmp_path: Path,
     hostname = subprocess.run(["debugfs", "-R", "cat /etc/hostname", str(part)],
                               capture_output=True, text=True).stdout
     assert hostname == "deployed\n"
+    # powered on with the boot device on disk: SeaBIOS -> the written MBR -> SYSLINUX -> the
+    # image's kernel from the boot partition, which mounts its root from the VM's disk
+    _boots_from_disk(tmp_path)
+
+
+def _boots_from_disk(tmp: Path) -> None:
+    import time
+
+    log = tmp / "disk-serial.log"
+    vm = subprocess.Popen(
+        ["qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-display", "none",
+         "-monitor", "none", "-no-reboot", "-serial", f"file:{log}", "-boot", "order=c",
+         "-drive", f"file={tmp / 'blank.qcow2'},if=virtio,format=qcow2",
+         "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        text = ""
+        while time.monotonic() < deadline and vm.poll() is None:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "EXT4-fs (vda2): mounted" in text:
+                break
+            time.sleep(1)
+        assert f"root=LABEL={disk.ROOT_LABEL}" in text, text[-2000:]
+        assert "EXT4-fs (vda2): mounted" in text, text[-2000:]
+    finally:
+        vm.kill()
+        vm.wait(timeout=30)
 
 
 def test_ramdisk_reports_a_checksum_mismatch(tmp_path: Path,
