@@ -3,7 +3,7 @@
 Each host sees the machine's /etc, /var, /opt, /usr and /root through an overlay whose upper
 dir lives under ``<lab_dir>/hosts/<name>/upper/``. Before the overlays are mounted the lab
 seeds the upper dirs with what makes the host itself: /etc/hostname, /etc/hosts,
-/etc/machine-id, root's authorized_keys, the InfiniBand settings (/etc/gpuctl-lab/ib.json)
+/etc/machine-id, root's authorized_keys and plain shell start files, the InfiniBand settings (/etc/gpuctl-lab/ib.json)
 and the tool wrappers in /usr/local/bin.
 """
 
@@ -30,6 +30,8 @@ IB_TOOLS = (
 IB_CONFIG = "etc/gpuctl-lab/ib.json"
 WRAPPER = "usr/local/lib/gpuctl-lab/ibwrap"
 UMAD2SIM = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so"
+ROOT_SHELL_FILES = (".bashrc", ".profile", ".bash_profile", ".bash_login")
+ROOT_SHELL_TEXT = "# gpuctl lab host: root's shell as on a fresh server (nothing sourced)\n"
 _UNSAFE = (",", ":", " ", "\n", "=")
 
 
@@ -107,6 +109,11 @@ def prepare_host(host_dir: Path, host: HostRecord, *, all_hosts: Sequence[HostRe
     ssh_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(ssh_dir, 0o700)
     write_private(ssh_dir / "authorized_keys", admin_public_key + " gpuctl-lab-admin\n")
+    # root's shell starts as on a freshly installed server, not with this machine's login
+    # files: sshd's bash reads ~/.bashrc for every command, and a developer's profile (pyenv
+    # init and its rehash lock, say) would run before each probe on every host.
+    for name in ROOT_SHELL_FILES:
+        _write(upper / "root" / name, ROOT_SHELL_TEXT)
     ib_config = {"server": ib.server, "port": ib.port, "preload": ib.preload,
                  "tools": ib.tools, "hcas": list(host.hca_ids)}
     _write(upper / IB_CONFIG, json.dumps(ib_config, indent=2, sort_keys=True) + "\n")
