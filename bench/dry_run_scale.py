@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from provision.execute import offline, phases  # noqa: E402
-from provision.execute.inventory import inventory_text, targets  # noqa: E402
+from provision.execute.access import resolve  # noqa: E402
+from provision.execute.inventory import inventory_text  # noqa: E402
 from provision.plan.load import load_and_plan  # noqa: E402
 from provision.plan.stacks import node_stacks  # noqa: E402
 from tests.mixed_site import write_mixed_site  # noqa: E402
@@ -50,7 +51,7 @@ def parts(site: Path) -> dict[str, float | int]:
     t0 = time.perf_counter()
     _, plan = load_and_plan(site)
     t1 = time.perf_counter()
-    t = targets(plan)
+    t = resolve(plan)
     hosts = [h.name for h in t.hosts]
     with tempfile.TemporaryDirectory(prefix="gpuctl-bench-") as tmp:
         inv = Path(tmp) / "inventory.json"

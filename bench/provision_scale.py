@@ -28,6 +28,7 @@ from provision_labspec import provision_spec  # noqa: E402
 from provision import lab  # noqa: E402
 from provision.errors import GpuctlError  # noqa: E402
 from provision.execute import session  # noqa: E402
+from provision.execute.access import FILE_NAME, load  # noqa: E402
 from provision.execute.display import QuietReporter  # noqa: E402
 from provision.execute.store import open_store  # noqa: E402
 from provision.plan.load import load_and_plan  # noqa: E402
@@ -57,7 +58,8 @@ def measure(n: int, defaults: bool, tmp: Path, site: Path) -> dict[str, float]:
     try:
         lab.up(spec, root)
         db = tmp / f"{lab_name}-{n}.db"
-        opts = session.SessionOptions(phases=PHASES, lab_dir=root, store=str(db),
+        opts = session.SessionOptions(phases=PHASES, access=load(root / FILE_NAME),
+                                      store=str(db),
                                       forks=5 if defaults else None,
                                       ansible_defaults=defaults)
         started = time.monotonic()

@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from provision.burnin import session
-from provision.burnin.backend import Collector, CommandResult
 from provision.burnin.report import RunReport
 from provision.burnin.session import BurninOptions, run_burnin
 from provision.burnin.store import open_burnin_store, record_fabric_verify
 from provision.burnin.targets import rack_targets
 from provision.cli.main import cli
 from provision.errors import ExecutionError
+from provision.execute.remote import Collector, CommandResult
 from provision.lab.hwsim import default_personality
 from provision.lab.hwsim.local import LocalSim
 from provision.lab.simexec import InProcessSimExecutor
@@ -49,7 +49,7 @@ def executor(sim: LocalSim, plan: Plan) -> InProcessSimExecutor:
 def run(planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp: Path, level: str = "standard",
         **kw: Any) -> tuple[RunReport, InProcessSimExecutor]:
     ex = kw.pop("ex", None) or executor(sim, planned[1])
-    opts = BurninOptions(rack="a01", level=level, no_lab=True, skip_fabric=True,
+    opts = BurninOptions(rack="a01", level=level, skip_fabric=True,
                          store=str(tmp / "burnin.db"), report_dir=tmp / "reports", soak_s=0,
                          **kw)
     return run_burnin(*planned, opts, executor=ex), ex

@@ -149,12 +149,12 @@ def test_provision_targets_verify_against_the_seeded_known_hosts(tmp_path: Path,
 
     site, _adm, _ = seeded_site(tmp_path, runner)
     loaded, plan = load_and_plan(site)
-    t = build_targets(loaded, plan, SessionOptions(no_lab=True))
+    t = build_targets(loaded, plan, SessionOptions())
     assert {h.ssh.known_hosts for h in t.hosts} == {site / ".gpuctl" / "known_hosts"}
     fresh = make_site(tmp_path / "fresh", [TINY], "tiny")
     loaded, plan = load_and_plan(fresh)
-    assert {h.ssh.known_hosts for h in build_targets(loaded, plan, SessionOptions(
-        no_lab=True)).hosts} == {None}
+    assert {h.ssh.known_hosts for h in build_targets(loaded, plan,
+                                                     SessionOptions()).hosts} == {None}
 
 
 def test_boot_services_inputs_written_for_the_playbook(tmp_path: Path, runner: CliRunner) -> None:

@@ -76,6 +76,13 @@ def _offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
     return bad
 
 
+def test_runtime_layers_never_import_the_lab_or_the_cli() -> None:
+    """execute/, burnin/ and fabric/ run against any place (a site, the lab): how hosts are
+    reached is data (the access file), so none of them may know the lab or the CLI."""
+    for package in ("provision.execute", "provision.burnin", "provision.fabric"):
+        assert _offenders(package, ("provision.lab", "provision.cli")) == []
+
+
 def test_lab_does_not_import_the_cli() -> None:
     """The lab is a provider under the CLI; what it needs (load_and_plan) is a library."""
     assert _offenders("provision.lab", ("provision.cli",)) == []

@@ -17,9 +17,10 @@ from click.testing import CliRunner
 
 from provision.cli.main import cli
 from provision.execute import ansible, events, phases, rundir, steps
+from provision.execute.access import resolve
 from provision.execute.display import QuietReporter
 from provision.execute.events import HostTally
-from provision.execute.inventory import inventory_text, select, targets
+from provision.execute.inventory import inventory_text, select
 from provision.execute.redfish import RedfishClient
 from provision.execute.store import open_store
 from provision.plan.load import load_and_plan
@@ -57,7 +58,7 @@ def no_client(h: Any, s: Any) -> RedfishClient:
 
 def make_runner(tmp_path: Path, fake: FakePlaybooks) -> tuple[phases.Runner, list[str]]:
     _, plan = load_and_plan(LAB_SITE)
-    t = targets(plan)
+    t = resolve(plan)
     store = open_store(tmp_path / "p.db")
     runner = phases.Runner(targets=t, store=store, reporter=QuietReporter(),
                            executor=steps.SerialExecutor(), client=no_client,
@@ -132,7 +133,7 @@ def test_parse_phases() -> None:
 
 def test_limit_by_rack_group_and_names() -> None:
     _, plan = load_and_plan(LAB_SITE)
-    t = targets(plan)
+    t = resolve(plan)
     assert select(t, "rack=a01") == [f"lab-gpu-0{i}" for i in range(1, 5)]
     assert select(t, "lab-gpu-03,lab-gpu-01") == ["lab-gpu-01", "lab-gpu-03"]
     with pytest.raises(Exception, match="no rack 'zz'"):
@@ -204,7 +205,7 @@ def test_offline_check_reports_a_broken_playbook(tmp_path: Path) -> None:
     (books / "base.yml").write_text("- name: Broken\n  hosts: gpuctl_nodes\n  tasks:\n"
                                     "    - name: Bad\n      ansible.builtin.not_a_module: {}\n")
     _, plan = load_and_plan(LAB_SITE)
-    t = targets(plan)
+    t = resolve(plan)
     inv = tmp_path / "inventory.json"
     inv.write_text(inventory_text(plan, t))
     report = offline_check(t, select(t, None), ["preflight", "base"], inv, playbooks=books)
@@ -232,7 +233,7 @@ def test_run_inventory_holds_the_selected_hosts_and_the_control_plane() -> None:
     from provision.execute.session import inventory_hosts, rendered_inventory
 
     _, plan = load_and_plan(LAB_SITE)
-    t = targets(plan)
+    t = resolve(plan)
     keep = inventory_hosts(select(t, "lab-gpu-01"),
                            {"kubernetes_node_control_plane_host": "lab-gpu-03"})
     assert keep == {"lab-gpu-01", "lab-gpu-03"}
@@ -256,7 +257,7 @@ def test_phases_skip_the_hosts_they_do_not_apply_to(tmp_path: Path) -> None:
 
     site = write_mixed_site(tmp_path / "mixed")
     _, plan = load_and_plan(site)
-    t = targets(plan)
+    t = resolve(plan)
     fake = FakePlaybooks(bad=set())
     runner = phases.Runner(targets=t, store=open_store(tmp_path / "p.db"),
                            reporter=QuietReporter(), executor=steps.SerialExecutor(),

@@ -36,7 +36,7 @@ _PROBLEM = re.compile(r"fail|error|warn|not found|down|unable|couldn't", re.IGNO
 
 def _last_line(text: str) -> str:
     """The most telling line of stderr: the first that names a problem, else the last."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "simulator" not in ln]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     telling = [ln for ln in lines if _PROBLEM.search(ln)]
     pick = telling[0] if telling else (lines[-1] if lines else "")
     return pick[:200]

@@ -2,7 +2,7 @@
 
 The :class:`Runner` decides what runs and in which order (the checks of the level from the
 check table, :mod:`provision.burnin.checks`, and the pure scheduling and isolation modules),
-runs it through an :class:`~provision.burnin.backend.Executor`, writes
+runs it through a :class:`~provision.execute.remote.RemoteExecutor`, writes
 every unit's raw output to the store the moment it finishes (so ``--resume`` skips it), and
 judges everything from those outputs at the end.
 """
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from provision.burnin import checks as ck
 from provision.burnin import evaluate as ev
 from provision.burnin import judge as j
-from provision.burnin.backend import CommandResult, Executor, Running
 from provision.burnin.isolate import Group, Isolation, isolate
 from provision.burnin.schedule import round_robin, run_bounded
 from provision.burnin.store import BurninStore, UnitOutput
 from provision.burnin.targets import NodeTarget, mpirun_argv, nccl_argv
 from provision.burnin.thresholds import Thresholds
 from provision.errors import GpuctlError
+from provision.execute.remote import CommandResult, RemoteExecutor, Running
 
 PAIR_TIMEOUT_S = 120.0
 """A perftest server gives up after this long (it waits for its client forever otherwise)."""
@@ -70,7 +70,7 @@ class Outcome:
 
 
 class Runner:
-    def __init__(self, cfg: RunConfig, executor: Executor, store: BurninStore, run_id: int,
+    def __init__(self, cfg: RunConfig, executor: RemoteExecutor, store: BurninStore, run_id: int,
                  progress: Progress | None = None) -> None:
         self.cfg = cfg
         self.ex = executor

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision.burnin import backend
 from provision.burnin.flow import execute
 from provision.burnin.html import render_html
 from provision.burnin.report import RunReport, junit_xml
@@ -22,7 +21,10 @@ from provision.burnin.runner import RunConfig, Runner
 from provision.burnin.store import BurninStore, open_burnin_store
 from provision.burnin.targets import NodeTarget, other_rack_node, rack_targets
 from provision.burnin.thresholds import thresholds_for
-from provision.errors import GpuctlError, UsageError
+from provision.errors import ExecutionError, GpuctlError, UsageError
+from provision.execute.access import Access
+from provision.execute.remote import RemoteExecutor, SshExecutor
+from provision.execute.steps import Outcome
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
 from provision.render.plan_files import plan_version
@@ -36,35 +38,21 @@ class BurninOptions:
     resume: bool = False
     report_dir: Path | None = None
     store: str | None = None
-    lab_dir: Path | None = None
-    no_lab: bool = False
+    access: Access = field(default_factory=Access)  # how nodes are reached (--access)
     workers: int = 16
     timeout_s: float = 900.0
     soak_s: float = 3600.0
-    ssh_user: str = "root"
-    ssh_key: Path | None = None
-    known_hosts: Path | None = None
     skip_fabric: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     """Set (SIGTERM): every running command stops at once, nothing more starts."""
 
 
-def find_lab(loaded: LoadedSite, opts: BurninOptions) -> Path | None:
-    """``--lab-dir``, else ``.lab/<site>`` when a lab is recorded there."""
-    if opts.no_lab:
-        return None
-    if opts.lab_dir is not None:
-        return opts.lab_dir
-    from provision.lab import default_lab_dir
-
-    candidate = default_lab_dir(loaded.site.site.name)
-    return candidate if (candidate / "state.json").exists() else None
-
-
 def fabric_check(plan: Plan, rack: str, targets: list[NodeTarget],
-                 lab_dir: Path | None) -> tuple[str, str, dict[str, object] | None]:
+                 access: Access) -> tuple[str, str, dict[str, object] | None]:
     """(pass|fail|skip, detail, verify JSON) of ``fabric verify --live --scope rack=R`` on
-    the InfiniBand fabric of the rack's first node with HCAs (it is discovered from there)."""
+    the InfiniBand fabric of the rack's first node with HCAs (``ibnetdiscover`` here, in the
+    access file's InfiniBand environment for that node's first HCA)."""
+    from provision.execute.ibdiscover import run_ibnetdiscover
     from provision.fabric.expected import expected_fabric, parse_scope
     from provision.fabric.topology import parse_topology
     from provision.fabric.verify import verify
@@ -74,20 +62,9 @@ def fabric_check(plan: Plan, rack: str, targets: list[NodeTarget],
                        for f in [plan.ib_fabric_of(t.name)] if f is not None), "compute")
         exp = expected_fabric(plan, fabric)
         scope = parse_scope([f"rack={rack}"], exp)
-        if lab_dir is not None:
-            from provision.lab.access import run_ib_tool
-
-            first = next(t for t in targets if t.hcas)
-            done = run_ib_tool(lab_dir, f"{first.name} {first.hcas[0]}", ["ibnetdiscover"],
-                               timeout=60.0)
-            if done.returncode != 0 or not done.stdout.strip():
-                tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                raise UsageError(f"ibnetdiscover in the lab exited {done.returncode}: {tail}")
-            text = done.stdout
-        else:
-            from provision.execute.ibdiscover import run_ibnetdiscover
-
-            text = run_ibnetdiscover(timeout=60.0)
+        first = next((t for t in targets if t.hcas), None)
+        env = access.infiniband_env(first.name, first.hcas[0]) if first is not None else {}
+        text = run_ibnetdiscover(timeout=60.0, extra_env=env)
         result = verify(parse_topology(text), exp, scope)
     except (GpuctlError, StopIteration, OSError) as exc:
         return "skip", f"fabric not reachable, verify skipped: {exc}", None
@@ -97,14 +74,10 @@ def fabric_check(plan: Plan, rack: str, targets: list[NodeTarget],
     return ("pass" if result.ok else "fail"), detail, result.to_json()
 
 
-def _executor(plan: Plan, targets: list[NodeTarget], lab_dir: Path | None,
-              opts: BurninOptions) -> backend.Executor:
-    addresses = {t.name: t.address for t in targets}
-    if lab_dir is not None:
-        access = backend.lab_access(lab_dir)
-    else:
-        access = backend.SshAccess(opts.ssh_user, opts.ssh_key, opts.known_hosts)
-    return backend.SshExecutor(addresses, access, cancel=opts.cancel)
+def _executor(targets: list[NodeTarget], access: Access,
+              cancel: threading.Event) -> RemoteExecutor:
+    return SshExecutor({t.name: access.ssh_target(t.name, t.address) for t in targets},
+                       connect_timeout=access.timeouts.ssh_s or 10.0, cancel=cancel)
 
 
 def _start(store: BurninStore, site: str, version: str, opts: BurninOptions,
@@ -122,18 +95,21 @@ def _start(store: BurninStore, site: str, version: str, opts: BurninOptions,
 
 def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
                say: Callable[[str], None] = lambda _m: None,
-               executor: backend.Executor | None = None) -> RunReport:
+               executor: RemoteExecutor | None = None) -> RunReport:
+    """Run one rack's burn-in and record it. When ``opts.cancel`` is set the SSH executor
+    ends every command, the run is recorded interrupted (no verdicts, no node states) and
+    an ExecutionError says so."""
     site = plan.site.site.name
     th = thresholds_for(plan.site.burnin.profile, plan.site.burnin.overrides)
     targets = rack_targets(plan, opts.rack)
-    lab_dir = find_lab(loaded, opts)
-    if lab_dir is not None:
-        say(f"lab mode: hosts of the lab at {lab_dir}")
+    if opts.access.source is not None:
+        say(f"access: {opts.access.source}"
+            + (f" ({opts.access.description})" if opts.access.description else ""))
     fabric: tuple[str, str, dict[str, object] | None]
     if opts.skip_fabric:
         fabric = ("skip", "skipped (--skip-fabric)", None)
     else:
-        fabric = fabric_check(plan, opts.rack, targets, lab_dir)
+        fabric = fabric_check(plan, opts.rack, targets, opts.access)
     say(f"fabric verify: {fabric[0]}: {fabric[1]}")
     version = plan_version(plan)
     store_url = opts.store or os.environ.get("GPUCTL_BURNIN_STORE") \
@@ -145,7 +121,8 @@ def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
         partner = next(t for t in rack_targets(plan, rack_of) if t.name == partner_name)
     cfg = RunConfig(site, opts.rack, opts.level, tuple(targets), th, workers=opts.workers,
                     timeout_s=opts.timeout_s, soak_s=opts.soak_s, cross_partner=partner)
-    ex = executor or _executor(plan, targets + ([partner] if partner else []), lab_dir, opts)
+    ex = executor or _executor(targets + ([partner] if partner else []), opts.access,
+                               opts.cancel)
     with open_burnin_store(store_url) as store:
         run_id = _start(store, site, version, opts, say)
         if fabric[2] is not None:
@@ -162,6 +139,10 @@ def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
             raise
         finally:
             ex.close()
+        if opts.cancel.is_set():
+            store.finish_run(run_id, "interrupted", "cancelled")
+            raise ExecutionError(f"burn-in run {run_id} of rack {opts.rack} cancelled; "
+                                 "continue it with --resume")
         report = RunReport(site, opts.rack, opts.level, th.profile, run_id,
                            [t.name for t in targets], outcome.verdicts, outcome.pairs,
                            outcome.collectives, outcome.isolations, outcome.versions,
@@ -183,6 +164,37 @@ def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
     if opts.report_dir is not None:
         write_reports(report, opts.report_dir)
     return report
+
+
+def host_outcomes(report: RunReport, hosts: Sequence[str]) -> dict[str, Outcome]:
+    """A burn-in report as the provisioning burnin phase's per-host outcomes."""
+    by_node = {s.node: s for s in report.summaries()}
+    out: dict[str, Outcome] = {}
+    for h in hosts:
+        s = by_node.get(h)
+        if s is None:
+            out[h] = Outcome("failed", "not in the burn-in report")
+        elif s.status == "fail":
+            out[h] = Outcome("failed", "burn-in failed: " + "; ".join(
+                v.reason for v in s.failures[:3]))
+        else:
+            out[h] = Outcome("ok", f"burn-in {s.status} (run {report.run_id})")
+    return out
+
+
+def rack_phase(loaded: LoadedSite, plan: Plan, access: Access, store: str | None
+               ) -> Callable[[str, Sequence[str], str, threading.Event], dict[str, Outcome]]:
+    """The burnin phase of ``gpuctl provision`` (a
+    :data:`provision.execute.phases.BurninRack`): each rack's burn-in in this process, in
+    the provisioning run's results store, reaching nodes through the same access file."""
+
+    def run(rack: str, hosts: Sequence[str], level: str,
+            cancel: threading.Event) -> dict[str, Outcome]:
+        opts = BurninOptions(rack=rack, level=level, store=store, access=access,
+                             cancel=cancel)
+        return host_outcomes(run_burnin(loaded, plan, opts), hosts)
+
+    return run
 
 
 def write_reports(report: RunReport, directory: Path) -> list[Path]:

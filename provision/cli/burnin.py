@@ -16,6 +16,7 @@ import click
 
 from provision.burnin.checks import LEVELS
 from provision.burnin.probes import KINDS, to_json
+from provision.cli.access import access_options, find_access
 from provision.cli.common import HISTORY_LIMIT, SITE_ARG
 from provision.errors import ParseError, UsageError
 from provision.plan.load import load_and_plan
@@ -117,14 +118,14 @@ def _stopping(cancel: threading.Event) -> Iterator[None]:
               show_default=True, help="ssh runs the tests; slurm/kubernetes print the NCCL "
               "test jobs (sbatch scripts / MPIJob manifests) instead.")
 @click.option("--store", default=None, help="Results DB [default: SITE/.gpuctl/provision.db].")
-@click.option("--lab-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The lab to test [default: .lab/<site> when it is up].")
-@click.option("--no-lab", is_flag=True, help="Ignore a running lab: SSH to the plan's "
-              "in-band addresses with --ssh-user/--ssh-key/--known-hosts.")
-@click.option("--ssh-user", default="root", show_default=True)
-@click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@access_options
+@click.option("--ssh-user", default=None, help="Login user [default: the access file's, "
+              "else root].")
+@click.option("--ssh-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Private key [default: the access file's, else the user's own].")
 @click.option("--known-hosts", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Host keys to verify against [default: ~/.ssh/known_hosts].")
+              help="Host keys to verify against [default: the access file's, else "
+              "~/.ssh/known_hosts].")
 @click.option("--workers", type=click.IntRange(1, 512), default=16, show_default=True,
               help="Probes running at once.")
 @click.option("--timeout", type=click.FloatRange(1, 86400), default=900.0, show_default=True,
@@ -134,7 +135,8 @@ def _stopping(cancel: threading.Event) -> Iterator[None]:
               "production in the lifecycle record.")
 def run_cmd(site: Path, rack: str, level: str, resume: bool, report_dir: Path | None,
             fmt: str, duration: float, backend: str, store: str | None,
-            lab_dir: Path | None, no_lab: bool, ssh_user: str, ssh_key: Path | None,
+            access_file: Path | None, lab_dir: Path | None, no_lab: bool,
+            ssh_user: str | None, ssh_key: Path | None,
             known_hosts: Path | None, workers: int, timeout: float, skip_fabric: bool,
             accept: bool) -> None:
     from provision.burnin.session import BurninOptions, run_burnin
@@ -146,10 +148,11 @@ def run_cmd(site: Path, rack: str, level: str, resume: bool, report_dir: Path | 
     from provision.execute.rundir import run_dir
     from provision.storefile import STATE_DIR
 
+    access = find_access(site, loaded.path.parent, access_file, lab_dir, no_lab)
+    access = access.with_ssh(user=ssh_user, key=ssh_key, known_hosts=known_hosts)
     opts = BurninOptions(rack=rack, level=level, resume=resume, report_dir=report_dir,
-                         store=store, lab_dir=lab_dir, no_lab=no_lab, workers=workers,
-                         timeout_s=timeout, soak_s=duration, ssh_user=ssh_user,
-                         ssh_key=ssh_key, known_hosts=known_hosts, skip_fabric=skip_fabric)
+                         store=store, access=access, workers=workers, timeout_s=timeout,
+                         soak_s=duration, skip_fabric=skip_fabric)
 
     def say(message: str) -> None:
         click.echo(f"burnin: {message}", err=True)

@@ -28,10 +28,15 @@ def site_name(site: str) -> str:
     return name
 
 
-def _lab_dir(site: str, lab_dir: str | None) -> Path:
+def lab_dir_of(site: str) -> Path:
+    """The lab dir ``gpuctl lab up SITE`` uses by default (provision and burnin look there)."""
     from provision.lab import default_lab_dir
 
-    return Path(lab_dir).absolute() if lab_dir else default_lab_dir(site_name(site))
+    return default_lab_dir(site_name(site))
+
+
+def _lab_dir(site: str, lab_dir: str | None) -> Path:
+    return Path(lab_dir).absolute() if lab_dir else lab_dir_of(site)
 
 
 @click.group("lab")

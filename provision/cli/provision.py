@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from provision.cli.access import access_options, find_access
 from provision.cli.common import HISTORY_LIMIT, SITE_ARG
 from provision.plan.load import load_and_plan
 
@@ -43,9 +44,6 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      "than this failed a phase (failed hosts never stop the others)."),
         click.option("--store", default=None, help="Results DB: sqlite:///PATH or a path "
                      "[default: SITE/.gpuctl/provision.db]."),
-        click.option("--lab-dir", type=click.Path(path_type=Path, file_okay=False),
-                     default=None, help="Use this lab [default: .lab/<site> when it is up]."),
-        click.option("--no-lab", is_flag=True, help="Ignore a running lab of this site."),
         click.option("--bmc-credentials", "bmc_credentials", multiple=True,
                      type=click.Path(path_type=Path, dir_okay=False),
                      help="File (mode 0600) of GPUCTL_BMC_USER=/GPUCTL_BMC_PASSWORD= lines; "
@@ -54,7 +52,7 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      "certificates (self-signed BMCs); off by default."),
         click.option("--boot-timeout", type=click.FloatRange(1, 86400), default=None,
                      help="Seconds a host may take to come back on SSH after the power "
-                     "cycle [default: 600, lab 30]."),
+                     "cycle [default: the access file's timeouts.boot_s, else 600]."),
         click.option("--extra-vars", "extra_vars", type=click.Path(path_type=Path,
                      dir_okay=False, exists=True), default=None, help="YAML file of extra "
                      "variables for the phase playbooks (e.g. lab apt repositories)."),
@@ -63,7 +61,7 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for opt in reversed(opts):
         fn = opt(fn)
-    return fn
+    return access_options(fn)
 
 
 @click.group("provision")
@@ -96,6 +94,7 @@ def _signals(cancel: threading.Event) -> Iterator[None]:
 def _run(site: Path, rack: str | None, **kw: Any) -> None:
     from rich.console import Console
 
+    from provision.burnin.session import rack_phase
     from provision.errors import UsageError
     from provision.execute import offline, phases, session
     from provision.execute.display import RichReporter, summary_table
@@ -113,10 +112,13 @@ def _run(site: Path, rack: str | None, **kw: Any) -> None:
     if kw["offline"] and not kw["dry_run"]:
         raise UsageError("--offline only goes with --dry-run")
     loaded, plan = load_and_plan(site)
+    access = find_access(site, loaded.path.parent, kw["access_file"], kw["lab_dir"],
+                         kw["no_lab"])
     opts = session.SessionOptions(
         phases=phases.parse_phases(kw["phases"]), limit=limit, dry_run=kw["dry_run"],
         resume=kw["resume"], forks=kw["forks"], max_fail_percent=kw["max_fail_percent"],
-        store=kw["store"], lab_dir=kw["lab_dir"], no_lab=kw["no_lab"],
+        store=kw["store"],
+        access=access, burnin=rack_phase(loaded, plan, access, kw["store"]),
         verify_tls=not kw["insecure_bmc_tls"], credential_files=kw["bmc_credentials"],
         boot_timeout=kw["boot_timeout"], reimage=kw["reimage"], extravars=_extra_vars(kw["extra_vars"]))
     targets = session.build_targets(loaded, plan, opts)

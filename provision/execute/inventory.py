@@ -1,126 +1,28 @@
-"""Which hosts a provision run reaches, how, and the Ansible inventory it runs against.
+"""Which hosts a provision run selects, and the Ansible inventory it runs against (pure).
 
-:func:`targets` joins the plan (names, racks, addresses) with how to reach each host: on a
-real site, the in-band address, the BMC at its out-of-band address and the user's
-known_hosts; in the lab (``gpuctl lab up``), the lab's recorded addresses, its Redfish
-emulator, admin key and known_hosts. :func:`inventory_text` renders the inventory the phase
+The targets (how each host is reached) come from :mod:`provision.execute.access`;
+:func:`select` applies ``--limit``; :func:`inventory_text` renders the inventory the phase
 playbooks run against (plan data as role-prefixed variables; ``gpuctl_nodes`` holds every
 host, one ``rack_<rack>`` child per rack, and the groups of :mod:`provision.plan.stacks` the
-nodes each phase applies to). Pure except ``lab_context``.
+nodes each phase applies to, then the access file's ``ansible_vars``).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import shlex
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from provision.errors import ExecutionError, UsageError
-from provision.execute.redfish import BmcTarget
+from provision.errors import UsageError
+from provision.execute.access import HostTarget, Targets
 from provision.execute.ssh import SshTarget
 from provision.plan import stacks
 from provision.plan.build import Plan
 
 PYTHON = "/usr/bin/python3"  # never interpreter discovery: it finds pyenv shims
-LAB_HOME_BASE = "/var/lib/gpuctl-home"  # lab hosts share the machine's /home; /var is private
-
-
-@dataclass(frozen=True)
-class HostTarget:
-    name: str
-    rack: str
-    group: str
-    ssh: SshTarget
-    bmc: BmcTarget
-
-
-@dataclass(frozen=True)
-class Targets:
-    site: str
-    hosts: tuple[HostTarget, ...]
-    lab_dir: Path | None = None
-    credential_files: tuple[Path, ...] = ()
-    admin_keys: tuple[str, ...] = ()
-
-    @property
-    def lab(self) -> bool:
-        return self.lab_dir is not None
-
-    def by_name(self) -> dict[str, HostTarget]:
-        return {h.name: h for h in self.hosts}
-
-
-@dataclass(frozen=True)
-class LabContext:
-    """What ``targets`` needs from a running lab (read by :func:`lab_context`)."""
-
-    lab_dir: Path
-    addresses: Mapping[str, str]  # host -> address without prefix
-    system_ids: Mapping[str, str]  # host -> Redfish system UUID
-    bmc_url: str
-    admin_key: Path
-    known_hosts: Path
-    secrets: Path | None
-    admin_public_key: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def lab_context(lab_dir: Path) -> LabContext:
-    from provision.lab import running_state
-    from provision.lab.keys import public_key
-
-    state = running_state(lab_dir)
-    if state.bmc is None:
-        raise ExecutionError(f"lab {lab_dir}: no BMC emulator recorded")
-    paths = state.paths
-    return LabContext(
-        lab_dir=lab_dir,
-        addresses={h.name: str(ipaddress.IPv4Interface(h.address).ip)
-                   for h in state.hosts.values()},
-        system_ids={h.name: h.bmc_system_id for h in state.hosts.values()},
-        bmc_url=state.bmc.url, admin_key=paths.admin_key, known_hosts=paths.known_hosts,
-        secrets=paths.secrets if paths.secrets.exists() else None,
-        admin_public_key=public_key(paths.admin_key))
-
-
-def targets(plan: Plan, *, lab: LabContext | None = None, verify_tls: bool = True,
-            credential_files: Sequence[Path] = (), admin_keys: Sequence[str] = (),
-            known_hosts: Path | None = None) -> Targets:
-    """How to reach every planned host: the lab's when ``lab``, else the plan's addresses,
-    with host keys checked against ``known_hosts`` (``gpuctl image seed`` writes the keys it
-    pre-generated there) or the user's own when it is None."""
-    hosts: list[HostTarget] = []
-    for node in plan.nodes:
-        addrs = {a.pool: a.address for a in plan.addresses_of(node.name)}
-        if lab is not None:
-            if node.name not in lab.addresses:
-                raise ExecutionError(f"host {node.name}: not in the lab at {lab.lab_dir} "
-                                     f"(lab hosts: {', '.join(sorted(lab.addresses))})")
-            ssh = SshTarget(node.name, lab.addresses[node.name], key_file=lab.admin_key,
-                            known_hosts=lab.known_hosts)
-            bmc = BmcTarget(node.name, lab.bmc_url, lab.system_ids[node.name], verify_tls)
-        else:
-            if "inband" not in addrs or "oob" not in addrs:
-                raise ExecutionError(f"host {node.name}: the plan has no in-band or BMC "
-                                     "address for it")
-            ssh = SshTarget(node.name, addrs["inband"], known_hosts=known_hosts)
-            bmc = BmcTarget(node.name, f"https://{addrs['oob']}", "", verify_tls)
-        hosts.append(HostTarget(node.name, node.rack, node.group, ssh, bmc))
-    files = list(credential_files)
-    keys = list(admin_keys)
-    if lab is not None:
-        if lab.secrets is not None:
-            files.append(lab.secrets)
-        if lab.admin_public_key:
-            keys.append(lab.admin_public_key)
-    return Targets(plan.site.site.name, tuple(hosts), None if lab is None else lab.lab_dir,
-                   tuple(files), tuple(keys))
 
 
 def select(t: Targets, limit: str | None) -> list[str]:
@@ -192,12 +94,7 @@ def _site_vars(plan: Plan, t: Targets) -> dict[str, Any]:
         if t.admin_keys else [],
         "apt_repos_os": sw.os,
     }
-    if t.lab:
-        # Lab hosts are namespaces of one machine: write every file, apply nothing that
-        # would change the machine itself (sysctls, grub, netplan, services).
-        v.update({"rdma_tuning_apply_runtime": False, "chrony_manage_service": False,
-                  "netplan_apply": False, "apt_repos_update_cache": False,
-                  "admin_users_home_base": LAB_HOME_BASE, "system_identity_set_running": False})
+    v.update(t.access.ansible_vars)  # the access file's overrides (a lab's: touch nothing)
     return v
 
 

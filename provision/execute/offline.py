@@ -19,7 +19,7 @@ import yaml
 
 from provision.errors import ExecutionError
 from provision.execute import ansible, phases, steps
-from provision.execute.inventory import Targets
+from provision.execute.access import Targets
 from provision.plan import stacks
 
 
@@ -39,7 +39,7 @@ def offline_check(t: Targets, hosts: Sequence[str], phase_names: Sequence[str],
     it every phase applies to every host."""
     report = OfflineReport()
     by_name = t.by_name()
-    settings = steps.StepSettings(env={}, lab=t.lab, boot_timeout=30.0 if t.lab else 600.0)
+    settings = steps.settings_for(t.access, {})
     books = [p for p in phase_names if p in phases.PLAYBOOK_PHASES
              and p in phases.available(playbooks)]
     listed = _list_books(inventory, playbooks, books, report.problems)
@@ -59,8 +59,8 @@ def offline_check(t: Targets, hosts: Sequence[str], phase_names: Sequence[str],
         elif phase == "image":
             first = by_name[todo[0]] if todo else None
             tasks = steps.image_actions(first, settings) if first else []
-            if t.lab:
-                tasks.append("lab: nothing is reinstalled; the host stays reachable")
+            if t.access.image_note:
+                tasks.append(t.access.image_note)
         elif phase == "platform":
             tasks = ["Pulumi Automation API: up the site's platform stack (needs the Pulumi "
                      "CLI; `gpuctl platform preview SITE` lists its resources without it)"]

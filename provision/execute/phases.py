@@ -3,7 +3,8 @@
 preflight (BMC + SSH + clock checks; always re-run, also on --resume) -> image (Redfish PXE
 once + power cycle, wait for SSH) -> base (Ansible roles). Later phases run their
 playbook (``playbooks/<phase>.yml``) when this checkout has one (nvidia, fabric, kubernetes);
-platform runs the site's Pulumi stack and burnin runs ``gpuctl burnin run`` rack by rack.
+platform runs the site's Pulumi stack and burnin runs the rack burn-in passed in
+(:data:`BurninRack`, in this process) rack by rack.
 Every host result goes to the store as it is known, so an interrupted run leaves a
 consistent record and ``--resume`` skips what already succeeded for the same plan version.
 A host that fails a phase drops out of the later phases; the others go on. A phase skips the
@@ -13,22 +14,19 @@ GPUs, no InfiniBand stack without HCAs, no Kubernetes on storage nodes) and says
 
 from __future__ import annotations
 
-import json
 import queue
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from provision.errors import ExecutionError, GpuctlError, UsageError
 from provision.execute import ansible, steps
+from provision.execute.access import Targets
 from provision.execute.display import Reporter
 from provision.execute.events import HostTally, stats_status, tally_stats
-from provision.execute.inventory import Targets
 from provision.execute.rundir import RunDir
 from provision.execute.store import Store
 from provision.plan import stacks
@@ -38,7 +36,6 @@ PYTHON_PHASES = ("preflight", "image")
 SITE_PHASES = ("platform", "burnin")
 """Phases that act on the site as a whole (Pulumi stack, rack burn-in), not host by host."""
 PLAYBOOK_PHASES = {p: f"{p}.yml" for p in ("base", "nvidia", "fabric", "kubernetes")}
-BURNIN_TIMEOUT_S = 6 * 3600.0
 BAD = ("failed", "unreachable")
 CANCEL_GRACE_S = 2.0
 """How long a cancelled Python phase waits for hosts still inside a BMC or SSH call; the
@@ -53,6 +50,11 @@ def available(playbooks: Path = ansible.PLAYBOOKS) -> tuple[str, ...]:
                  or (p in PLAYBOOK_PHASES and (playbooks / PLAYBOOK_PHASES[p]).exists()))
 KIND = "provision"
 DRY_KIND = "provision-dry-run"
+
+BurninRack: TypeAlias = Callable[[str, Sequence[str], str, threading.Event],
+                                 Mapping[str, steps.Outcome]]
+"""``(rack, hosts, level, cancel) -> {host: outcome}``: one rack's burn-in, run in this
+process; once ``cancel`` is set its commands stop and it raises a GpuctlError."""
 
 
 class Interrupted(GpuctlError):
@@ -89,6 +91,7 @@ class RunOptions:
     plan: Any = None  # the Plan: what each phase applies to, and the site-wide phases
     site_path: Path | None = None
     burnin_level: str = "standard"
+    burnin: BurninRack | None = None  # the burnin phase's rack runner (the CLI passes it)
     workdir: RunDir | None = None  # the run directory: temp files, guarded children
 
 
@@ -111,7 +114,7 @@ class Runner:
     targets: Targets
     store: Store
     reporter: Reporter
-    executor: steps.Executor
+    executor: steps.Strategy  # how per-host steps run: serially or on threads
     client: steps.ClientFactory
     cancel: threading.Event = field(default_factory=threading.Event)
     run_playbook: Callable[..., ansible.PlaybookResult] = ansible.run_playbook
@@ -281,7 +284,7 @@ class Runner:
 
     def _site_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
                     report: RunReport) -> None:
-        """platform: the site's Pulumi stack; burnin: `gpuctl burnin run` per rack."""
+        """platform: the site's Pulumi stack; burnin: the rack burn-in passed in, per rack."""
         if opts.plan is None or opts.site_path is None:
             raise ExecutionError(f"phase {phase}: needs the site plan (internal error)")
         if phase == "platform":
@@ -302,19 +305,26 @@ class Runner:
         for rack in racks:
             self._check_cancel()
             hosts = [h for h in todo if rack_of.get(h) == rack]
-            argv = [sys.executable, "-m", "provision.cli.main", "burnin", "run",
-                    str(opts.site_path), "--rack", rack, "--level", opts.burnin_level,
-                    "--format", "json"]
             if opts.dry_run:
                 for host in hosts:
                     self._record(report, phase, host, steps.Outcome(
-                        "skipped", "dry run, would run: " + " ".join(argv[3:])))
+                        "skipped", f"dry run, would run: burnin run {opts.site_path} --rack "
+                                   f"{rack} --level {opts.burnin_level}"))
                 continue
-            outcomes = _burnin_rack(argv, hosts, workdir=opts.workdir,
-                                    cancelled=self.cancel.is_set)
+            if opts.burnin is None:
+                raise ExecutionError("phase burnin: no burn-in runner passed in (internal "
+                                     "error)")
+            try:
+                outcomes = opts.burnin(rack, hosts, opts.burnin_level, self.cancel)
+            except GpuctlError as exc:
+                if self.cancel.is_set():
+                    raise Interrupted(f"phase burnin cancelled in rack {rack}") from exc
+                outcomes = {h: steps.Outcome("failed", f"burn-in failed: {exc}")
+                            for h in hosts}
             self._check_cancel()
-            for host, outcome in outcomes.items():
-                self._record(report, phase, host, outcome)
+            for host in hosts:
+                self._record(report, phase, host, outcomes.get(host, steps.Outcome(
+                    "failed", "not in the burn-in report")))
 
     def _ansible_phase(self, phase: str, todo: Sequence[str], opts: RunOptions,
                        report: RunReport) -> None:
@@ -373,46 +383,3 @@ def strays() -> list[str]:
 def _names(hosts: Sequence[str], most: int = 6) -> str:
     return ", ".join(hosts) if len(hosts) <= most else \
         f"{', '.join(hosts[:most - 1])} ... ({len(hosts)})"
-
-
-def _burnin_rack(argv: list[str], hosts: Sequence[str], *, workdir: RunDir | None = None,
-                 cancelled: Callable[[], bool] = lambda: False) -> dict[str, steps.Outcome]:
-    """Run one rack's burn-in as its own gpuctl process (under the child guard: it dies with
-    this one); per-host outcomes from its JSON. Cancel is checked twice a second; it ends
-    the burn-in (recorded interrupted by it) and returns no outcome."""
-    proc = subprocess.Popen(workdir.guarded(argv) if workdir else argv, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + BURNIN_TIMEOUT_S
-    while True:
-        try:
-            stdout, stderr = proc.communicate(timeout=0.5)
-            break
-        except subprocess.TimeoutExpired:
-            if cancelled() or time.monotonic() > deadline:
-                proc.terminate()  # the guard ends the burn-in and everything below it
-                proc.communicate()
-                if cancelled():
-                    return {}
-                return {h: steps.Outcome("failed", f"burn-in did not finish within "
-                                                   f"{BURNIN_TIMEOUT_S:g} s") for h in hosts}
-    done = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
-    try:
-        data = json.loads(done.stdout)
-        nodes = {n["node"]: n for n in data["nodes"]}
-    except (ValueError, KeyError, TypeError):
-        why = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {h: steps.Outcome("failed", f"burn-in failed (exit {done.returncode}): {why}")
-                for h in hosts}
-    out: dict[str, steps.Outcome] = {}
-    for h in hosts:
-        node = nodes.get(h)
-        if node is None:
-            out[h] = steps.Outcome("failed", "not in the burn-in report")
-        elif node["status"] == "fail":
-            reasons = "; ".join(str(f.get("reason") or f.get("message") or f)
-                                for f in node["failures"][:3])
-            out[h] = steps.Outcome("failed", f"burn-in failed: {reasons}")
-        else:
-            out[h] = steps.Outcome("ok", f"burn-in {node['status']} (run {data.get('run')})")
-    return out

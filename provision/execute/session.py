@@ -1,8 +1,9 @@
 """From a site path and command-line options to a provision run (the CLI's one call).
 
-Finds the lab when the site is up in one (``gpuctl lab up``), picks the hosts, renders the
-inventory into a fresh temporary directory, takes the per-site lock, opens the store and
-hands everything to :class:`provision.execute.phases.Runner`.
+Joins the plan with how its hosts are reached (the access file the CLI found, see
+:mod:`provision.execute.access`), picks the hosts, renders the inventory into a fresh
+temporary directory, takes the per-site lock, opens the store and hands everything to
+:class:`provision.execute.phases.Runner`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 
 from provision.errors import ExecutionError
 from provision.execute import ansible, inventory, phases, steps
+from provision.execute.access import Access, Targets, resolve
 from provision.execute.display import Reporter
+from provision.execute.phases import BurninRack
 from provision.execute.redfish import env_credentials
 from provision.execute.rundir import run_dir
 from provision.execute.store import open_store, site_lock
@@ -38,8 +41,8 @@ class SessionOptions:
     forks: int | None = None
     max_fail_percent: float = 100.0
     store: str | None = None
-    lab_dir: Path | None = None
-    no_lab: bool = False
+    access: Access = field(default_factory=Access)  # how hosts are reached (--access)
+    burnin: BurninRack | None = None  # the burnin phase's rack runner (the CLI passes it)
     verify_tls: bool = True
     credential_files: Sequence[Path] = ()
     boot_timeout: float | None = None
@@ -53,26 +56,12 @@ def site_dir(loaded: LoadedSite) -> Path:
     return loaded.path.parent
 
 
-def find_lab(loaded: LoadedSite, opts: SessionOptions) -> Path | None:
-    """The lab dir to use: --lab-dir, else ``.lab/<site>`` when a lab is recorded there."""
-    if opts.no_lab:
-        return None
-    if opts.lab_dir is not None:
-        return opts.lab_dir
-    from provision.lab import default_lab_dir
-
-    candidate = default_lab_dir(loaded.site.site.name)
-    return candidate if (candidate / "state.json").exists() else None
-
-
-def build_targets(loaded: LoadedSite, plan: Plan, opts: SessionOptions) -> inventory.Targets:
-    lab_dir = find_lab(loaded, opts)
-    lab = inventory.lab_context(lab_dir) if lab_dir is not None else None
+def build_targets(loaded: LoadedSite, plan: Plan, opts: SessionOptions) -> Targets:
     keys = sorted(p.read_text().strip() for p in (site_dir(loaded) / "admin_keys").glob("*.pub"))
     seeded = site_dir(loaded) / STATE_DIR / "known_hosts"  # gpuctl image seed writes it
-    return inventory.targets(plan, lab=lab, verify_tls=opts.verify_tls,
-                             credential_files=opts.credential_files, admin_keys=keys,
-                             known_hosts=seeded if seeded.is_file() else None)
+    return resolve(plan, opts.access, verify_tls=opts.verify_tls,
+                   credential_files=opts.credential_files, admin_keys=keys,
+                   known_hosts=seeded if seeded.is_file() else None)
 
 
 def inventory_hosts(hosts: Sequence[str], extravars: Mapping[str, Any]) -> set[str]:
@@ -86,7 +75,7 @@ def inventory_hosts(hosts: Sequence[str], extravars: Mapping[str, Any]) -> set[s
 
 
 @contextmanager
-def rendered_inventory(plan: Plan, t: inventory.Targets,
+def rendered_inventory(plan: Plan, t: Targets,
                        only: Collection[str] | None = None,
                        tmp_dir: Path | None = None) -> Iterator[Path]:
     """The run's inventory in a temporary file (under ``tmp_dir``: the run directory's
@@ -130,28 +119,25 @@ def boot_config(loaded: LoadedSite, plan: Plan) -> str:
 
 
 def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Reporter,
-             *, targets: inventory.Targets | None = None) -> phases.RunReport:
+             *, targets: Targets | None = None) -> phases.RunReport:
     t = targets or build_targets(loaded, plan, opts)
     hosts = inventory.select(t, opts.limit)
     if not hosts:
         raise ExecutionError(f"--limit {opts.limit!r}: no hosts selected")
     forks = opts.forks or max(1, min(len(hosts), 50))
     tuning = ansible.Tuning.defaults() if opts.ansible_defaults else ansible.Tuning(forks=forks)
-    settings = steps.StepSettings(
-        env=env_credentials(), lab=t.lab,
-        boot_timeout=opts.boot_timeout or (30.0 if t.lab else 600.0),
-        boot_interval=1.0 if t.lab else 5.0,
-        imaging=None if t.lab else site_imaging(site_dir(loaded) / STATE_DIR, plan,
-                                                reimage=opts.reimage))
+    settings = steps.settings_for(
+        t.access, env_credentials(), opts.boot_timeout,
+        imaging=site_imaging(site_dir(loaded) / STATE_DIR, plan, reimage=opts.reimage)
+        if t.access.network_boot else None)
     version = plan_version(plan)
     if "preflight" in opts.phases:
         reporter.note("preflight: lint clean; " + plan_freshness(loaded, plan))
     if "image" in opts.phases:
-        reporter.note("image: " + boot_config(loaded, plan) + (
-            "; in the lab nothing is reinstalled: the BMC power-cycles its fake system and "
-            "the host stays reachable" if t.lab else ""))
-    if t.lab:
-        reporter.note(f"lab mode: hosts and BMCs of the lab at {t.lab_dir}")
+        reporter.note("image: " + boot_config(loaded, plan))
+    if t.access.source is not None:
+        reporter.note(f"access: {t.access.source}"
+                      + (f" ({t.access.description})" if t.access.description else ""))
     store_url = opts.store or str(default_path(site_dir(loaded)))
     lock = site_dir(loaded) / STATE_DIR / "provision.lock"
     with site_lock(lock, f"site {t.site}"), open_store(store_url) as store, \
@@ -166,7 +152,7 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
             phases=opts.phases, hosts=hosts, plan_version=version, inventory=inv,
             dry_run=opts.dry_run, resume=opts.resume, max_fail_percent=opts.max_fail_percent,
             tuning=tuning, settings=settings, extravars=opts.extravars, plan=plan,
-            site_path=site_dir(loaded), workdir=workdir))
+            site_path=site_dir(loaded), workdir=workdir, burnin=opts.burnin))
 
 
 def history(loaded: LoadedSite, store: str | None, limit: int = 20) -> list[dict[str, str]]:

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 
 from provision.errors import ExecutionError
 from provision.execute import redfish, ssh
-from provision.execute.inventory import HostTarget
+from provision.execute.access import Access, HostTarget
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,7 +32,7 @@ class Outcome:
     stats: Mapping[str, int] = field(default_factory=dict)
 
 
-class Executor(Protocol):
+class Strategy(Protocol):
     """How per-host steps run: serially (tests) or on a thread pool (STYLE lesson 7)."""
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
@@ -66,10 +66,21 @@ class StepSettings:
     ssh_timeout: float = 10.0
     boot_timeout: float = 600.0  # image: how long a host may take to come back on SSH
     boot_interval: float = 5.0
-    lab: bool = False
+    image_note: str = ""  # appended to each image result (the access file's)
     imaging: Imager | None = None
     """The boots observed through the boot services (:mod:`provision.image.phase`); None
-    where hosts do not network-boot (namespace labs): PXE + power cycle, wait for SSH."""
+    where hosts do not network-boot (the access file says so: a namespace lab): PXE + power
+    cycle, wait for SSH."""
+
+
+def settings_for(access: Access, env: Mapping[str, str], boot_timeout: float | None = None,
+                 imaging: Imager | None = None) -> StepSettings:
+    """Step settings from the access file's timeouts (``boot_timeout``: the command line's)."""
+    t = access.timeouts
+    return StepSettings(env=env, ssh_timeout=t.ssh_s or 10.0,
+                        boot_timeout=boot_timeout or t.boot_s or 600.0,
+                        boot_interval=t.boot_interval_s or 5.0, image_note=access.image_note,
+                        imaging=imaging)
 
 
 ClientFactory = Callable[[HostTarget, StepSettings], redfish.RedfishClient]
@@ -154,6 +165,6 @@ def image_host(h: HostTarget, s: StepSettings, client: ClientFactory, *,
         return Outcome("skipped", "cancelled while waiting for SSH (image not finished)")
     except ExecutionError as exc:
         return Outcome("unreachable", f"after {action}: {exc}")
-    note = " (lab: nothing was reinstalled; the host stayed up)" if s.lab else ""
+    note = f" ({s.image_note})" if s.image_note else ""
     return Outcome("changed", f"PXE once + {action}; SSH back after {attempts} "
                               f"attempt(s){note}", {"changed": 1})

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from provision.errors import ExecutionError
 from provision.execute import redfish, ssh
-from provision.execute.inventory import HostTarget
+from provision.execute.access import HostTarget
 from provision.execute.steps import Outcome
 from provision.image.bootplan import BootEntry, read_nodes
 from provision.image.watch import (

@@ -1,23 +1,83 @@
-"""Reaching into a running lab: BMC endpoint, InfiniBand tool environment, commands in hosts.
+"""Reaching into a running lab: its access file, BMC endpoint, InfiniBand tool environment,
+commands in hosts.
 
-All of these read the lab's recorded state only; they start nothing.
+:func:`access_spec` is what ``gpuctl lab up`` writes to ``<lab dir>/access.yaml``: how
+provision and burn-in reach the lab's hosts, like any other site's access file. The rest read
+the lab's recorded state only; they start nothing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from provision.errors import LabError
+from provision.execute.access import (
+    FILE_NAME,
+    AccessFile,
+    BmcSpec,
+    HostSpec,
+    SshSpec,
+    TimeoutSpec,
+    dump,
+)
 from provision.execute.rundir import guard
 from provision.lab import bmc
 from provision.lab.fabric import client_env
+from provision.lab.hostfs import UMAD2SIM
 from provision.lab.proc import alive
 from provision.lab.state import HostRecord, LabPaths, LabState, load_state
 
 IB_VARS = ("LD_PRELOAD", "IBSIM_SERVER_NAME", "IBSIM_SERVER_PORT", "SIM_HOST")
+HOME_BASE = "/var/lib/gpuctl-home"  # lab hosts share the machine's /home; /var is private
+ANSIBLE_VARS = {
+    # Lab hosts are namespaces of one machine: write every file, apply nothing that would
+    # change the machine itself (sysctls, grub, netplan, services).
+    "rdma_tuning_apply_runtime": False, "chrony_manage_service": False,
+    "netplan_apply": False, "apt_repos_update_cache": False,
+    "admin_users_home_base": HOME_BASE, "system_identity_set_running": False,
+}
+IMAGE_NOTE = "lab: nothing was reinstalled; the host stayed up"
+
+
+def access_spec(state: LabState) -> AccessFile:
+    """How a complete lab's hosts are reached: its addresses, admin key and known_hosts, its
+    Redfish emulator, BMC credentials file, the InfiniBand simulator's client environment
+    and the Ansible variables that keep the phases from changing this machine."""
+    if state.bmc is None or state.fabric is None:
+        raise LabError(f"lab site {state.site}: no BMC emulator or fabric recorded")
+    paths = state.paths
+    hosts = {h.name: HostSpec(ssh=SshSpec(address=str(ipaddress.IPv4Interface(h.address).ip)),
+                              bmc=BmcSpec(url=state.bmc.url, system=h.bmc_system_id))
+             for h in state.hosts.values()}
+    return AccessFile(
+        description=(f"lab {state.site} at {paths.root}: hosts are network namespaces of "
+                     "this machine, BMCs a Redfish emulator (gpuctl lab up wrote this file)"),
+        exclusive=True,
+        ssh=SshSpec(user="root", key=paths.admin_key.name, known_hosts=paths.known_hosts.name),
+        hosts=dict(sorted(hosts.items())),
+        credential_files=[paths.secrets.name] if state.bmc.credentials == "file" else [],
+        admin_keys=[paths.admin_key.name + ".pub"],
+        ansible_vars=ANSIBLE_VARS,
+        timeouts=TimeoutSpec(boot_s=30.0, boot_interval_s=1.0),
+        infiniband_env={"LD_PRELOAD": UMAD2SIM, "IBSIM_SERVER_NAME": state.fabric.server,
+                        "IBSIM_SERVER_PORT": str(state.fabric.port),
+                        "SIM_HOST": "{node} {hca}"},
+        network_boot=False, image_note=IMAGE_NOTE)
+
+
+def access_path(paths: LabPaths) -> Path:
+    return paths.root / FILE_NAME
+
+
+def write_access(state: LabState) -> Path:
+    """Write ``<lab dir>/access.yaml`` (see :func:`access_spec`); return its path."""
+    path = access_path(state.paths)
+    path.write_text(dump(access_spec(state)))
+    return path
 
 
 def running_state(lab_dir: str | Path) -> LabState:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from provision.errors import LabError
 from provision.lab import bmc, fabric, hostfs, keys, names, netns, sshd
+from provision.lab.access import access_path, write_access
 from provision.lab.proc import alive, kill_pids, stop_all
 from provision.lab.spec import LabSpec, spec_digest, validate
 from provision.lab.state import (
@@ -99,6 +100,7 @@ def up(spec: LabSpec, lab_dir: str | Path | None = None, *,
         existing = load_state(root)
         if existing is not None:
             if existing.complete and existing.spec_digest == digest and healthy(existing):
+                write_access(existing)
                 return existing
             teardown(existing, remove_dir=False)
         _clear_dir(root)
@@ -118,6 +120,7 @@ def up(spec: LabSpec, lab_dir: str | Path | None = None, *,
             if isinstance(exc, (LabError, KeyboardInterrupt, SystemExit)):
                 raise
             raise LabError(f"lab site {spec.site}: up failed: {exc!r}") from exc
+        write_access(state)  # last: a lab with an access file is completely up
         return state
 
 
@@ -165,6 +168,7 @@ def teardown(state: LabState, *, remove_dir: bool) -> None:
         except LabError as exc:
             errors.append(str(exc))
 
+    access_path(state.paths).unlink(missing_ok=True)  # nothing reaches for a lab going down
     hosts = list(state.hosts.values())
     # ibsim last: umad2sim clients (OpenSM) talk to it while they shut down
     ibsim = state.fabric.ibsim if state.fabric is not None else None

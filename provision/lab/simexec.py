@@ -1,4 +1,4 @@
-"""An :class:`~provision.burnin.backend.Executor` over the lab hardware simulator, no lab.
+"""An :class:`~provision.execute.remote.RemoteExecutor` over the lab hardware simulator, no lab.
 
 For tests and demos without root: every node is a simulator personality on this machine
 (:class:`provision.lab.hwsim.local.LocalSim`). Since all "nodes" share one network stack, a
@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from provision.burnin.backend import Collector, CommandResult
+from provision.execute.remote import Collector, CommandResult
 from provision.lab.hwsim.local import LocalSim
 
 PORT_STRIDE = 97

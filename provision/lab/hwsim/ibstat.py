@@ -3,7 +3,8 @@
 The lab normally runs the real ``ibstat`` against ibsim; this one exists for hosts where
 the HCA faults (``hca-down``: State Down, Physical state Disabled or Polling, Rate 40;
 ``hca-200g``: half rate) should show in ibstat too. Supports ``ibstat [CA]``, ``-l``
-(list CAs), ``-p`` (port GUIDs) and ``-V``. The label goes to stderr.
+(list CAs), ``-p`` (port GUIDs) and ``-V`` (which carries the label; the tool's
+wrapper script does too). Nothing goes to stderr but errors, as with the real tool.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ def main(argv: Sequence[str]) -> int:
                 "found: No such file or directory",
             )
         cas = [int(name[5:])]
-    print(f"[{LABEL}]", file=sys.stderr)
     sys.stdout.write("".join(render_ca(state, n) for n in cas))
     return 0
 

@@ -174,7 +174,7 @@ def layout(launch: Launch, sim_dir: Path) -> list[tuple[HostState, int]]:
             1,
             f"There are not enough slots available in the system to satisfy the "
             f"{total} slots that were requested by the application:\n  "
-            f"{launch.program}\n({LABEL})",
+            f"{launch.program}",
         )
     plan: list[tuple[HostState, int]] = []
     left = total

@@ -3,9 +3,9 @@
 Supported: ``-q [-x]`` (``-x``/``--xml-format``, ``-d`` accepted and ignored), ``-L``,
 ``--query-gpu=F1,F2 --format=csv[,noheader][,nounits]``, ``nvlink -s|--status``, ``-i/--id``
 (index, UUID or bus id, comma-separated), ``--version``, ``-h``, and no arguments (the table).
-Anything else is an error with exit code 2, as with the real tool. The label goes to stderr
-for text and CSV output (so parsers see exactly the real format) and into ``-q -x`` as an XML
-comment.
+Anything else is an error with exit code 2, as with the real tool. The label is in
+``--version``, in ``-q -x`` as an XML comment and in the wrapper script; text and CSV output
+are exactly the real format, and stderr carries only errors (a judge quotes its last line).
 """
 
 from __future__ import annotations
@@ -151,7 +151,6 @@ def main(argv: Sequence[str]) -> int:
     if args.mode == "query" and args.xml:
         sys.stdout.write(render_xml(state.facts, gpus, at))
         return 0
-    print(f"[{LABEL}]", file=sys.stderr)
     if args.mode == "query":
         text = render_query_text(render_xml(state.facts, gpus, at))
     elif args.mode == "csv":

@@ -1,6 +1,7 @@
-"""Where burn-in commands run: a small :class:`Executor` protocol and its SSH implementation.
+"""Commands on remote hosts: the one :class:`RemoteExecutor` protocol and its SSH
+implementation (burn-in's probes; provisioning reaches hosts with :mod:`provision.execute.ssh`).
 
-The runner only ever calls ``run(node, argv, timeout=...)`` and ``put(node, path, text)``;
+Callers only ever use ``run(node, argv, timeout=...)``, ``start`` and ``put(node, path, text)``;
 argv lists are quoted (:func:`shlex.join`) for the remote shell, never joined by hand.
 :class:`SshExecutor` keeps one paramiko connection per node (host keys verified against a
 known_hosts file with ``RejectPolicy``: see :mod:`provision.execute.ssh`), opens a channel
@@ -16,7 +17,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import paramiko
@@ -51,8 +51,8 @@ class Running(Protocol):
         ...
 
 
-class Executor(Protocol):
-    """Runs probes on nodes. Implementations must allow concurrent calls from threads."""
+class RemoteExecutor(Protocol):
+    """Runs commands on nodes. Implementations must allow concurrent calls from threads."""
 
     def run(self, node: str, argv: Sequence[str], *, timeout: float) -> CommandResult: ...
 
@@ -61,28 +61,6 @@ class Executor(Protocol):
     def put(self, node: str, path: str, text: str) -> None: ...
 
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class SshAccess:
-    """How to log in: user, private key, known_hosts (None: the user's defaults)."""
-
-    user: str = "root"
-    key_file: Path | None = None
-    known_hosts: Path | None = None
-    connect_timeout: float = 10.0
-    port: int = 22
-
-
-def lab_access(lab_dir: Path) -> SshAccess:
-    """The lab's admin key and known_hosts (``gpuctl lab up`` wrote them)."""
-    from provision.lab.state import LabPaths
-
-    paths = LabPaths(lab_dir)
-    for needed in (paths.admin_key, paths.known_hosts):
-        if not needed.exists():
-            raise ExecutionError(f"lab dir {lab_dir}: no {needed.name}; is the lab up?")
-    return SshAccess(user="root", key_file=paths.admin_key, known_hosts=paths.known_hosts)
 
 
 class Collector:
@@ -126,13 +104,10 @@ class Collector:
 class SshExecutor:
     """Commands over SSH to each node's in-band address; host keys always verified."""
 
-    def __init__(self, addresses: Mapping[str, str], access: SshAccess,
+    def __init__(self, targets: Mapping[str, SshTarget], *, connect_timeout: float = 10.0,
                  cancel: threading.Event | None = None) -> None:
-        self._targets = {node: SshTarget(host=node, address=addr, user=access.user,
-                                         port=access.port, key_file=access.key_file,
-                                         known_hosts=access.known_hosts)
-                         for node, addr in addresses.items()}
-        self._timeout = access.connect_timeout
+        self._targets = dict(targets)
+        self._timeout = connect_timeout
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._locks = {node: threading.Lock() for node in self._targets}
         self._dead: dict[str, str] = {}
@@ -140,7 +115,7 @@ class SshExecutor:
 
     def _client(self, node: str) -> paramiko.SSHClient:
         if node not in self._targets:
-            raise ExecutionError(f"burn-in: no address for node {node!r}")
+            raise ExecutionError(f"ssh: no address for host {node!r}")
         with self._locks[node]:
             if self._cancel.is_set():
                 raise ExecutionError(f"ssh to {node}: cancelled")
@@ -219,7 +194,7 @@ class SshExecutor:
         chan = self._open(node, argv)
         sink = Collector()
         threading.Thread(target=self._pump, args=(node, argv, chan, sink, timeout, start),
-                         daemon=True, name=f"burnin-{node}-{argv[0]}").start()
+                         daemon=True, name=f"remote-{node}-{argv[0]}").start()
         return sink
 
     def put(self, node: str, path: str, text: str) -> None:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from provision.burnin.backend import Collector, CommandResult, SshAccess, SshExecutor
 from provision.errors import ExecutionError
+from provision.execute.remote import Collector, CommandResult, SshExecutor
+from provision.execute.ssh import SshTarget
 from provision.lab.keys import generate_ed25519, write_private
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -70,8 +71,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, 
 
 
 def _executor(port: int, key: Path, known: Path) -> SshExecutor:
-    return SshExecutor({"n1": "127.0.0.1"},
-                       SshAccess("root", key, known, connect_timeout=5, port=port))
+    return SshExecutor({"n1": SshTarget("n1", "127.0.0.1", port=port, key_file=key,
+                                        known_hosts=known)}, connect_timeout=5)
 
 
 def test_ssh_executor_runs_quotes_uploads_and_bounds(sshd: tuple[int, Path, Path],
@@ -91,7 +92,7 @@ def test_ssh_executor_runs_quotes_uploads_and_bounds(sshd: tuple[int, Path, Path
                       timeout=20)
         assert bg.wait_for("Waiting for client", timeout=10)
         assert bg.result().stdout.endswith("done\n")
-        with pytest.raises(ExecutionError, match="no address for node 'zz'"):
+        with pytest.raises(ExecutionError, match="no address for host 'zz'"):
             ex.run("zz", ["true"], timeout=5)
     finally:
         ex.close()
@@ -148,8 +149,8 @@ def test_remote_commands_end_with_their_channel(sshd: tuple[int, Path, Path]) ->
 
     port, key, known = sshd
     cancel = threading.Event()
-    ex = SshExecutor({"n1": "127.0.0.1"},
-                     SshAccess("root", key, known, connect_timeout=5, port=port), cancel)
+    ex = SshExecutor({"n1": SshTarget("n1", "127.0.0.1", port=port, key_file=key,
+                                      known_hosts=known)}, connect_timeout=5, cancel=cancel)
     try:
         slow = _marker()
         assert ex.run("n1", ["sleep", slow], timeout=1).rc == 124
@@ -181,9 +182,11 @@ def test_remote_command_dies_with_a_killed_gpuctl(sshd: tuple[int, Path, Path]) 
     marker = _marker()
     code = textwrap.dedent(f"""
         from pathlib import Path
-        from provision.burnin.backend import SshAccess, SshExecutor
-        ex = SshExecutor({{"n1": "127.0.0.1"}}, SshAccess("root", Path({str(key)!r}),
-                         Path({str(known)!r}), connect_timeout=5, port={port}))
+        from provision.execute.remote import SshExecutor
+        from provision.execute.ssh import SshTarget
+        ex = SshExecutor({{"n1": SshTarget("n1", "127.0.0.1", port={port},
+                          key_file=Path({str(key)!r}), known_hosts=Path({str(known)!r}))}},
+                         connect_timeout=5)
         srv = ex.start("n1", ["sh", "-c", "echo '* Waiting'; sleep {marker}"], timeout=120)
         assert srv.wait_for("Waiting", timeout=10)
         print("started", flush=True)
