@@ -77,9 +77,10 @@ def _offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
 
 
 def test_runtime_layers_never_import_the_lab_or_the_cli() -> None:
-    """execute/, burnin/ and fabric/ run against any place (a site, the lab): how hosts are
-    reached is data (the access file), so none of them may know the lab or the CLI."""
-    for package in ("provision.execute", "provision.burnin", "provision.fabric"):
+    """execute/, burnin/, fabric/ and image/ run against any place (a site, the lab): how
+    hosts are reached is data (the access file), so none of them may know the lab or the CLI."""
+    for package in ("provision.execute", "provision.burnin", "provision.fabric",
+                    "provision.image"):
         assert _offenders(package, ("provision.lab", "provision.cli")) == []
 
 

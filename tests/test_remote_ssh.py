@@ -16,7 +16,7 @@ import pytest
 from provision.errors import ExecutionError
 from provision.execute.remote import Collector, CommandResult, SshExecutor
 from provision.execute.ssh import SshTarget
-from provision.lab.keys import generate_ed25519, write_private
+from provision.sshkeys import generate_ed25519, write_private
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 

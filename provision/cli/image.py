@@ -127,8 +127,8 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
     from provision.image import hostkeys, ipxe, recipe, seeds, store
     from provision.image.bootplan import BootEntry, write_nodes
     from provision.image.macs import load_macs
-    from provision.lab.keys import KnownHost
     from provision.render.topo import services_address
+    from provision.sshkeys import KnownHost
 
     loaded, plan = load_and_plan(site)
     base = loaded.path.parent

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from provision.image.seeds import HostKey
-from provision.lab.keys import KnownHost, generate_ed25519, known_hosts_text, write_private
+from provision.sshkeys import KnownHost, generate_ed25519, known_hosts_text, write_private
 
 SECRETS = "secrets"
 SEEDS = "seeds"

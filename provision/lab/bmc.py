@@ -22,9 +22,9 @@ from pathlib import Path
 import requests
 
 from provision.errors import LabError
-from provision.lab.keys import write_private
 from provision.lab.proc import alive, log_tail, spawn, wait_for
 from provision.lab.state import HostRecord, LabPaths, ProcRecord
+from provision.sshkeys import write_private
 
 USER_ENV = "GPUCTL_BMC_USER"
 PASSWORD_ENV = "GPUCTL_BMC_PASSWORD"

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provision.errors import LabError
-from provision.lab.keys import write_private
 from provision.lab.names import machine_id
 from provision.lab.state import HostRecord
+from provision.sshkeys import write_private
 
 OVERLAY_DIRS = ("/etc", "/var", "/opt", "/usr", "/root")
 IB_TOOLS = (

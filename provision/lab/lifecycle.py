@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
+from provision import sshkeys
 from provision.errors import LabError
 from provision.lab import bmc, fabric, hostfs, keys, names, netns, sshd
 from provision.lab.access import access_path, write_access
@@ -249,7 +250,7 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
     paths = state.paths
     gateway_ip = str(ipaddress.IPv4Interface(spec.gateway).ip)
     creds = bmc.credentials_for_up(paths)
-    admin_pub = keys.generate_ed25519(paths.admin_key, comment=f"gpuctl-lab-{spec.site}-admin")
+    admin_pub = sshkeys.generate_ed25519(paths.admin_key, comment=f"gpuctl-lab-{spec.site}-admin")
     # The slow starters first (the emulator imports Flask), so they overlap the host setup.
     state.fabric = FabricRecord(server=gateway_ip, port=fabric.free_udp_base())
     fabric.write_files(paths, net=spec.ibsim_net, opensm_conf=spec.opensm_conf,
@@ -270,16 +271,16 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
     sshd.ensure_privsep_dir()
     ib = hostfs.IbSettings(server=gateway_ip, port=state.fabric.port)
 
-    def prepare(host: HostRecord) -> tuple[keys.KnownHost, Path]:
+    def prepare(host: HostRecord) -> tuple[sshkeys.KnownHost, Path]:
         hdir = paths.host_dir(host.name)
         addr = str(ipaddress.IPv4Interface(host.address).ip)
         host_key = hdir / "ssh_host_ed25519_key"
-        pub = keys.generate_ed25519(host_key, comment=f"root@{host.name}")
+        pub = sshkeys.generate_ed25519(host_key, comment=f"root@{host.name}")
         config = hdir / "sshd_config"
         config.write_text(sshd.sshd_config_text(address=addr, host_key=host_key))
         holder = hostfs.prepare_host(hdir, host, all_hosts=hosts, admin_public_key=admin_pub,
                                      ib=ib, sshd_command=sshd.sshd_command(config))
-        return keys.KnownHost(host.name, addr, pub), holder
+        return sshkeys.KnownHost(host.name, addr, pub), holder
 
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         prepared = list(pool.map(prepare, hosts))
@@ -294,8 +295,8 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
         host.sshd = sshd.start_host(host, holder, paths.host_dir(host.name) / "sshd.log")
     save_state(state)
     known = [k for k, _ in prepared]
-    keys.write_private(paths.known_hosts, keys.known_hosts_text(known), mode=0o644)
-    keys.write_private(paths.ssh_config, keys.ssh_config_text(
+    sshkeys.write_private(paths.known_hosts, sshkeys.known_hosts_text(known), mode=0o644)
+    sshkeys.write_private(paths.ssh_config, keys.ssh_config_text(
         known, admin_key=paths.admin_key, known_hosts=paths.known_hosts), mode=0o644)
 
     fabric.wait_ibsim(paths, state.fabric.ibsim)

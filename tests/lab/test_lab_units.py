@@ -16,7 +16,7 @@ from provision.lab import bmc, ibwrap, names
 from provision.lab.bmc import emulator_config
 from provision.lab.fabric import Subnet, render_opensm_conf, sm_state, subnets
 from provision.lab.hostfs import check_lab_dir, hosts_file
-from provision.lab.keys import KnownHost, known_hosts_text, ssh_config_text
+from provision.lab.keys import ssh_config_text
 from provision.lab.spec import LabSpec, ibsim_node_ids, spec_digest, validate
 from provision.lab.state import (
     FabricRecord,
@@ -28,6 +28,7 @@ from provision.lab.state import (
     load_state,
     save_state,
 )
+from provision.sshkeys import KnownHost, known_hosts_text
 
 
 @pytest.fixture
