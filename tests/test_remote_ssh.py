@@ -1,5 +1,6 @@
 """The SSH executor against a real OpenSSH server on loopback (root only, like the lab):
-commands, background commands, file upload, time limits and host-key verification."""
+commands, background commands, time limits and host-key verification; and that every
+executor offers exactly the protocol's operations."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from provision.errors import ExecutionError
-from provision.execute.remote import Collector, CommandResult, SshExecutor
+from provision.execute.remote import Collector, CommandResult, RemoteExecutor, SshExecutor
 from provision.execute.ssh import SshTarget
+from provision.lab.simexec import InProcessSimExecutor, SimExecutor
 from provision.sshkeys import generate_ed25519, write_private
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -30,6 +32,19 @@ def test_collector_waits_for_text_or_exit() -> None:
     other = Collector()
     other.finish(CommandResult(1, "", "boom", 0.1))
     assert not other.wait_for("Waiting", timeout=5.0) and other.result().rc == 1
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")
+            and callable(getattr(cls, name))}
+
+
+def test_executors_offer_exactly_the_protocol() -> None:
+    """run, start, close and nothing else (no file upload: mpirun gets its hosts on the
+    command line); no implementation grows an operation the others lack."""
+    assert _public(RemoteExecutor) == {"run", "start", "close"}
+    for cls in (SshExecutor, SimExecutor, InProcessSimExecutor):
+        assert _public(cls) == _public(RemoteExecutor), cls.__name__
 
 
 def _free_port() -> int:
@@ -75,8 +90,7 @@ def _executor(port: int, key: Path, known: Path) -> SshExecutor:
                                         known_hosts=known)}, connect_timeout=5)
 
 
-def test_ssh_executor_runs_quotes_uploads_and_bounds(sshd: tuple[int, Path, Path],
-                                                     tmp_path: Path) -> None:
+def test_ssh_executor_runs_quotes_and_bounds(sshd: tuple[int, Path, Path]) -> None:
     ex = _executor(*sshd)
     try:
         done = ex.run("n1", ["printf", "%s|", "a b", "$HOME", ";id"], timeout=20)
@@ -85,9 +99,6 @@ def test_ssh_executor_runs_quotes_uploads_and_bounds(sshd: tuple[int, Path, Path
         assert (failed.rc, failed.stderr.strip()) == (3, "oops")
         slow = ex.run("n1", ["sleep", "30"], timeout=1)
         assert slow.rc == 124 and "stopped after 1s" in slow.stderr
-        path = str(tmp_path / "hosts")
-        ex.put("n1", path, "n1 slots=8\n")
-        assert Path(path).read_text() == "n1 slots=8\n"
         bg = ex.start("n1", ["sh", "-c", "echo '* Waiting for client'; sleep 1; echo done"],
                       timeout=20)
         assert bg.wait_for("Waiting for client", timeout=10)

@@ -1,7 +1,7 @@
 """Commands on remote hosts: the one :class:`RemoteExecutor` protocol and its SSH
 implementation (burn-in's probes; provisioning reaches hosts with :mod:`provision.execute.ssh`).
 
-Callers only ever use ``run(node, argv, timeout=...)``, ``start`` and ``put(node, path, text)``;
+Callers only ever use ``run(node, argv, timeout=...)``, ``start`` and ``close``;
 argv lists are quoted (:func:`shlex.join`) for the remote shell, never joined by hand.
 :class:`SshExecutor` keeps one paramiko connection per node (host keys verified against a
 known_hosts file with ``RejectPolicy``: see :mod:`provision.execute.ssh`), opens a channel
@@ -57,8 +57,6 @@ class RemoteExecutor(Protocol):
     def run(self, node: str, argv: Sequence[str], *, timeout: float) -> CommandResult: ...
 
     def start(self, node: str, argv: Sequence[str], *, timeout: float) -> Running: ...
-
-    def put(self, node: str, path: str, text: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -196,17 +194,6 @@ class SshExecutor:
         threading.Thread(target=self._pump, args=(node, argv, chan, sink, timeout, start),
                          daemon=True, name=f"remote-{node}-{argv[0]}").start()
         return sink
-
-    def put(self, node: str, path: str, text: str) -> None:
-        try:
-            sftp = self._client(node).open_sftp()
-            try:
-                with sftp.file(path, "w") as fh:
-                    fh.write(text.encode())
-            finally:
-                sftp.close()
-        except (paramiko.SSHException, OSError) as exc:
-            raise ExecutionError(f"ssh to {node}: cannot write {path} ({exc})") from exc
 
     def close(self) -> None:
         for client in self._clients.values():

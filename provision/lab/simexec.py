@@ -3,8 +3,7 @@
 For tests and demos without root: every node is a simulator personality on this machine
 (:class:`provision.lab.hwsim.local.LocalSim`). Since all "nodes" share one network stack, a
 perftest server's port is shifted per node and a client's server address (the node's
-planned in-band address) is pointed at loopback; files ``put`` on a node land under the
-simulator directory and argv references to them are rewritten. Not for real sites.
+planned in-band address) is pointed at loopback. Not for real sites.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from provision.execute.remote import Collector, CommandResult
 from provision.lab.hwsim.local import LocalSim
@@ -28,7 +26,6 @@ class SimExecutor:
         self.addresses = dict(addresses)
         self.by_address = {a: n for n, a in addresses.items()}
         self.index = {n: i for i, n in enumerate(sorted(addresses))}
-        self.files: dict[str, Path] = {}
         self.port_base = port_base
         self.calls: list[tuple[str, tuple[str, ...]]] = []
         self._lock = threading.Lock()
@@ -40,7 +37,6 @@ class SimExecutor:
         args = list(argv)
         if args[:1] == ["timeout"]:
             args = args[2:]
-        args = [str(self.files.get(f"{node}:{a}", a)) for a in args]
         if args and args[0] in ("ib_write_bw", "ib_write_lat"):
             server = next((a for a in args[1:] if a in self.by_address), None)
             owner = self.by_address[server] if server else node
@@ -94,13 +90,6 @@ class SimExecutor:
         threading.Thread(target=pump, daemon=True).start()
         return sink
 
-    def put(self, node: str, path: str, text: str) -> None:
-        local = self.sim.sim_dir / "files" / node / path.lstrip("/")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text(text, encoding="utf-8")
-        with self._lock:
-            self.files[f"{node}:{path}"] = local
-
     def close(self) -> None:
         return None
 
@@ -118,8 +107,7 @@ class InProcessSimExecutor(SimExecutor):
         self._call_lock = threading.Lock()
 
     def _rewrite(self, node: str, argv: Sequence[str]) -> list[str]:
-        args = list(argv[2:] if argv[:1] == ["timeout"] else argv)
-        return [str(self.files.get(f"{node}:{a}", a)) for a in args]
+        return list(argv[2:] if argv[:1] == ["timeout"] else argv)
 
     def _perftest(self, node: str, args: list[str]) -> CommandResult:
         from provision.lab.hwsim import ib_write_bw, ib_write_lat, perftest
