@@ -282,6 +282,27 @@ def test_fabric_verify_hook_records_into_the_store(tmp_path: Path,
             st.set_state("lab", "x", "broken")
 
 
+def test_fabric_verify_hook_uses_the_given_site_directory(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # A site outside inventory/sites/ records into its own SITE/.gpuctl/provision.db, and a
+    # site of the same name under the current directory is not touched.
+    monkeypatch.delenv("GPUCTL_BURNIN_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    mine, other = tmp_path / "elsewhere" / "lab", tmp_path / "inventory" / "sites" / "lab"
+    for d in (mine, other):
+        (d / ".gpuctl").mkdir(parents=True)
+        open_burnin_store(d / ".gpuctl" / "provision.db").close()
+    assert record_fabric_verify("lab", {"ok": True}, mine) == str(mine / ".gpuctl/provision.db")
+    with open_burnin_store(mine / ".gpuctl/provision.db") as st:
+        assert [ok for _, ok, _ in st.fabric_results("lab")] == [True]
+    with open_burnin_store(other / ".gpuctl/provision.db") as st:
+        assert st.fabric_results("lab") == []
+    bare = tmp_path / "bare"
+    assert record_fabric_verify("lab", {"ok": True}, bare) == (
+        f"no results DB {bare}/.gpuctl/provision.db (a provision or burn-in run makes it): "
+        "not recorded")
+
+
 def test_backends_print_jobs_instead_of_running() -> None:
     slurm = CliRunner().invoke(cli, ["burnin", "run", str(SITE), "--rack", "a01",
                                      "--backend", "slurm"])

@@ -261,24 +261,28 @@ def open_burnin_store(url: str | Path) -> BurninStore:
     return BurninStore(connect(path, RUNS_SCHEMA + SCHEMA), str(path))
 
 
-def record_fabric_verify(site: str, result: Mapping[str, Any] | str) -> str:
+def record_fabric_verify(site: str, result: Mapping[str, Any] | str,
+                         site_dir: Path | None = None) -> str:
     """Hook for ``gpuctl fabric verify``: store its result for ``site`` (by name).
 
-    The DB is ``$GPUCTL_BURNIN_STORE``, else the site's existing results DB
-    (``inventory/sites/<site>/.gpuctl/provision.db`` under the current directory or the
-    checkout). A verify never creates a DB of its own: without one, nothing is recorded and
-    the answer says so.
+    The DB is ``$GPUCTL_BURNIN_STORE``, else the existing results DB of ``site_dir``
+    (``SITE/.gpuctl/provision.db``), else, without a ``site_dir``, that of
+    ``inventory/sites/<site>`` under the current directory or the checkout. A verify never
+    creates a DB of its own: without one, nothing is recorded and the answer says so.
     """
     env = os.environ.get(ENV_STORE)
     if env:
         url: str | Path = env
     else:
-        checkout = source_checkout()
-        dbs = [default_path(base / "inventory" / "sites" / site)
-               for base in (Path.cwd(), *([checkout] if checkout else []))]
+        if site_dir is not None:
+            dbs = [default_path(site_dir)]
+        else:
+            checkout = source_checkout()
+            dbs = [default_path(base / "inventory" / "sites" / site)
+                   for base in (Path.cwd(), *([checkout] if checkout else []))]
         found = next((d for d in dbs if d.is_file()), None)
         if found is None:
-            return f"no results DB for site {site!r} (set {ENV_STORE}): not recorded"
+            return f"no results DB {dbs[0]} (a provision or burn-in run makes it): not recorded"
         url = found
     data = dict(result) if not isinstance(result, str) else _loads(result)
     with open_burnin_store(url) as store:

@@ -95,11 +95,11 @@ def write_guid_file(path: Path, learned: dict[str, str]) -> int:
     return len(learned)
 
 
-def record(result: VerifyResult) -> str:
+def record(result: VerifyResult, site_dir: Path) -> str:
     """Store the result in the site's results DB when it has one; says what happened."""
     from provision.burnin.store import record_fabric_verify
 
-    where = record_fabric_verify(result.site, result.to_json())
+    where = record_fabric_verify(result.site, result.to_json(), site_dir)
     return where if where.startswith("no results DB") else f"result recorded in {where}"
 
 
@@ -126,8 +126,8 @@ def record(result: VerifyResult) -> str:
                    "(each fabric is its own subnet: discover it from one of its HCAs).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-@click.option("--write-guids", is_flag=True, help=f"Write the GUIDs learned to "
-              f"inventory/sites/<site>/{GUIDS_FILE} (merged, sorted).")
+@click.option("--write-guids", is_flag=True, help=f"Write the GUIDs learned to {GUIDS_FILE} "
+              "next to SITE's site.yaml (merged, sorted; the plan uses them).")
 def verify_cmd(site: Path, observed: tuple[str, ...], live: bool, cas: tuple[str, ...],
                timeout: float, save_capture: Path | None, scopes: tuple[str, ...],
                fabric_name: str, fmt: str, write_guids: bool) -> None:
@@ -141,7 +141,7 @@ def verify_cmd(site: Path, observed: tuple[str, ...], live: bool, cas: tuple[str
         path = loaded.path.parent / GUIDS_FILE
         n = write_guid_file(path, result.guids)
         notes.append(f"wrote {n} GUIDs to {path}")
-    notes.append(record(result))
+    notes.append(record(result, loaded.path.parent))
     if fmt == "json":
         click.echo(to_json(result), nl=False)
     else:
