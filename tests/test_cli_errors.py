@@ -142,3 +142,12 @@ def test_default_store_absent_is_an_empty_history(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["provision", "history", str(site), "--format", "json"],
                              obj={})
     assert res.exit_code == 0 and res.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [
+    ["lint"], ["plan"], ["fabric", "verify"], ["provision", "site"], ["provision", "rack"],
+    ["burnin", "run"], ["image", "build"], ["image", "list"]])
+def test_commands_that_can_fail_document_their_exit_status(command: list[str]) -> None:
+    # A script (or CI) that runs one of these needs to know what its exit status means.
+    out = CliRunner().invoke(cli, [*command, "--help"]).stdout.lower()
+    assert "exit" in out and (" 1" in out or "1 " in out), " ".join(command)

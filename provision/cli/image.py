@@ -47,8 +47,17 @@ def image() -> None:
 def build_cmd(site: Path, group: str | None, images: Path | None, rebuild: bool,
               dry_run: bool, fmt: str) -> None:
     """Build the image of every node group (or of --group): one build per distinct recipe;
-    a recipe already built is reused (its key is a hash of mirror, suite, variant and
-    packages)."""
+    a recipe already built is reused (its key is a hash of the recipe: mirror, suite,
+    components, variant, packages, keyring).
+
+    \b
+    Exit 0 built (or already built); 1 a build failed (names the image, the mirror and
+    mmdebstrap's first error; the log is kept) or the site has lint errors; 2 bad usage
+    or an unreadable site file.
+    Examples:
+      gpuctl image build inventory/sites/lab --dry-run     the mmdebstrap commands
+      gpuctl image build inventory/sites/lab --group gpu
+    """
     from provision.image import build, recipe, store
 
     loaded, _plan = load_and_plan(site)
@@ -84,7 +93,12 @@ def build_cmd(site: Path, group: str | None, images: Path | None, rebuild: bool,
 @click.option("--verify", is_flag=True, help="Re-hash every rootfs.tar against its recorded "
               "digest; exit 1 on a mismatch.")
 def list_cmd(site: Path, images: Path | None, fmt: str, verify: bool) -> None:
-    """The images built for SITE, with digest, size, package count and node groups."""
+    """The images built for SITE, with digest, size, package count and node groups.
+
+    \b
+    Exit 0, or 1 with --verify when a rootfs.tar no longer matches its digest.
+    Example: gpuctl image list inventory/sites/lab --verify
+    """
     from provision.errors import ExecutionError
     from provision.image import build, store
 
@@ -123,7 +137,13 @@ def seed_cmd(site: Path, group: str | None, images: Path | None, rotate_keys: bo
     SITE/.gpuctl/secrets, 0600), its seed under SITE/.gpuctl/seeds/<host>/ (hostname,
     planned addresses, admin keys from SITE/admin_keys/*.pub, the host key, phone-home) and
     its public key in SITE/.gpuctl/known_hosts, so the first SSH connection is verified;
-    iPXE scripts (boot.ipxe and one per node) under SITE/.gpuctl/ipxe/."""
+    iPXE scripts (boot.ipxe and one per node) under SITE/.gpuctl/ipxe/; the image phase's
+    boot plan (SITE/.gpuctl/boot/nodes.json) and the boot_services role's inputs
+    (SITE/.gpuctl/boot_services.yml).
+
+    \b
+    Example: gpuctl image build inventory/sites/lab && gpuctl image seed inventory/sites/lab
+    """
     from provision.image import hostkeys, ipxe, recipe, seeds, store
     from provision.image.bootplan import BootEntry, write_nodes
     from provision.image.macs import load_macs

@@ -237,7 +237,13 @@ def site_cmd(site: Path, **kw: Any) -> None:
 @click.argument("rack")
 @_options
 def rack_cmd(site: Path, rack: str, **kw: Any) -> None:
-    """Provision the hosts of one RACK of SITE (same as --limit rack=RACK)."""
+    """Provision the hosts of one RACK of SITE (same as --limit rack=RACK).
+
+    \b
+    Exit status: as `gpuctl provision site` (0 ok, 1 some hosts failed, 2 bad usage or
+    unreadable input, 130 interrupted).
+    Example: gpuctl provision rack inventory/sites/lab a01 --phases base --resume
+    """
     _run(site, rack, **kw)
 
 
