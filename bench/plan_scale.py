@@ -78,7 +78,7 @@ def site(gpus: int) -> dict[str, object]:
                                 "planes": 8, "node_groups": [g["name"] for g in groups],
                                 "network_racks": [f"{h['name']}/n" for h in hall_defs]},
                     "inband": {"switch": "sn4600c", "node_port_gbps": 25},
-                    "oob": {"switch": "mgmt-1g-48", "spine_switch": "sn2201",
+                    "oob": {"switch": "mgmt-1g-48", "spine_switch": "sn2201", "core": "hall",
                             "network_racks": [f"{h['name']}/n" for h in hall_defs]}},
         "addressing": {"inband": "10.0.0.0/12", "oob": "10.16.0.0/12",
                        "switch_mgmt": "10.32.0.0/14",

@@ -294,6 +294,14 @@ class EthernetFabric(StrictModel):
         default=2, ge=2, multiple_of=2, description="Uplinks from each aggregation switch "
         "to the core pair, half to each core switch (its top ports); more lowers the "
         "aggregation tier's oversubscription (cross-block and cross-hall traffic).")
+    core: Literal["site", "hall"] = Field(
+        default="site", description="How the aggregation blocks are joined: site, one core "
+        "pair for the whole network; hall, a core pair per hall (in that hall's network "
+        "racks) joining its blocks, and a site core pair joining the hall cores (each hall "
+        "core's top core_uplinks ports), as GW-scale sites of many halls are built.")
+    core_switch: str | None = Field(
+        default=None, description="Catalog switch type of the core switches (hall and site "
+        "core pairs); unset, the spine_switch model.")
     max_oversubscription: PositiveFloat | None = Field(
         default=None, description="Most downlink:uplink bandwidth a ToR or aggregation "
         "switch of this network may have (GPU155, a warning). Unset: 4 for storage, 8 for "

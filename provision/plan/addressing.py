@@ -189,7 +189,9 @@ def _switch_mgmt(a: Addressing, site: Site, switches: Sequence[Switch],
                 j = agg_seen.get((sw.fabric, sw.pod), 0)
                 agg_seen[(sw.fabric, sw.pod)] = j + 1
                 key = CORE_SWITCHES + (sw.pod - 1) * TOR_UPLINKS + j
-            elif sw.tier == "core":  # the core pair: the keys before the first block's
+            elif sw.tier in ("core", "site-core"):  # the core pair (with core: hall the
+                # site's; a hall's pair has the block number before its hall's first
+                # block): the keys before the first block's
                 key = int(sw.name.rsplit("-", 1)[1]) - 1
             else:
                 key = eth_ordinal[sw.fabric]

@@ -225,8 +225,14 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
             seat_reserved(space, fab, reserved, oob_model)
         where = resolve_racks(ef.network_racks, racks)
         for sw in fab.switches:
-            # ToRs, block 1's aggregation, the core pair, then the later blocks
-            if sw.tier == "core":
+            # ToRs, block 1's aggregation, the core pair, then the later blocks; with a core
+            # pair per hall (numbered the block before the hall's first), each hall's pair
+            # after that hall's first block, the site core after the first hall's pair.
+            if sw.tier == "core" and sw.pod is not None:
+                eth.append((sw.pod + 1, 3 + fi, sw, where, name))
+            elif sw.tier == "site-core":
+                eth.append((2, 6 + fi, sw, where, name))
+            elif sw.tier == "core":
                 eth.append((1, 3 + fi, sw, where, name))
             else:
                 eth.append((0 if sw.tier == "tor" else sw.pod or 0, fi, sw, where, name))
@@ -245,7 +251,7 @@ def build_plan(site: Site, catalog: Catalog) -> Plan:
         fab = fabrics[name]
         where_is.update((s.name, s) for s in fab.switches)
         for lk in fab.links:
-            if lk.kind in ("tor-agg", "agg-core"):
+            if lk.kind in ("tor-agg", "agg-core", "core-site"):
                 below.setdefault(lk.b, lk.a)
         if not ef.pairs_in_one_rack:
             pairs: dict[tuple[str, int | None], list[Switch]] = {}

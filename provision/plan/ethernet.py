@@ -6,6 +6,13 @@ network racks). Every aggregation switch keeps its top ``core_uplinks`` ports (t
 default ``CORE_UPLINKS``; half to each core switch) for the core pair; a fabric with more
 than one block gets that pair (the halls' or blocks' aggregation joined into one network),
 placed near the first block.
+
+With ``core: hall`` (sites of many halls, where one pair has too few ports for every block)
+each hall gets its own core pair (tier ``core``) joining that hall's blocks, placed in the
+hall's network racks, and a site core pair (tier ``site-core``) joins the hall cores, each
+hall core's top ``core_uplinks`` ports half to each site core. Block numbers are keyed by
+position as before; each hall keeps the number before its first block for its core pair,
+so its name, ports and address never move when a block or hall is added.
 """
 
 from __future__ import annotations
@@ -99,6 +106,10 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
                             f"{agg_model.ports} ports, too few for ToRs and {k} "
                             "core uplinks")
         per_hall = -(-hall_positions * cfg.per_rack // size) if hall_positions else 0
+        # core: hall keeps block number 1 of each hall (0-based hall * stride + 1) for the
+        # hall's core pair; its blocks follow.
+        by_hall = cfg.core == "hall"
+        stride = per_hall + 1 if by_hall and per_hall else per_hall
         if positions is None:
             keys = [(0, k) for k in range(len(tors))]
         else:
@@ -111,7 +122,7 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
                 keys.append((hall, pos * cfg.per_rack + i))
         blocks: dict[int, list[tuple[int, Switch]]] = {}
         for (hall, key), tor in zip(keys, tors, strict=True):
-            blocks.setdefault(hall * per_hall + key // size, []).append((key % size, tor))
+            blocks.setdefault(hall * stride + by_hall + key // size, []).append((key % size, tor))
         tops: list[Switch] = []
         for b in sorted(blocks):
             aggs = [Switch(f"{prefix}-agg{b + 1:02d}-{j + 1}", agg_model.name, name, "agg",
@@ -124,7 +135,16 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
                                           str(tor_model.ports - up + 1 + u), aggs[u].name,
                                           str(slot + 1)))
         if len(blocks) > 1:
-            _add_core(fab, name, prefix, agg_model.name, agg_model.ports, tops, k)
+            core_name = cfg.core_switch or agg_model.name
+            core_model = catalog.switches.get(core_name)
+            if core_model is None:
+                raise PlanError(f"{name} fabric references unknown switch type {core_name!r} "
+                                f"(fabrics.{name}.core_switch)")
+            if by_hall:
+                _add_hall_cores(fab, name, prefix, core_model.name, core_model.ports, tops, k,
+                                stride)
+            else:
+                _add_core(fab, name, prefix, core_model.name, core_model.ports, tops, k)
     return fab
 
 
@@ -143,9 +163,65 @@ def _add_core(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
         base = ((agg.pod - 1) * TOR_UPLINKS + j) * per
         if base + per > ports:
             raise PlanError(f"{name} fabric: core switch {model} has {ports} ports, too few "
-                            f"for aggregation switch {agg.name} (block {agg.pod})")
+                            f"for aggregation switch {agg.name} (block {agg.pod}); set "
+                            f"fabrics.{name}.core: hall (a core pair per hall) or a larger "
+                            f"fabrics.{name}.core_switch")
         for u, core in enumerate(cores):
             for m in range(per):
                 fab.links.append(Link(name, "agg-core", agg.name,
                                       str(ports - k + 1 + u * per + m), core.name,
                                       str(base + m + 1)))
+
+
+def _add_hall_cores(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
+                    aggs: Sequence[Switch], k: int, stride: int) -> None:
+    """``core: hall``: a core pair per hall with aggregation (block number ``hall * stride
+    + 1``), each aggregation switch's top ``k`` ports to its hall's pair on ports keyed by
+    the block's place in the hall; and, with more than one hall, a site core pair taking
+    each hall core's top ``k`` ports on ports keyed by the hall. ``stride`` 0: one hall."""
+    fab.tiers = 3
+    per = k // CORE_SWITCHES
+    halls: dict[int, list[Switch]] = {}
+    for agg in aggs:
+        assert agg.pod is not None
+        halls.setdefault((agg.pod - 1) // stride if stride else 0, []).append(agg)
+    hall_cores: list[tuple[int, Switch]] = []
+    links: list[Link] = []
+    for hall, members in halls.items():
+        pod = hall * stride + 1
+        cores = [Switch(f"{prefix}-core{pod:02d}-{j + 1}", model, name, "core", pod=pod)
+                 for j in range(CORE_SWITCHES)]
+        fab.switches.extend(cores)
+        hall_cores += [(hall, c) for c in cores]
+        for agg in members:
+            assert agg.pod is not None
+            j = int(agg.name.rsplit("-", 1)[1]) - 1
+            base = ((agg.pod - pod - 1) * TOR_UPLINKS + j) * per
+            if base + per > ports - k:
+                raise PlanError(f"{name} fabric: hall core switch {model} has {ports} ports "
+                                f"({k} to the site core), too few for aggregation switch "
+                                f"{agg.name} (block {agg.pod}); set a larger "
+                                f"fabrics.{name}.core_switch")
+            for u, core in enumerate(cores):
+                for m in range(per):
+                    links.append(Link(name, "agg-core", agg.name,
+                                      str(ports - k + 1 + u * per + m), core.name,
+                                      str(base + m + 1)))
+    if len(halls) > 1:
+        fab.tiers = 4
+        tops = [Switch(f"{prefix}-core-{j + 1}", model, name, "site-core")
+                for j in range(CORE_SWITCHES)]
+        fab.switches.extend(tops)
+        for hall, core in hall_cores:
+            j = int(core.name.rsplit("-", 1)[1]) - 1
+            base = (hall * CORE_SWITCHES + j) * per
+            if base + per > ports:
+                raise PlanError(f"{name} fabric: site core switch {model} has {ports} ports, "
+                                f"too few for hall core switch {core.name}; set a larger "
+                                f"fabrics.{name}.core_switch")
+            for u, top in enumerate(tops):
+                for m in range(per):
+                    links.append(Link(name, "core-site", core.name,
+                                      str(ports - k + 1 + u * per + m), top.name,
+                                      str(base + m + 1)))
+    fab.links.extend(links)

@@ -16,7 +16,7 @@ from provision.plan.lintbase import Finding, finding, rule
 from provision.plan.oversubscription import TierRatio, limit, ratio_text, ratios
 
 ETHERNET = ("storage", "inband", "oob")
-TIER_NAME = {"agg": "aggregation", "core": "core"}
+TIER_NAME = {"agg": "aggregation", "core": "core", "site-core": "site core"}
 
 
 def pair_findings(ls: LoadedSite, plan: Plan) -> Iterator[Finding]:
@@ -110,7 +110,8 @@ def oversubscription_findings(ls: LoadedSite, plan: Plan) -> Iterator[Finding]:
         if most is None or r.ratio <= most + 1e-9:
             continue
         cfg = getattr(ls.site.fabrics, r.fabric)
-        to = "aggregation" if r.tier == "tor" else "core (traffic between blocks or halls)"
+        to = ("aggregation" if r.tier == "tor" else "core (traffic between blocks or halls)"
+              if r.tier == "agg" else "site core (traffic between halls)")
         fix = ("more ToR uplink bandwidth (faster uplink_gbps) or fewer node ports per ToR"
                if r.tier == "tor" else
                f"raise fabrics.{r.fabric}.core_uplinks (now {cfg.core_uplinks}) to "

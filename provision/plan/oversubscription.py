@@ -1,6 +1,6 @@
 """Ethernet oversubscription as an engineer reads it: for every network and switch tier with
 uplinks (ToR -> aggregation, aggregation -> core, which carries cross-block and cross-hall
-traffic), the worst switch's downlink bandwidth over its uplink bandwidth, each link at the
+traffic, and with ``core: hall`` hall core -> site core, the cross-hall traffic), the worst switch's downlink bandwidth over its uplink bandwidth, each link at the
 speed it runs (a node port at its NIC speed or the network's ``node_port_gbps`` mode, a
 switch-to-switch link at the slower end or ``uplink_gbps``, a management port at 1 Gb/s).
 
@@ -19,10 +19,10 @@ from provision.plan.layout import Node
 from provision.plan.management import MGMT_GBPS
 
 ETHERNET = ("storage", "inband", "oob")
-UPLINK = {"tor": "tor-agg", "agg": "agg-core"}
-"""Link kind that is a tier's uplink."""
+UPLINK = {"tor": "tor-agg", "agg": "agg-core", "core": "core-site"}
+"""Link kind that is a tier's uplink (a hall core's, with ``core: hall``, to the site core)."""
 
-TIER_LABEL = {"tor": "ToR->agg", "agg": "agg->core"}
+TIER_LABEL = {"tor": "ToR->agg", "agg": "agg->core", "core": "core->site core"}
 
 DEFAULT_MAX: dict[str, float | None] = {"storage": 4.0, "inband": 8.0, "oob": None}
 """Most oversubscription a tier may have when the network sets no ``max_oversubscription``.

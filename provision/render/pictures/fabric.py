@@ -22,7 +22,7 @@ from provision.render.pictures.svg import (
     tooltip,
 )
 
-TIERS = ("core", "spine", "agg", "leaf", "tor")
+TIERS = ("site-core", "core", "spine", "agg", "leaf", "tor")
 BOX_MIN_W = 150.0
 BOX_H = 54.0
 GAP = 14.0
