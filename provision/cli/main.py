@@ -24,6 +24,7 @@ The workflow, from one site description (inventory/sites/<site>/site.yaml):
   gpuctl provision site SITE        bring hosts up in phases (Redfish + Ansible)
   gpuctl fabric verify SITE ...     compare the discovered InfiniBand fabric with the plan
   gpuctl burnin run SITE --rack R   acceptance tests for a new rack
+  gpuctl platform up SITE           GPU/Network Operators, Kueue, MPI Operator (Pulumi)
 
 SITE is a site directory or its site.yaml. Add --debug before the command for tracebacks.
 
@@ -31,6 +32,9 @@ SITE is a site directory or its site.yaml. Add --debug before the command for tr
 Exit status of provision and burnin: 0 ok, 1 some hosts failed (and only then),
 2 bad usage or unreadable input (site, store, files; one line says which and the way out),
 130 interrupted (SIGINT/SIGTERM; the run is recorded, rerun with --resume).
+Other commands: 0 ok, 1 findings, a failed check or a failed step (lint errors,
+plan --check drift, fabric verify findings, an image build), 2 bad usage or
+unreadable input; each command's --help says more.
 """
 
 
