@@ -62,6 +62,8 @@ class Plan:
     rails: int = 0
     schema_version: int = SCHEMA_VERSION
     _by_device: dict[str, list[Address]] = field(default_factory=dict, repr=False)
+    _summary: dict[str, Any] = field(default_factory=dict, repr=False)
+    """:func:`summary`, once computed (plan.json, plan.html and the CLI all print it)."""
 
     def addresses_of(self, device: str) -> list[Address]:
         """Addresses of one device (node or switch), in plan order."""
@@ -345,7 +347,14 @@ def _ib_summary(f: FabricPlan) -> dict[str, Any]:
 
 
 def summary(plan: Plan) -> dict[str, Any]:
-    """Counts for humans and machines (``gpuctl plan --format json``)."""
+    """Counts for humans and machines (``gpuctl plan --format json``); computed once per
+    plan (a plan is not changed once built), a fresh copy of the top level each call."""
+    if not plan._summary:
+        plan._summary.update(_summary(plan))
+    return dict(plan._summary)
+
+
+def _summary(plan: Plan) -> dict[str, Any]:
     gpus = sum(plan.catalog.nodes[n.type].gpus for n in plan.nodes)
     sw: dict[str, dict[str, int]] = {}
     for f in plan.fabrics.values():
