@@ -215,7 +215,7 @@ def test_rail_optimized_su_comes_up_with_sm_on_ufm(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_superpod_scale_fabric_comes_up(tmp_path: Path) -> None:
-    """1,009 CAs (127 DGX + UFM), 48 switches, NDR written as HDR for ibsim."""
+    """1,017 CAs (127 DGX x 8 HCAs + the UFM), 48 switches, NDR written as HDR for ibsim."""
     assert (SITES / "superpod-h100-4su").exists()
     timings = _prove(site_plan("superpod-h100-4su"), tmp_path)
     assert timings["opensm_s"] < TOOL_S
