@@ -136,6 +136,13 @@ def default_path(site_dir: Path) -> Path:
     return site_dir / STATE_DIR / "provision.db"
 
 
+def seeded_known_hosts(site_dir: Path) -> Path | None:
+    """``SITE/.gpuctl/known_hosts`` when ``gpuctl image seed`` wrote it (the host keys it
+    pre-generated): what provision and burn-in verify SSH against unless told otherwise."""
+    path = site_dir / STATE_DIR / "known_hosts"
+    return path if path.is_file() else None
+
+
 def sqlite_path(url: str) -> Path:
     """The file of ``sqlite:///path`` (absolute: ``sqlite:////abs``) or of a bare path."""
     if url.startswith("sqlite:///"):

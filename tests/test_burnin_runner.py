@@ -316,3 +316,32 @@ def test_backends_print_jobs_instead_of_running() -> None:
     assert "kind: MPIJob" in k8s.stdout
     bad = CliRunner().invoke(cli, ["burnin", "run", str(SITE), "--rack", "z99"])
     assert bad.exit_code == 2 and "racks: a01" in bad.output
+
+
+def test_burnin_checks_host_keys_against_the_seeded_known_hosts(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `gpuctl image seed` wrote SITE/.gpuctl/known_hosts: burn-in (alone, or as provision's
+    # burnin phase) verifies the nodes' pre-generated host keys there, as provision does;
+    # an access file's or --known-hosts' own file still wins.
+    from provision.execute.access import Access
+
+    site = tmp_path / "lab"
+    (site / ".gpuctl").mkdir(parents=True)
+    (site / "site.yaml").write_text((SITE / "site.yaml").read_text())
+    seeded = site / ".gpuctl" / "known_hosts"
+    seeded.write_text("")
+    targets = rack_targets(planned[1], "a01")
+    assert {t.known_hosts for t in session.ssh_targets(targets, Access(), seeded).values()} \
+        == {seeded}
+    mine = tmp_path / "mine"
+    own = Access().with_ssh(known_hosts=mine)
+    assert {t.known_hosts for t in session.ssh_targets(targets, own, seeded).values()} \
+        == {mine.absolute()}
+    seen: list[Any] = []
+    ex = executor(sim, planned[1])
+    monkeypatch.setattr(session, "_executor", lambda *a: seen.append(a) or ex)
+    result = CliRunner().invoke(cli, ["burnin", "run", str(site), "--rack", "a01", "--no-lab",
+                                      "--skip-fabric", "--level", "quick"])
+    assert result.exit_code == 0, result.output
+    assert seen[0][3] == seeded

@@ -11,7 +11,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provision.burnin.flow import execute
@@ -24,11 +24,12 @@ from provision.burnin.thresholds import thresholds_for
 from provision.errors import ExecutionError, GpuctlError, UsageError
 from provision.execute.access import Access
 from provision.execute.remote import RemoteExecutor, SshExecutor
+from provision.execute.ssh import SshTarget
 from provision.execute.steps import Outcome
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
 from provision.render.plan_files import plan_version
-from provision.storefile import default_path
+from provision.storefile import default_path, seeded_known_hosts
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,23 @@ def fabric_check(plan: Plan, rack: str, targets: list[NodeTarget],
     return ("pass" if result.ok else "fail"), detail, result.to_json()
 
 
-def _executor(targets: list[NodeTarget], access: Access,
-              cancel: threading.Event) -> RemoteExecutor:
-    return SshExecutor({t.name: access.ssh_target(t.name, t.address) for t in targets},
+def ssh_targets(targets: Sequence[NodeTarget], access: Access,
+                seeded: Path | None) -> dict[str, SshTarget]:
+    """How to SSH to each node: the access file's settings, host keys checked against
+    ``seeded`` (what ``gpuctl image seed`` wrote) where the access file names none, as
+    provision does."""
+    out = {}
+    for t in targets:
+        ssh = access.ssh_target(t.name, t.address)
+        if ssh.known_hosts is None and seeded is not None:
+            ssh = replace(ssh, known_hosts=seeded)
+        out[t.name] = ssh
+    return out
+
+
+def _executor(targets: list[NodeTarget], access: Access, cancel: threading.Event,
+              seeded: Path | None = None) -> RemoteExecutor:
+    return SshExecutor(ssh_targets(targets, access, seeded),
                        connect_timeout=access.timeouts.ssh_s or 10.0, cancel=cancel)
 
 
@@ -122,7 +137,7 @@ def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
     cfg = RunConfig(site, opts.rack, opts.level, tuple(targets), th, workers=opts.workers,
                     timeout_s=opts.timeout_s, soak_s=opts.soak_s, cross_partner=partner)
     ex = executor or _executor(targets + ([partner] if partner else []), opts.access,
-                               opts.cancel)
+                               opts.cancel, seeded_known_hosts(loaded.path.parent))
     with open_burnin_store(store_url) as store:
         run_id = _start(store, site, version, opts, say)
         if fabric[2] is not None:

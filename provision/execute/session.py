@@ -29,7 +29,7 @@ from provision.image.phase import site_imaging
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
 from provision.render.plan_files import plan_json, plan_version
-from provision.storefile import STATE_DIR, default_path, history_path
+from provision.storefile import STATE_DIR, default_path, history_path, seeded_known_hosts
 
 
 @dataclass
@@ -58,10 +58,9 @@ def site_dir(loaded: LoadedSite) -> Path:
 
 def build_targets(loaded: LoadedSite, plan: Plan, opts: SessionOptions) -> Targets:
     keys = sorted(p.read_text().strip() for p in (site_dir(loaded) / "admin_keys").glob("*.pub"))
-    seeded = site_dir(loaded) / STATE_DIR / "known_hosts"  # gpuctl image seed writes it
     return resolve(plan, opts.access, verify_tls=opts.verify_tls,
                    credential_files=opts.credential_files, admin_keys=keys,
-                   known_hosts=seeded if seeded.is_file() else None)
+                   known_hosts=seeded_known_hosts(site_dir(loaded)))
 
 
 def inventory_hosts(hosts: Sequence[str], extravars: Mapping[str, Any]) -> set[str]:
