@@ -83,9 +83,10 @@ def faults(net: NetFile) -> None:
     net.swap(("dgx-001 mlx5_0", 1), ("dgx-002 mlx5_0", 1))
     net.swap(("dgx-040 mlx5_3", 1), ("dgx-040 mlx5_4", 1))
     net.drop(("ib-su02-leaf05", 40))
-    net.drop(("dgx-100 mlx5_7", 1))
-    net.move(("dgx-077 mlx5_2", 1), ("ib-su04-leaf08", 5))  # freed by the drop above
-    net.set_rate(("dgx-120 mlx5_1", 1), "1xNDR")
+    # DGX H100 HCA names (mlx5_0, 3, 4, 5, 6, 9, 10, 11): rail 8 is mlx5_11, rail 3 mlx5_4
+    net.drop(("dgx-100 mlx5_11", 1))
+    net.move(("dgx-077 mlx5_4", 1), ("ib-su04-leaf08", 5))  # freed by the drop above
+    net.set_rate(("dgx-120 mlx5_3", 1), "1xNDR")
     net.set_rate(("ib-su01-leaf01", 33), "4xHDR")
 
 
