@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from provision.burnin.session import fabric_check
 from provision.burnin.targets import rack_targets
 from provision.cli.main import cli
+from provision.execute.access import Access
 from provision.fabric.netedit import NetFile
 from provision.plan.build import Plan
 from provision.plan.load import load_and_plan
@@ -119,7 +120,7 @@ def test_each_fabric_is_its_own_subnet_and_verify_finds_only_its_fault(
             rack = RACKS[fabric]
             for key, value in {**envs[fabric], "SIM_HOST": probe}.items():
                 monkeypatch.setenv(key, value)
-            state, detail, data = fabric_check(plan, rack, rack_targets(plan, rack), None)
+            state, detail, data = fabric_check(plan, rack, rack_targets(plan, rack), Access())
             assert state == "fail", detail
             assert data is not None and data["scope"] == (
                 f"rack={rack}" if fabric == "compute" else f"{fabric} fabric, rack={rack}")
