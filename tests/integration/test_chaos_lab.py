@@ -2,8 +2,9 @@
 the lab, then resumed.
 
 SIGKILL 10 times and SIGTERM 3 times, at a random moment of a short phase subset (the Python
-phases, and base for some SIGKILLs so a live ``ansible-playbook`` is killed with its gpuctl),
-each followed by ``--resume``. After every kill: nothing gpuctl started is alive 2 s later
+phases, and base for some SIGKILLs so a live ``ansible-playbook`` is killed with its gpuctl;
+one of those the moment the first host's base success is stored, while the playbook still
+runs), each followed by ``--resume``. After every kill: nothing gpuctl started is alive 2 s later
 and (SIGTERM) the run ended within 5 s with exit 130. After every resume: all hosts ok, no
 host-phase that had finished before the kill was done again, no temp file left, and the
 history has no run left ``running``. A run's temp files all live in its run directory
@@ -90,8 +91,24 @@ def _phase_running(db: Path, phase: str) -> bool:
     return row is not None and row[0] == "running"
 
 
+def _host_finished(db: Path, phase: str) -> list[str]:
+    """Hosts whose ``phase`` succeeded in the latest run (stored as each host finishes)."""
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            rows = conn.execute("SELECT host FROM host_results WHERE phase=? AND status IN "
+                                "('ok', 'changed') AND run_id=(SELECT max(id) FROM runs)",
+                                (phase,)).fetchall()
+    except sqlite3.Error:
+        return []
+    return [r[0] for r in rows]
+
+
 def _trial(lab: Lab, db: Path, rng: random.Random, phases: str, sig: signal.Signals,
            wait_phase: str | None) -> None:
+    """``wait_phase`` "base": kill at a random moment of base; "base:done": at once when the
+    first host's base success is stored while the playbook still runs."""
+    at_done = wait_phase is not None and wait_phase.endswith(":done")
+    wait_phase = wait_phase.split(":")[0] if wait_phase else None
     proc = subprocess.Popen(_argv(lab, db, phases), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -100,7 +117,13 @@ def _trial(lab: Lab, db: Path, rng: random.Random, phases: str, sig: signal.Sign
             while not _phase_running(db, wait_phase) and proc.poll() is None:
                 assert time.monotonic() < deadline, f"{wait_phase} never started"
                 time.sleep(0.2)
-        time.sleep(rng.uniform(0.3, 6.0))
+        if at_done and wait_phase is not None:
+            while not _host_finished(db, wait_phase) and proc.poll() is None:
+                assert time.monotonic() < deadline, f"no host finished {wait_phase}"
+                time.sleep(0.05)
+            assert proc.poll() is None, "the run ended before a kill after a host finished"
+        else:
+            time.sleep(rng.uniform(0.3, 6.0))
         tree = descendants(proc.pid)
         sent = time.monotonic()
         if proc.poll() is None:
@@ -139,7 +162,7 @@ def test_chaos_kills_and_resumes(lab_site: Lab) -> None:  # noqa: F811
     rng = random.Random(int(os.environ.get("GPUCTL_CHAOS_SEED", "17")))
     db = lab_site.tmp / "chaos.db"
     trials = ([(signal.SIGKILL, "preflight,image", None)] * 8
-              + [(signal.SIGKILL, "base", "base")] * 2
+              + [(signal.SIGKILL, "base", "base"), (signal.SIGKILL, "base", "base:done")]
               + [(signal.SIGTERM, "preflight,image", None)] * 3)
     rng.shuffle(trials)
     ok = 0
@@ -215,6 +238,23 @@ def _hostfiles(since: float) -> list[str]:
     return out
 
 
+def _first_new_output(db: Path, proc: subprocess.Popen[str], since: float) -> None:
+    """Wait until the latest burn-in run stored a probe output of its own (copied ones
+    keep their time), so a resumed run is killed while it still has work to do."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(db, timeout=5) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM burnin_outputs WHERE recorded_at >= ? AND run_id="
+                    "(SELECT max(id) FROM runs WHERE kind='burnin')", (since,)).fetchone()
+        except sqlite3.Error:
+            row = None
+        if row is not None and row[0] > 0:
+            return
+        time.sleep(0.1)
+
+
 def test_chaos_burnin_kills_and_resumes(tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("GPUCTL_CHAOS_SEED", "17")) + 1)
     site = own_site(tmp_path, "cb")
@@ -234,7 +274,11 @@ def test_chaos_burnin_kills_and_resumes(tmp_path: Path) -> None:
             proc = subprocess.Popen(argv(*extra), cwd=ROOT, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
             try:
-                time.sleep(rng.uniform(2.0, 14.0))
+                if rng.random() < 0.2:  # early: the fabric check (a local guarded child)
+                    time.sleep(rng.uniform(0.5, 2.0))
+                else:  # once this run made a probe of its own durable, a moment later
+                    _first_new_output(db, proc, time.time())
+                    time.sleep(rng.uniform(0.0, 4.0))
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 tree = descendants(proc.pid) + _guarded_trees()
                 sent = time.monotonic()
@@ -271,8 +315,8 @@ def test_chaos_burnin_kills_and_resumes(tmp_path: Path) -> None:
     assert runs[0].status == "ok", runs[0]
     assert all(r.status == "interrupted" for r in runs[1:]), [(r.id, r.status) for r in runs]
     assert all(r.finished_at is not None and r.finished_at >= r.started_at for r in runs)
-    assert len(runs) in (len(trials) + 1, len(trials)), "one run per start (a kill during " \
-        "the fabric check leaves none)"
+    assert 2 <= len(runs) <= len(trials) + 1, "one run per start (a kill during the " \
+        "fabric check leaves none)"
     final = outputs[runs[0].id]
     for r in runs[1:]:  # a probe finished before a kill was kept, not run again
         for unit, at in outputs[r.id].items():
