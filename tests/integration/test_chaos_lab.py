@@ -103,6 +103,12 @@ def _host_finished(db: Path, phase: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _last_run_id(db: Path) -> int:
+    with sqlite3.connect(db, timeout=5) as conn:
+        row = conn.execute("SELECT max(id) FROM runs").fetchone()
+    return int(row[0])
+
+
 def _trial(lab: Lab, db: Path, rng: random.Random, phases: str, sig: signal.Signals,
            wait_phase: str | None) -> None:
     """``wait_phase`` "base": kill at a random moment of base; "base:done": at once when the
@@ -166,17 +172,23 @@ def test_chaos_kills_and_resumes(lab_site: Lab) -> None:  # noqa: F811
               + [(signal.SIGTERM, "preflight,image", None)] * 3)
     rng.shuffle(trials)
     ok = 0
+    resumes: list[int] = []
     for sig, phases, wait_phase in trials:
         _trial(lab_site, db, rng, phases, sig, wait_phase)
         _resume(lab_site, db, phases)
+        resumes.append(_last_run_id(db))
         left = list(RUNS_DIR.iterdir()) if RUNS_DIR.is_dir() else []
         assert not left, f"run directories left behind: {left}"
         ok += 1
     with open_store(db) as st:
-        runs = st.runs(kind="provision", limit=1000)  # latest first: resume, killed, ...
-    assert len(runs) == 2 * len(trials)
-    assert [r.status for r in runs[0::2]] == ["ok"] * len(trials), "a resume did not finish"
-    assert {r.status for r in runs[1::2]} <= {"interrupted", "ok"}, "history inconsistent"
+        runs = st.runs(kind="provision", limit=1000)  # latest first
+    # A kill that lands before the run is recorded (a slow start under load) leaves no run;
+    # every other killed run is in history, and every resume is.
+    killed = [r for r in runs if r.id not in resumes]
+    assert len(killed) >= len(trials) - 3, f"only {len(killed)} killed runs were recorded"
+    assert len(runs) == len(killed) + len(trials)
+    assert all(r.status == "ok" for r in runs if r.id in resumes), "a resume did not finish"
+    assert {r.status for r in killed} <= {"interrupted", "ok"}, "history inconsistent"
     assert all(r.finished_at is not None and r.finished_at >= r.started_at for r in runs)
     kills = sum(s == signal.SIGKILL for s, _, _ in trials)
     TALLY["provision"] = f"{ok}/{len(trials)} provision"
