@@ -226,6 +226,7 @@ def _ipoib(pools: Sequence[netaddr.IPNetwork], tag: str, members: Sequence[Node]
            addresses: list[Address]) -> None:
     """One IPoIB subnet per rail (``rail0``; ``zone2-rail0`` for a further fabric), each
     node's address keyed by its floor position like every other per-node address."""
+    offsets = [RESERVED_LOW + 1 + grid[n.rack] * units + n.u - 1 for n in members]
     for r, net in enumerate(pools):
         if net.size < RESERVED_LOW + 3:
             pool = f"ipoib_fabrics {tag[:-1]} rail {r}" if tag else f"ipoib rail {r}"
@@ -233,14 +234,15 @@ def _ipoib(pools: Sequence[netaddr.IPNetwork], tag: str, members: Sequence[Node]
                             f"its {RESERVED_LOW + 2} reserved addresses")
         subnets.append(Subnet("ipoib", f"{tag}rail{r}", str(net), "",
                               str(net[RESERVED_LOW + 1]), net.size - RESERVED_LOW - 2))
-        base, cidr = int(net.first), str(net)
-        for n in members:
-            offset = RESERVED_LOW + 1 + grid[n.rack] * units + n.u - 1
-            if offset > net.size - 2:
+        # netaddr's properties are slow: read once per rail, not once per node
+        base, cidr, last, prefix = int(net.first), str(net), net.size - 2, net.prefixlen
+        iface = f"ib{r}"
+        for n, offset in zip(members, offsets, strict=True):
+            if offset > last:
                 pool = f"ipoib_fabrics {tag[:-1]} rail {r}" if tag else f"ipoib rail {r}"
                 raise _exhausted(pool, net, f"node {n.name} (rack {n.rack})", offset + 2)
-            addresses.append(Address("ipoib", n.name, f"ib{r}", ip_str(base + offset),
-                                     net.prefixlen, cidr, ""))
+            addresses.append(Address("ipoib", n.name, iface, ip_str(base + offset),
+                                     prefix, cidr, ""))
 
 
 def plan_addresses(site: Site, catalog: Catalog, nodes: Sequence[Node],

@@ -11,6 +11,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from provision.models.catalog import Catalog
 from provision.plan.cabling import Cable
@@ -51,15 +52,14 @@ def plan_bom(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
         lines.append(BomLine("switch", sku, catalog.switches[sku].model, qty))
     for sku, qty in sorted(Counter(a.model for a in appliances).items()):
         lines.append(BomLine("appliance", sku, catalog.appliances[sku].model, qty))
-    physical: dict[tuple[str, float], set[str]] = {}
-    links: Counter[tuple[str, float]] = Counter()
-    for c in cables:
-        k = (c.sku, c.length_m)
-        physical.setdefault(k, set()).add(c.cable)
-        links[k] += 1
+    # one pass each at C speed (half a million cables at 131,072 GPUs): links per SKU and
+    # length, and the distinct physical cables (labels) among them
+    links = Counter(map(attrgetter("sku", "length_m"), cables))
+    physical = Counter((sku, length) for sku, length, _ in
+                       set(map(attrgetter("sku", "length_m", "cable"), cables)))
     for (sku, length), labels in sorted(physical.items()):
         lines.append(BomLine("cable", f"{sku}-{length:g}m", f"{catalog.cables[sku].medium} "
-                             f"{length:g} m", len(labels), links[(sku, length)]))
+                             f"{length:g} m", labels, links[(sku, length)]))
     modules = Counter(optic_modules(cables).values())
     for sku, qty in sorted(modules.items()):
         t = catalog.transceivers[sku]

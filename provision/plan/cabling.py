@@ -194,7 +194,7 @@ class CableMaker:
     def cables(self, links: Sequence[Link], ends: Mapping[str, End],
                gbps: Sequence[int]) -> list[Cable]:
         """Cable every link; ``gbps[i]`` is the speed of ``links[i]``."""
-        racks, runs_memo, end_of = self.racks, self._runs, self._end
+        racks, runs_memo, end_of, cages = self.racks, self._runs, self._end, self._cages
         runs: list[float] = []
         info: list[tuple[str, str, int, int]] = []
         cage_ids: dict[tuple[str, str], int] = {}  # (device, cage) -> number
@@ -204,29 +204,41 @@ class CableMaker:
         b_ids: list[int] = []
         pairs: dict[int, int] = {}  # a*M + b -> links between the two cages
         big = 1 << 32
+        runs_append, info_append = runs.append, info.append
+        a_append, b_append = a_ids.append, b_ids.append
         for lk in links:
-            ea, eb = ends[lk.a], ends[lk.b]
+            a, b, pa, pb = lk.a, lk.b, lk.a_port, lk.b_port
+            ea, eb = ends[a], ends[b]
             rk = (ea.rack, ea.u, eb.rack, eb.u)
             run = runs_memo.get(rk)
             if run is None:
                 run = runs_memo[rk] = round(run_length(racks[ea.rack], ea.u, racks[eb.rack],
                                                        eb.u), 2)
-            runs.append(run)
-            ka, la, wa = end_of(lk.a_port, ea)
-            kb, lb, wb = end_of(lk.b_port, eb)
-            info.append((la, lb, wa, wb))
-            ia = cage_ids.setdefault((lk.a, ka), len(count))
-            if ia == len(count):
-                count.append(0)
+            runs_append(run)
+            # a switch's numbered port: its cage from the memo (see _end)
+            got = None if ea.is_host else cages.get((pa, ea.ports_per_cage))
+            ka, la, wa = got if got is not None else end_of(pa, ea)
+            got = None if eb.is_host else cages.get((pb, eb.ports_per_cage))
+            kb, lb, wb = got if got is not None else end_of(pb, eb)
+            info_append((la, lb, wa, wb))
+            key = (a, ka)
+            ia = cage_ids.get(key)
+            if ia is None:
+                ia = cage_ids[key] = len(count)
+                count.append(1)
                 cage_names.append(ka)
-            ib = cage_ids.setdefault((lk.b, kb), len(count))
-            if ib == len(count):
-                count.append(0)
+            else:
+                count[ia] += 1
+            key = (b, kb)
+            ib = cage_ids.get(key)
+            if ib is None:
+                ib = cage_ids[key] = len(count)
+                count.append(1)
                 cage_names.append(kb)
-            count[ia] += 1
-            count[ib] += 1
-            a_ids.append(ia)
-            b_ids.append(ib)
+            else:
+                count[ib] += 1
+            a_append(ia)
+            b_append(ib)
             pk = ia * big + ib
             pairs[pk] = pairs.get(pk, 0) + 1
         # A closed pair: every link of both cages runs between them (one cable can carry
@@ -243,61 +255,60 @@ class CableMaker:
         # A star: a twin-port cage whose every link goes to its own single-port end (two
         # ConnectX-7 cards, a UFM port): a splitter cable can carry them, one plug per end.
         star: dict[int, bool] = {}
-        for i in range(len(runs)):
-            ib = b_ids[i]
-            leg = info[i][3] > 1 and info[i][2] == 1 and count[a_ids[i]] == 1
+        for ia, ib, (_, _, wa, wb) in zip(a_ids, b_ids, info, strict=True):
+            leg = wb > 1 and wa == 1 and count[ia] == 1
             star[ib] = star.get(ib, True) and leg
         group: list[int] = []  # the pair key (closed; b*M+b: a star) or -1 - set root (open)
-        for i in range(len(runs)):
-            ia, ib = a_ids[i], b_ids[i]
+        group_append = group.append
+        for ia, ib in zip(a_ids, b_ids, strict=True):
             pk = ia * big + ib
             if pairs[pk] == count[ia] == count[ib]:
-                group.append(pk)
+                group_append(pk)
                 continue
             if star[ib]:
-                group.append(ib * big + ib)
+                group_append(ib * big + ib)
                 continue
             ra, rb = find(ia), find(ib)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
-            group.append(-1)
-        far_of: dict[int, tuple[float, int]] = {}  # group -> (longest run, its first link)
+            group_append(-1)
+        # group -> (longest run, its first link, the first link that runs that long)
+        far_of: dict[int, tuple[float, int, int]] = {}
         for i, run in enumerate(runs):
             g = group[i]
             if g < 0:
                 g = group[i] = -1 - find(a_ids[i])
-            got = far_of.get(g)
-            if got is None:
-                far_of[g] = (run, i)
-            elif run > got[0]:
-                far_of[g] = (run, got[1])
-        worst_of: dict[int, int] = {}  # open sets: the link with the longest run
-        for i, run in enumerate(runs):
-            g = group[i]
-            if g < 0 and run == far_of[g][0]:
-                worst_of.setdefault(g, i)
+            seen = far_of.get(g)
+            if seen is None:
+                far_of[g] = (run, i, i)
+            elif run > seen[0]:
+                far_of[g] = (run, seen[1], i)
         picks: dict[tuple[int, float, int], CableType] = {}
         lengths: dict[tuple[str, float], float] = {}
         optics: dict[tuple[str, bool, bool], str] = {}
+        codes: dict[str, str] = {}
         out: list[Cable] = []
-        for i, lk in enumerate(links):
-            la, lb, wa, wb = info[i]
-            g = group[i]
-            far, first = far_of[g]
+        out_append = out.append
+        for i, (lk, (la, lb, wa, wb), g, run, speed) in enumerate(
+                zip(links, info, group, runs, gbps, strict=True)):
+            far, first, worst = far_of[g]
             if g < 0:  # fiber only
-                worst, legs = worst_of[g], 0
+                legs = 0
             elif g // big == g % big:  # a star: a splitter with a plug per link, or fiber
                 worst, legs = first, -count[b_ids[i]]
             else:  # a closed pair: a straight cable between equal cages, a splitter leg
                 worst = first  # from a twin-port cage to one single-port end, or fiber
                 legs = 1 if wa == wb else -1 if wa == 1 else 0
-            pk2 = (gbps[i], far, legs)
+            pk2 = (speed, far, legs)
             c = picks.get(pk2)
             if c is None:
-                c = picks[pk2] = self._pick(links[worst], gbps[i], far, legs)
-            run = runs[i]
-            cid = f"{FABRIC_CODE.get(lk.fabric, 'IB')}:{lk.a}:{lk.a_port}"
-            ea, eb = ends[lk.a], ends[lk.b]
+                c = picks[pk2] = self._pick(links[worst], speed, far, legs)
+            a, a_port, fabric = lk.a, lk.a_port, lk.fabric
+            code = codes.get(fabric)
+            if code is None:
+                code = codes[fabric] = FABRIC_CODE.get(fabric, "IB")
+            cid = f"{code}:{a}:{a_port}"
+            ea, eb = ends[a], ends[lk.b]
             if c.medium in PLUGGED:
                 want, label = far, cable_id(links[first])
                 a_optic = b_optic = a_mod = b_mod = ""
@@ -315,7 +326,7 @@ class CableMaker:
                 got_len = length_for(c, want)
                 assert got_len is not None  # _pick chose a cable that covers ``far`` >= run
                 length = lengths[lkey] = got_len
-            out.append(Cable(cid, label, lk.fabric, lk.kind, lk.a, lk.a_port, la, ea.rack,
+            out_append(Cable(cid, label, fabric, lk.kind, a, a_port, la, ea.rack,
                              lk.b, lk.b_port, lb, eb.rack, c.medium, c.name, length, run,
                              a_optic, b_optic, a_mod, b_mod))
         return out

@@ -94,11 +94,51 @@ def _devices(catalog: Catalog, nodes: Sequence[Node], switches: Sequence[Switch]
     return out
 
 
+_Load = tuple[list[float], list[list[float]], list[dict[str, int]], list[int]]
+"""Per PDU: kW, kW per phase, outlets used by type; and which devices sit on one feed."""
+
+
+def _load(phases: int, n_pdus: int, devices: Sequence[tuple[float, int, str]]) -> _Load:
+    """Plug ``devices`` ((max kW, PSUs, inlet) in rack order) into ``n_pdus`` PDUs."""
+    feed_of = [FEEDS[i % 2] for i in range(n_pdus)]
+    on = {f: [i for i, x in enumerate(feed_of) if x == f] for f in FEEDS}
+    kw = [0.0] * n_pdus
+    phase = [[0.0] * phases for _ in range(n_pdus)]
+    used = [{"c13": 0, "c19": 0} for _ in range(n_pdus)]
+    one_feed: list[int] = []
+    shift = 0
+    for di, (max_kw, psus, inlet) in enumerate(devices):
+        share = max_kw / psus
+        feeds_used = set()
+        for j in range(psus):
+            feed = FEEDS[(j + shift) % 2]
+            if not on[feed]:
+                feed = FEEDS[1 - FEEDS.index(feed)]
+            if not on[feed]:
+                break  # no PDU at all: nothing to plug into
+            feeds_used.add(feed)
+            outlet = OUTLET.get(inlet, "")
+            i = min(on[feed], key=lambda k: (used[k].get(outlet, 0), kw[k], k))
+            kw[i] += share
+            p = min(range(phases), key=lambda k: (phase[i][k], k))
+            phase[i][p] += share
+            if outlet:
+                used[i][outlet] += 1
+        if psus % 2:
+            shift = 1 - shift
+        if len(feeds_used) < 2:
+            one_feed.append(di)
+    return kw, phase, used, one_feed
+
+
 def plan_feeds(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
                switches: Sequence[Switch], appliances: Sequence[Appliance]) -> list[RackFeeds]:
     """Feeds, PDUs and outlets of every rack that holds a device, in rack order."""
     by_rack = _devices(catalog, nodes, switches, appliances)
     out: list[RackFeeds] = []
+    # Racks of the same PDUs holding the same kinds of device in the same order load them
+    # the same way (thousands of identical GPU racks at GW scale): planned once each.
+    loads: dict[tuple[int, int, tuple[tuple[float, int, str], ...]], _Load] = {}
     for r in racks:
         devices = by_rack.get(r.name)
         if not devices:
@@ -109,32 +149,12 @@ def plan_feeds(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
                             f"(known: {', '.join(sorted(catalog.pdus))})")
         feed_of = [FEEDS[i % 2] for i in range(r.pdus)]
         on = {f: [i for i, x in enumerate(feed_of) if x == f] for f in FEEDS}
-        kw = [0.0] * r.pdus
-        phase = [[0.0] * spec.phases for _ in range(r.pdus)]
-        used = [{"c13": 0, "c19": 0} for _ in range(r.pdus)]
-        one_feed: list[str] = []
-        shift = 0
-        for d in devices:
-            share = d.max_kw / d.psus
-            feeds_used = set()
-            for j in range(d.psus):
-                feed = FEEDS[(j + shift) % 2]
-                if not on[feed]:
-                    feed = FEEDS[1 - FEEDS.index(feed)]
-                if not on[feed]:
-                    break  # no PDU at all: nothing to plug into
-                feeds_used.add(feed)
-                outlet = OUTLET.get(d.inlet, "")
-                i = min(on[feed], key=lambda k: (used[k].get(outlet, 0), kw[k], k))
-                kw[i] += share
-                p = min(range(spec.phases), key=lambda k: (phase[i][k], k))
-                phase[i][p] += share
-                if outlet:
-                    used[i][outlet] += 1
-            if d.psus % 2:
-                shift = 1 - shift
-            if len(feeds_used) < 2:
-                one_feed.append(d.name)
+        sig = (spec.phases, r.pdus, tuple((d.max_kw, d.psus, d.inlet) for d in devices))
+        got = loads.get(sig)
+        if got is None:
+            got = loads[sig] = _load(*sig)
+        kw, phase, used, one_idx = got
+        one_feed = [devices[i].name for i in one_idx]
         names = pdu_names(r)
         pdus = [Pdu(names[i], spec.name,
                     feed_of[i], round(kw[i], 3), used[i]["c13"], used[i]["c19"],
