@@ -157,8 +157,8 @@ def cage_of(port: str, ports_per_cage: int) -> str:
 class CableMaker:
     """Cables for the links of one fabric technology.
 
-    Run lengths, cage labels and candidate lists are memoized: a GW-scale site has half a
-    million links but a few thousand distinct runs and a few hundred port numbers.
+    Rack-pair distances, cage labels and candidate lists are memoized: a GW-scale site has
+    half a million links but a few thousand rack pairs and a few hundred port numbers.
     """
 
     def __init__(self, catalog: Catalog, technology: str, racks: dict[str, Rack]) -> None:
@@ -167,7 +167,8 @@ class CableMaker:
         self.racks = racks
         self._options: dict[int, list[CableType]] = {}
         self._cages: dict[tuple[str, int], tuple[str, str, int]] = {}
-        self._runs: dict[tuple[str, int, str, int], float] = {}
+        self._runs: dict[tuple[str, str], tuple[float, int, int]] = {}
+        """Rack pair -> (floor distance, their heights): what ``run_length`` reads."""
 
     def options(self, gbps: int) -> list[CableType]:
         got = self._options.get(gbps)
@@ -209,11 +210,20 @@ class CableMaker:
         for lk in links:
             a, b, pa, pb = lk.a, lk.b, lk.a_port, lk.b_port
             ea, eb = ends[a], ends[b]
-            rk = (ea.rack, ea.u, eb.rack, eb.u)
-            run = runs_memo.get(rk)
-            if run is None:
-                run = runs_memo[rk] = round(run_length(racks[ea.rack], ea.u, racks[eb.rack],
-                                                       eb.u), 2)
+            # run_length, its rack-pair part memoized (the same float operations in the
+            # same order: the same meters to the last bit)
+            rack_a, rack_b = ea.rack, eb.rack
+            if rack_a == rack_b:
+                run = round(abs(ea.u - eb.u) * RACK_UNIT_M + SAME_RACK_SLACK_M, 2)
+            else:
+                rk = (rack_a, rack_b)
+                pair = runs_memo.get(rk)
+                if pair is None:
+                    r1, r2 = racks[rack_a], racks[rack_b]
+                    pair = runs_memo[rk] = (abs(r1.x - r2.x) + abs(r1.y - r2.y),
+                                            r1.size_u, r2.size_u)
+                run = round((pair[0] + (((pair[1] - ea.u) + (pair[2] - eb.u)) * RACK_UNIT_M
+                                        + 2 * TRAY_M)) * SLACK, 2)
             runs_append(run)
             # a switch's numbered port: its cage from the memo (see _end)
             got = None if ea.is_host else cages.get((pa, ea.ports_per_cage))
