@@ -63,7 +63,15 @@ class SiteSchemaError(SiteLoadError):
 
 
 class PlanError(GpuctlError):
-    """The site validates but cannot be built (e.g. a pool is exhausted)."""
+    """The site validates but cannot be built (e.g. a pool is exhausted).
+
+    ``hint``, when given, is the one fix for it: the message reads ``reason; hint`` and lint
+    reports ``reason`` with that hint instead of its generic one."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        self.reason = message
+        self.hint = hint
+        super().__init__(f"{message}; {hint}" if hint else message)
 
 
 class ParseError(GpuctlError):

@@ -198,3 +198,27 @@ def test_nic_faster_than_its_tor_port_needs_a_chosen_mode(runner: CliRunner,
                                  "  inband:\n    switch: sn4600c\n    node_port_gbps: 200\n"))
     res = runner.invoke(cli, ["lint", str(path)])
     assert res.exit_code == 1 and "node_port_gbps 200 is faster" in res.stdout
+
+
+def test_a_core_pair_too_small_gives_its_one_fix(runner: CliRunner, tmp_path: Path) -> None:
+    # The three-hall site of test_hall_core: a site core pair of 48-port switches has no
+    # room for 16 uplinks from each of 12 aggregation switches; a hall core with 24 of its
+    # 48 ports to the site core has none for a hall's third block.
+    from tests.test_hall_core import _site
+    for oob, fix in (({"core": "site", "core_uplinks": 16},
+                      "set fabrics.oob.core: hall (a core pair per hall) or a larger "
+                      "fabrics.oob.core_switch"),
+                     ({"core_uplinks": 24}, "set a larger fabrics.oob.core_switch")):
+        (tmp_path / "site.yaml").write_text(yaml.safe_dump(_site(**oob), sort_keys=False))
+        res = runner.invoke(cli, ["lint", str(tmp_path)])
+        assert res.exit_code == 1, res.output
+        lines = res.stdout.splitlines()
+        assert len(lines) == 1 and lines[0].count("(fix: ") == 1, res.stdout
+        assert re.search(r"site\.yaml:\d+:\d+: GPU141 oob fabric: (hall )?core switch sn2201 "
+                         r"has 48 ports.*, too few for aggregation switch oob-agg\d\d-\d "
+                         r"\(block \d+\) \(fix: " + re.escape(fix) + r"\)$", lines[0]), lines[0]
+        data = json.loads(runner.invoke(cli, ["lint", str(tmp_path), "--format", "json"]).stdout)
+        assert [(f["code"], f["hint"]) for f in data] == [("GPU141", fix)]
+        # plan names the same fix in its one-line error
+        res = runner.invoke(cli, ["plan", str(tmp_path), "-o", str(tmp_path / "out")])
+        assert res.exit_code != 0 and f"; {fix}" in res.output, res.output

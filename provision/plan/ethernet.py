@@ -148,6 +148,23 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
     return fab
 
 
+def _uplinks(name: str, kind: str, lower: Switch, uppers: Sequence[Switch], base: int,
+             per: int, top: int, room: int, too_few: str, fix: str) -> list[Link]:
+    """``per`` links from ``lower`` to each of ``uppers``: the lower's top ports from ``top``
+    on (``per`` for each upper in turn) to the block of ``per`` ports after ``base`` on every
+    upper, keyed by the lower's place so one added later takes ports nobody holds. An upper
+    has ``room`` ports for lowers; past it, ``PlanError(too_few, hint=fix)``."""
+    if base + per > room:
+        raise PlanError(too_few, hint=fix)
+    return [Link(name, kind, lower.name, str(top + u * per + m), upper.name, str(base + m + 1))
+            for u, upper in enumerate(uppers) for m in range(per)]
+
+
+def _member(switch: Switch) -> int:
+    """0-based place of a switch in its pair (``oob-agg03-2`` -> 1)."""
+    return int(switch.name.rsplit("-", 1)[1]) - 1
+
+
 def _add_core(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
               aggs: Sequence[Switch], k: int) -> None:
     """The core pair joining every aggregation block: each aggregation switch's top ``k``
@@ -156,21 +173,16 @@ def _add_core(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
     fab.tiers = 3
     cores = [Switch(f"{prefix}-core-{j + 1}", model, name, "core") for j in range(CORE_SWITCHES)]
     fab.switches.extend(cores)
+    per = k // CORE_SWITCHES
     for agg in aggs:
         assert agg.pod is not None
-        j = int(agg.name.rsplit("-", 1)[1]) - 1
-        per = k // CORE_SWITCHES
-        base = ((agg.pod - 1) * TOR_UPLINKS + j) * per
-        if base + per > ports:
-            raise PlanError(f"{name} fabric: core switch {model} has {ports} ports, too few "
-                            f"for aggregation switch {agg.name} (block {agg.pod}); set "
-                            f"fabrics.{name}.core: hall (a core pair per hall) or a larger "
-                            f"fabrics.{name}.core_switch")
-        for u, core in enumerate(cores):
-            for m in range(per):
-                fab.links.append(Link(name, "agg-core", agg.name,
-                                      str(ports - k + 1 + u * per + m), core.name,
-                                      str(base + m + 1)))
+        fab.links.extend(_uplinks(
+            name, "agg-core", agg, cores, ((agg.pod - 1) * TOR_UPLINKS + _member(agg)) * per,
+            per, ports - k + 1, ports,
+            f"{name} fabric: core switch {model} has {ports} ports, too few for aggregation "
+            f"switch {agg.name} (block {agg.pod})",
+            f"set fabrics.{name}.core: hall (a core pair per hall) or a larger "
+            f"fabrics.{name}.core_switch"))
 
 
 def _add_hall_cores(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
@@ -195,33 +207,22 @@ def _add_hall_cores(fab: FabricPlan, name: str, prefix: str, model: str, ports: 
         hall_cores += [(hall, c) for c in cores]
         for agg in members:
             assert agg.pod is not None
-            j = int(agg.name.rsplit("-", 1)[1]) - 1
-            base = ((agg.pod - pod - 1) * TOR_UPLINKS + j) * per
-            if base + per > ports - k:
-                raise PlanError(f"{name} fabric: hall core switch {model} has {ports} ports "
-                                f"({k} to the site core), too few for aggregation switch "
-                                f"{agg.name} (block {agg.pod}); set a larger "
-                                f"fabrics.{name}.core_switch")
-            for u, core in enumerate(cores):
-                for m in range(per):
-                    links.append(Link(name, "agg-core", agg.name,
-                                      str(ports - k + 1 + u * per + m), core.name,
-                                      str(base + m + 1)))
+            links += _uplinks(
+                name, "agg-core", agg, cores,
+                ((agg.pod - pod - 1) * TOR_UPLINKS + _member(agg)) * per, per, ports - k + 1,
+                ports - k,
+                f"{name} fabric: hall core switch {model} has {ports} ports ({k} to the site "
+                f"core), too few for aggregation switch {agg.name} (block {agg.pod})",
+                f"set a larger fabrics.{name}.core_switch")
     if len(halls) > 1:
         fab.tiers = 4
         tops = [Switch(f"{prefix}-core-{j + 1}", model, name, "site-core")
                 for j in range(CORE_SWITCHES)]
         fab.switches.extend(tops)
         for hall, core in hall_cores:
-            j = int(core.name.rsplit("-", 1)[1]) - 1
-            base = (hall * CORE_SWITCHES + j) * per
-            if base + per > ports:
-                raise PlanError(f"{name} fabric: site core switch {model} has {ports} ports, "
-                                f"too few for hall core switch {core.name}; set a larger "
-                                f"fabrics.{name}.core_switch")
-            for u, top in enumerate(tops):
-                for m in range(per):
-                    links.append(Link(name, "core-site", core.name,
-                                      str(ports - k + 1 + u * per + m), top.name,
-                                      str(base + m + 1)))
+            links += _uplinks(
+                name, "core-site", core, tops, (hall * CORE_SWITCHES + _member(core)) * per,
+                per, ports - k + 1, ports,
+                f"{name} fabric: site core switch {model} has {ports} ports, too few for hall "
+                f"core switch {core.name}", f"set a larger fabrics.{name}.core_switch")
     fab.links.extend(links)

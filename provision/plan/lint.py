@@ -316,17 +316,24 @@ def plan_findings(ls: LoadedSite) -> tuple[Plan | None, list[Finding]]:
         if (m := _POOL_RE.search(msg)) is not None:
             pool = m.group(1)
             return None, [Finding("GPU151", msg, "use a larger pool", ("addressing", pool))]
+        if exc.hint:
+            return None, [Finding("GPU141", exc.reason, exc.hint, _fabric_loc(ls, msg),
+                                  fix_in_plan_error=True)]
         if "rack space" in msg or "cable" in msg or "run;" in msg:
             code, hint = "GPU144", "add network racks nearer the nodes"
         else:
             code, hint = "GPU141", "use a higher-radix switch, more tiers or fewer nodes"
-        m2 = _FABRIC_RE.search(msg)
-        loc: Loc = ("fabrics", m2.group(1)) if m2 else ("fabrics",)
-        extra = next((n for n in ls.site.fabrics.infiniband if msg.startswith(f"{n} fabric")),
-                     None)
-        if extra is not None:
-            loc = ("fabrics", "infiniband", extra)
-        return None, [Finding(code, msg, hint, loc)]
+        return None, [Finding(code, msg, hint, _fabric_loc(ls, msg))]
+
+
+def _fabric_loc(ls: LoadedSite, msg: str) -> Loc:
+    """The fabric a plan error names (``fabrics.oob``, ``fabrics.infiniband.zone2``)."""
+    m2 = _FABRIC_RE.search(msg)
+    loc: Loc = ("fabrics", m2.group(1)) if m2 else ("fabrics",)
+    extra = next((n for n in ls.site.fabrics.infiniband if msg.startswith(f"{n} fabric")), None)
+    if extra is not None:
+        loc = ("fabrics", "infiniband", extra)
+    return loc
 
 
 def power_findings(ls: LoadedSite, plan: Plan) -> Iterator[Finding]:

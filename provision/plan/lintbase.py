@@ -35,6 +35,9 @@ class Finding:
     """How many findings of this code at this position were grouped into this one."""
     examples: tuple[str, ...] = ()
     """Subjects (or messages) of the grouped findings, in order."""
+    fix_in_plan_error: bool = False
+    """The plan build raised it with its one fix (``PlanError.hint``): ``gpuctl plan``'s
+    one-line error names that fix too (``message; hint``), as the build's error did."""
 
     def text(self) -> str:
         sev = "warning: " if self.severity == "warning" else ""

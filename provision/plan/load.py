@@ -22,8 +22,9 @@ def load_and_plan(site: Path) -> tuple[LoadedSite, Plan]:
     if findings:
         first = findings[0]
         more = f" (and {len(findings) - 1} more; run gpuctl lint)" if len(findings) > 1 else ""
+        fix = f"; {first.hint}" if first.fix_in_plan_error else ""
         raise PlanError(f"{first.file}:{first.line}:{first.col}: {first.code} "
-                        f"{first.message}{first.more()}{more}")
+                        f"{first.message}{fix}{first.more()}{more}")
     if plan is None:  # pragma: no cover - lint returns a plan whenever it finds nothing
         raise GpuctlError(f"{site}: no plan could be built")
     return loaded, plan
