@@ -81,13 +81,14 @@ def _stage(staged: Staged, files: Mapping[str, str]) -> None:
             made.add(parent)
         path = os.path.join(base, rel)
         data = text.encode("utf-8")
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
+        try:  # a new file (all of them in a fresh tree) costs one open, no stat
             _write(path, data, os.O_EXCL)
+        except FileExistsError:
+            pass
+        else:
             staged.created.append(path)
             continue
-        if size == len(data):
+        if os.stat(path).st_size == len(data):
             with open(path, "rb") as fh:
                 if fh.read() == data:
                     continue
@@ -107,12 +108,17 @@ def _makedirs(path: str, created: list[str]) -> None:
     created.append(path)
 
 
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
 def _write(path: str, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | mode | getattr(os, "O_CLOEXEC", 0), 0o666)
+    fd = os.open(path, _OPEN_FLAGS | mode, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        written = os.write(fd, data)
+        if written < len(data):  # a short write (large files, signals): write the rest
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(fd, view):]
     finally:
         os.close(fd)
 
