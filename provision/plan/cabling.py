@@ -167,8 +167,11 @@ class CableMaker:
         self.racks = racks
         self._options: dict[int, list[CableType]] = {}
         self._cages: dict[tuple[str, int], tuple[str, str, int]] = {}
-        self._runs: dict[tuple[str, str], tuple[float, int, int]] = {}
-        """Rack pair -> (floor distance, their heights): what ``run_length`` reads."""
+        self._runs: dict[tuple[str, str], tuple[float, int, int, dict[int, float]]] = {}
+        """Rack pair -> (floor distance, their heights, run by the Us both ends drop): what
+        ``run_length`` reads."""
+        self._same_rack: dict[int, float] = {}
+        """Run within one rack by the Us between its ends."""
 
     def options(self, gbps: int) -> list[CableType]:
         got = self._options.get(gbps)
@@ -196,6 +199,7 @@ class CableMaker:
                gbps: Sequence[int]) -> list[Cable]:
         """Cable every link; ``gbps[i]`` is the speed of ``links[i]``."""
         racks, runs_memo, end_of, cages = self.racks, self._runs, self._end, self._cages
+        same_rack = self._same_rack
         runs: list[float] = []
         info: list[tuple[str, str, int, int]] = []
         cage_ids: dict[tuple[str, str], int] = {}  # (device, cage) -> number
@@ -214,16 +218,22 @@ class CableMaker:
             # same order: the same meters to the last bit)
             rack_a, rack_b = ea.rack, eb.rack
             if rack_a == rack_b:
-                run = round(abs(ea.u - eb.u) * RACK_UNIT_M + SAME_RACK_SLACK_M, 2)
+                du = abs(ea.u - eb.u)
+                run = same_rack.get(du)
+                if run is None:
+                    run = same_rack[du] = round(du * RACK_UNIT_M + SAME_RACK_SLACK_M, 2)
             else:
                 rk = (rack_a, rack_b)
                 pair = runs_memo.get(rk)
                 if pair is None:
                     r1, r2 = racks[rack_a], racks[rack_b]
                     pair = runs_memo[rk] = (abs(r1.x - r2.x) + abs(r1.y - r2.y),
-                                            r1.size_u, r2.size_u)
-                run = round((pair[0] + (((pair[1] - ea.u) + (pair[2] - eb.u)) * RACK_UNIT_M
-                                        + 2 * TRAY_M)) * SLACK, 2)
+                                            r1.size_u, r2.size_u, {})
+                drop = (pair[1] - ea.u) + (pair[2] - eb.u)
+                run = pair[3].get(drop)
+                if run is None:
+                    run = pair[3][drop] = round(
+                        (pair[0] + (drop * RACK_UNIT_M + 2 * TRAY_M)) * SLACK, 2)
             runs_append(run)
             # a switch's numbered port: its cage from the memo (see _end)
             got = None if ea.is_host else cages.get((pa, ea.ports_per_cage))
