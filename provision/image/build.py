@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import re
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import ExecutionError
-from provision.image.disk import build_disk
-from provision.image.ramdisk import write_ramdisk
+from provision.image.disk import LAYOUT, build_disk
+from provision.image.observe import DISK_IMAGE, RAMDISK
+from provision.image.ramdisk import ramdisk_bytes, write_ramdisk
 from provision.image.recipe import Recipe, mmdebstrap_argv
 from provision.image.store import (
     MANIFEST,
@@ -107,7 +109,7 @@ def build(recipe: Recipe, images: Path, groups: Sequence[str], *, rebuild: bool 
     """Build (or reuse) ``recipe``; returns its record and whether it was built now."""
     folder = image_dir(images, recipe.name, recipe.key())
     if not rebuild and (rec := read_record(folder)) is not None and rec.rootfs.is_file():
-        return rec, False
+        return refresh_disk(rec, run=run), False
     tool = shutil.which("mmdebstrap")
     if tool is None:
         raise ExecutionError("image build needs mmdebstrap (Debian package mmdebstrap; "
@@ -132,9 +134,7 @@ def build(recipe: Recipe, images: Path, groups: Sequence[str], *, rebuild: bool 
     (folder / MANIFEST).write_text("".join(f"{p}\t{v}\n" for p, v in manifest))
     disk: dict[str, Any] = {}
     if set(boot) == {"vmlinuz", "initrd.img"}:  # bootable: what the deploy ramdisk writes
-        made = build_disk(folder, recipe.key(), run=run)
-        disk = {"digest": sha256_file(made), "size": made.stat().st_size,
-                "ramdisk": write_ramdisk(folder).name}
+        disk = _disk(folder, recipe.key(), run)
     version = run(["mmdebstrap", "--version"], capture_output=True, text=True, check=False)
     rec = ImageRecord(
         name=recipe.name, key=recipe.key(), digest=sha256_file(folder / ROOTFS),
@@ -144,6 +144,31 @@ def build(recipe: Recipe, images: Path, groups: Sequence[str], *, rebuild: bool 
         tool=version.stdout.strip() or "mmdebstrap", path=folder, boot=boot, disk=disk)
     write_record(rec)
     return rec, True
+
+
+def _disk(folder: Path, key: str, run: Callable[..., subprocess.CompletedProcess[str]],
+          ) -> dict[str, Any]:
+    made = build_disk(folder, key, run=run)
+    return {"digest": sha256_file(made), "size": made.stat().st_size,
+            "ramdisk": write_ramdisk(folder).name, "layout": LAYOUT}
+
+
+def refresh_disk(rec: ImageRecord, *,
+                 run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+                 ) -> ImageRecord:
+    """A built image whose disk.img predates this gpuctl's layout (:data:`LAYOUT`) gets it
+    re-made from its rootfs.tar (the rootfs and its digest stay); a deploy ramdisk that
+    differs from this gpuctl's is rewritten. Returns the (updated) record."""
+    if set(rec.boot) != {"vmlinuz", "initrd.img"}:
+        return rec
+    if rec.disk.get("layout") != LAYOUT or not (rec.path / DISK_IMAGE).is_file():
+        rec = dataclasses.replace(rec, disk=_disk(rec.path, rec.key, run))
+        write_record(rec)
+        return rec
+    ramdisk = rec.path / str(rec.disk.get("ramdisk", RAMDISK))
+    if not ramdisk.is_file() or ramdisk.read_bytes() != ramdisk_bytes():
+        write_ramdisk(rec.path)
+    return rec
 
 
 def verify(rec: ImageRecord) -> str | None:

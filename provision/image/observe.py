@@ -9,7 +9,9 @@ HTTP step. :func:`boot_progress` lists the steps of one node in boot order and
 An image-based deploy adds two steps between the ramdisk and first boot: the deploy ramdisk
 fetches ``/images/<image>/disk.img`` and reports to ``/deploy/<host>/done`` once the disk it
 wrote has the image's digest, or to ``/deploy/<host>/failed/<reason>`` (``checksum-mismatch``,
-``no-disk``, ``fetch-failed``, ``write-failed``) and stops.
+``no-disk``, ``fetch-failed``, ``write-failed``, ``seed-failed``) and stops. The ramdisk fetches
+the node's seed (``/seeds/<host>/user-data`` and the others) into the written root before it
+reports, so first boot needs no network to find it; phone-home ends first boot.
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def boot_progress(host: str, address: str, mac: str, image: str, leases: Sequenc
 DEPLOY_FAILURES = {"checksum-mismatch": "image checksum mismatch",
                    "no-disk": "no disk to write the image to",
                    "fetch-failed": "the image could not be fetched",
-                   "write-failed": "the image could not be written to the disk"}
+                   "write-failed": "the image could not be written to the disk",
+                   "seed-failed": "the node's seed could not be fetched"}
 """What the deploy ramdisk reports (``/deploy/<host>/failed/<reason>``), in words."""
 
 

@@ -4,8 +4,10 @@ iPXE boots the image's own kernel with two initrds: the image's ``initrd.img`` (
 modules and kmod) and ``deploy.cpio.gz`` from here, whose ``/init`` replaces the image's. That
 ``/init`` (busybox ash) loads the drivers of every device found, gets an address by DHCP,
 streams ``gpuctl.image`` onto the disk, checks that the first ``gpuctl.size`` bytes of the disk
-have the sha256 ``gpuctl.digest``, points the written root filesystem's cloud-init at the
-node's seed (``gpuctl.seed``), reports ``POST <gpuctl.report>/done`` (or ``/failed/<reason>``,
+have the sha256 ``gpuctl.digest``, fetches the node's NoCloud seed (``gpuctl.seed``:
+meta-data, user-data, network-config) from the boot services into the written root's
+``/var/lib/cloud/seed/nocloud/`` (0600: it holds the node's host key), so cloud-init finds it
+before any network is up and sets the planned addresses in its first stage, reports ``POST <gpuctl.report>/done`` (or ``/failed/<reason>``,
 the reasons :data:`provision.image.observe.DEPLOY_FAILURES` names) and powers the node off.
 The image phase then sets the boot device to disk through Redfish and powers it on.
 
@@ -39,7 +41,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec >/dev/console 2>&1
-say() { echo "gpuctl-deploy: $*"; }
+say() { read -r up _ < /proc/uptime; echo "gpuctl-deploy: [$up] $*"; }
 arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "${w#*=}";; esac; done; }
 IMAGE=$(arg gpuctl.image); DIGEST=$(arg gpuctl.digest); SIZE=$(arg gpuctl.size)
 REPORT=$(arg gpuctl.report); SEED=$(arg gpuctl.seed); DISK=$(arg gpuctl.disk)
@@ -82,14 +84,19 @@ say "verified $got"
 blockdev --rereadpt "$DISK" 2>/dev/null
 part=""
 for p in "${DISK}2" "${DISK}p2"; do [ -b "$p" ] && part=$p; done
-if [ -n "$part" ] && [ -n "$SEED" ] && mount -t ext4 "$part" /mnt; then
+[ -n "$part" ] && mount -t ext4 "$part" /mnt || fail write-failed
+if [ -n "$SEED" ]; then
+  seed=/mnt/var/lib/cloud/seed/nocloud
+  mkdir -p "$seed" && chmod 0700 "$seed" || fail write-failed
+  for f in meta-data user-data network-config; do
+    (umask 077; wget -q -O "$seed/$f" "$SEED$f") || { umount /mnt; fail seed-failed; }
+  done
   mkdir -p /mnt/etc/cloud/cloud.cfg.d
-  printf 'datasource_list: [NoCloud, None]\ndatasource:\n  NoCloud:\n    seedfrom: %s\n' \
-    "$SEED" > /mnt/etc/cloud/cloud.cfg.d/90-gpuctl-seed.cfg
-  umount /mnt
-else
-  fail write-failed
+  printf '# gpuctl: the seed of %s (fetched by the deploy ramdisk)\n%s\n' "$SEED" \
+    'datasource_list: [NoCloud, None]' > /mnt/etc/cloud/cloud.cfg.d/90-gpuctl-seed.cfg
+  say "seed from $SEED in /var/lib/cloud/seed/nocloud"
 fi
+umount /mnt || fail write-failed
 report "done?digest=$got"
 stop
 """

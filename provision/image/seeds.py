@@ -73,7 +73,8 @@ def network_config(plan: Plan, host: str,
                                       "nameservers": {"addresses": [svc],
                                                       "search": [plan.site.site.domain]}}
             if a.gateway:
-                eth["routes"] = [{"to": "default", "via": a.gateway}]
+                # 0.0.0.0/0, not "default": cloud-init before 23.1 (Debian 12: 22.4) rejects it
+                eth["routes"] = [{"to": "0.0.0.0/0", "via": a.gateway}]
             ethernets[a.interface] = eth
         elif a.pool == "storage":
             ethernets[a.interface] = {**named, "addresses": [f"{a.address}/{a.prefix}"],
@@ -91,6 +92,9 @@ def node_seed(plan: Plan, host: str, key: HostKey, admin_keys: Sequence[str],
     user: dict[str, object] = {
         "hostname": host, "fqdn": fqdn, "prefer_fqdn_over_hostname": False,
         "manage_etc_hosts": True,
+        # built into glibc: nothing to generate (cloud-init's default, en_US.UTF-8, is not
+        # in a minimal image and fails the locale module)
+        "locale": "C.UTF-8",
         "disable_root": False,
         "ssh_pwauth": False,
         "ssh_deletekeys": True,

@@ -1,12 +1,12 @@
 """The deploy ramdisk for real: a QEMU (TCG) machine with a blank virtio disk boots the
 kernel and initrd of a real image (built with mmdebstrap once and cached, keyed by its
 package list) plus gpuctl's deploy.cpio.gz, gets an address by DHCP, fetches disk.img over
-HTTP, writes it, checks its sha256, points the written root's cloud-init at the node's seed,
-reports to /deploy/<host>/done and powers off; started again from its disk, it boots the
+HTTP, writes it, checks its sha256, fetches the node's seed into the written root's
+/var/lib/cloud/seed/nocloud (and points its cloud-init there), reports to /deploy/<host>/done and powers off; started again from its disk, it boots the
 written image's kernel, which mounts its root from the VM's disk. With a wrong digest it reports
 failed/checksum-mismatch, which the image phase words as "image checksum mismatch". The disk
-image is a small one made by the same code as the real one (a full 768 MiB write takes
-minutes under TCG here); its boot partition carries the image's real kernel and initrd.
+image is a small one made by the same code as the real one (test_first_boot_lab.py writes
+the real one and boots it to SSH); its boot partition carries the image's real kernel and initrd.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("GPUCTL_IMAGE_CACHE", "/var/cache/gpuctl-images"))
 """Images built by lab tests, reused while their recipe (package list) is the same."""
 PACKAGES = ["systemd-sysv", "openssh-server", "python3", "cloud-init", "ifupdown",
-            "isc-dhcp-client", "linux-image-cloud-amd64", "e2fsprogs", "udev"]
+            "isc-dhcp-client", "linux-image-cloud-amd64", "e2fsprogs", "udev", "cloud-guest-utils"]
+"""A Debian server image: systemd, sshd, python3 for Ansible, cloud-init (growpart from
+cloud-guest-utils grows the shrunk root on first boot), the cloud kernel."""
 MIRROR = os.environ.get("GPUCTL_TEST_MIRROR", "http://deb.debian.org/debian")
 
 
@@ -99,6 +101,10 @@ def served(tmp_path: Path, image: Path) -> Iterator[tuple[Path, int, Path]]:
         shutil.copy(image / name, folder / name)
     disk.build_disk(folder, "lab", boot_mib=32, least_root_mib=32)
     ramdisk.write_ramdisk(folder)
+    seed = tmp_path / "images" / "seeds" / "n1"  # served at /seeds/n1/
+    seed.mkdir(parents=True)
+    for name in ("meta-data", "user-data", "network-config"):
+        (seed / name).write_text(f"# {name} of n1\n")
     log = tmp_path / "access.log"
     handler = type("H", (_Handler,), {"log_path": log})
     server = http.server.ThreadingHTTPServer(
@@ -162,8 +168,12 @@ def test_ramdisk_writes_verifies_and_reports(tmp_path: Path,
     part.write_bytes(head[root_start:])
     cfg = subprocess.run(["debugfs", "-R", "cat /etc/cloud/cloud.cfg.d/90-gpuctl-seed.cfg",
                           str(part)], capture_output=True, text=True).stdout
-    assert yaml.safe_load(cfg)["datasource"]["NoCloud"]["seedfrom"] == \
-        f"http://10.0.2.2:{port}/seeds/n1/"
+    assert yaml.safe_load(cfg)["datasource_list"] == ["NoCloud", "None"]
+    assert f"http://10.0.2.2:{port}/seeds/n1/" in cfg
+    for name in ("meta-data", "user-data", "network-config"):
+        got = subprocess.run(["debugfs", "-R", f"cat /var/lib/cloud/seed/nocloud/{name}",
+                              str(part)], capture_output=True, text=True).stdout
+        assert got == f"# {name} of n1\n"
     hostname = subprocess.run(["debugfs", "-R", "cat /etc/hostname", str(part)],
                               capture_output=True, text=True).stdout
     assert hostname == "deployed\n"
