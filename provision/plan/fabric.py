@@ -114,12 +114,22 @@ def connect(fab: FabricPlan, kind: str, lower: Sequence[Switch], first_up_port: 
     m = up_ports // s
     w = width if width > 1 and m % width == 0 and (first_up_port - 1) % width == 0 \
         and (first_down_port - 1) % width == 0 else 1
+    # Uplink u's upper and port offset are the same for every lower switch: computed once
+    # (a GW-scale fabric wires hundreds of thousands of links here).
+    wiring = []
+    for u in range(up_ports):
+        g, lane = divmod(u, w)
+        wiring.append((str(first_up_port + u), uppers[g % s].name, (g // s) * w + lane))
+    port_names: dict[int, str] = {}
+    append, name = fab.links.append, fab.name
     for i, lo in enumerate(lower):
-        for u in range(up_ports):
-            g, lane = divmod(u, w)
-            up = uppers[g % s]
-            fab.links.append(Link(fab.name, kind, lo.name, str(first_up_port + u), up.name,
-                                  str(first_down_port + i * m + (g // s) * w + lane), plane))
+        base = first_down_port + i * m
+        for up_port, up_name, offset in wiring:
+            port = base + offset
+            down = port_names.get(port)
+            if down is None:
+                down = port_names[port] = str(port)
+            append(Link(name, kind, lo.name, up_port, up_name, down, plane))
 
 
 def _split(radix: int, oversubscription: float) -> tuple[int, int]:
