@@ -9,8 +9,9 @@ same dict, byte for byte, as a sequential render, which the tests check.
 ``write_all`` (what ``gpuctl plan`` runs) has each process write its own half instead, and
 the worker's texts never cross the pipe. The worker writes its thousands of small files
 (host_vars, cloud-init, zones) as soon as it has rendered them, while this process still
-renders; files that exist already are only compared then, and overwritten once both halves
-have rendered. A render error on either side removes what was added, so the directory is
+renders, and this process writes its own new files (plan.json, plan.html, the big CSVs) as
+soon as it has rendered them, while the worker may still write; files that exist already
+are only compared then, and overwritten once both halves have rendered. A render error on either side removes what was added, so the directory is
 left as it was.
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 from provision.errors import GpuctlError
 from provision.plan.build import Plan
 from provision.render.artifacts import ARTIFACTS, render_artifacts
-from provision.render.files import finish_tree, stage_files, write_tree
+from provision.render.files import Staged, finish_tree, stage_files, write_tree
 from provision.render.plan_files import PLAN_FILES, render_plan_files
 
 PARALLEL_MIN_LINKS = 20_000
@@ -150,14 +151,21 @@ def _fork_render(plan: Plan, guids: Mapping[str, str] | None,
                        daemon=True)
     proc.start()
     child.close()
+    own: Staged | None = None
+    """This half's staged files while they may still have to be removed."""
     try:
         mine = _render(plan, guids, [f for f in PLAN_FILES if f not in WORKER_PLAN_FILES],
                        [a for a in ARTIFACTS if a not in WORKER_ARTIFACTS])
-        status, payload = _receive(conn, proc)
-        if status == "ok" and out is not None:
+        if out is not None:
+            # This half's new files (plan.json, plan.html, the CSVs: most of the bytes) are
+            # written while the worker still renders or writes its own; they are removed
+            # again if the worker fails.
             own = stage_files(out, mine)
+        status, payload = _receive(conn, proc)
+        if status == "ok" and own is not None:
             conn.send("write")
-            own.commit()
+            staged, own = own, None
+            staged.commit()
             status, payload = _receive(conn, proc)
     except BaseException:
         if out is not None:
@@ -171,6 +179,8 @@ def _fork_render(plan: Plan, guids: Mapping[str, str] | None,
     finally:
         conn.close()
         proc.join()
+        if own is not None:  # the worker failed (it has removed its files by now): ours go
+            own.abandon()
     if status != "ok":
         raise payload
     return mine, payload
