@@ -119,6 +119,26 @@ def test_clean_rack_passes_and_accept_moves_to_production(
     assert [r["level"] for r in data["runs"]] == ["quick", "standard"]
 
 
+def test_store_override_serves_run_accept_and_history(
+        planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # $GPUCTL_BURNIN_STORE is the DB of the run, of its --accept (the production states)
+    # and of history, as --store would be.
+    db = tmp_path / "env.db"
+    monkeypatch.setenv("GPUCTL_BURNIN_STORE", str(db))
+    ex = executor(sim, planned[1])
+    monkeypatch.setattr(session, "_executor", lambda *a: ex)
+    result = CliRunner().invoke(cli, ["burnin", "run", str(SITE), "--rack", "a01", "--no-lab",
+                                      "--skip-fabric", "--level", "quick", "--accept"])
+    assert result.exit_code == 0, result.output
+    with open_burnin_store(db) as st:
+        assert {s.state for s in st.node_states("lab").values()} == {"production"}
+    hist = CliRunner().invoke(cli, ["burnin", "history", str(SITE), "--format", "json"])
+    data = json.loads(hist.stdout)
+    assert {n["state"] for n in data["nodes"]} == {"production"}
+    assert [r["level"] for r in data["runs"]] == ["quick"]
+
+
 def test_a_bad_rail_is_isolated_from_the_rack_collective(
         planned: tuple[LoadedSite, Plan], sim: LocalSim, tmp_path: Path) -> None:
     sim.fault("lab-gpu-02", "hca-200g", hca=2)

@@ -8,7 +8,6 @@ asked, moves the nodes through their lifecycle, runs the level and writes the re
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,6 +18,7 @@ from provision.burnin.html import render_html
 from provision.burnin.report import RunReport, junit_xml
 from provision.burnin.runner import RunConfig, Runner
 from provision.burnin.store import BurninStore, open_burnin_store
+from provision.burnin.store import store_url as burnin_store_url
 from provision.burnin.targets import NodeTarget, other_rack_node, rack_targets
 from provision.burnin.thresholds import thresholds_for
 from provision.errors import ExecutionError, GpuctlError, UsageError
@@ -29,7 +29,7 @@ from provision.execute.steps import Outcome
 from provision.loader import LoadedSite
 from provision.plan.build import Plan
 from provision.render.plan_files import plan_version
-from provision.storefile import default_path, seeded_known_hosts
+from provision.storefile import seeded_known_hosts
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,7 @@ def run_burnin(loaded: LoadedSite, plan: Plan, opts: BurninOptions,
         fabric = fabric_check(plan, opts.rack, targets, opts.access)
     say(f"fabric verify: {fabric[0]}: {fabric[1]}")
     version = plan_version(plan)
-    store_url = opts.store or os.environ.get("GPUCTL_BURNIN_STORE") \
-        or str(default_path(loaded.path.parent))
+    store_url = burnin_store_url(opts.store, loaded.path.parent)
     partner_name = other_rack_node(plan, opts.rack) if opts.level == "full" else None
     partner = None
     if partner_name is not None:

@@ -261,6 +261,12 @@ def open_burnin_store(url: str | Path) -> BurninStore:
     return BurninStore(connect(path, RUNS_SCHEMA + SCHEMA), str(path))
 
 
+def store_url(store: str | None, site_dir: Path) -> str:
+    """The results DB a burn-in command uses: ``--store``, else ``$GPUCTL_BURNIN_STORE``,
+    else the site's own (``SITE/.gpuctl/provision.db``)."""
+    return store or os.environ.get(ENV_STORE) or str(default_path(site_dir))
+
+
 def record_fabric_verify(site: str, result: Mapping[str, Any] | str,
                          site_dir: Path | None = None) -> str:
     """Hook for ``gpuctl fabric verify``: store its result for ``site`` (by name).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -32,6 +33,10 @@ raw output, judges it against thresholds and stores the verdicts as the acceptan
   run      run the probes on a rack and judge them
   parse    parse one tool's raw output to JSON (to check a capture by hand)
   history  show stored results
+
+\b
+Results DB: --store, else $GPUCTL_BURNIN_STORE (taken as --store is, by run, its --accept
+and history alike), else SITE/.gpuctl/provision.db.
 
 \b
 Exit status: 0 every node passed, 1 some nodes failed, 2 bad usage or unreadable input
@@ -117,7 +122,8 @@ def _stopping(cancel: threading.Event) -> Iterator[None]:
 @click.option("--backend", type=click.Choice(["ssh", "slurm", "kubernetes"]), default="ssh",
               show_default=True, help="ssh runs the tests; slurm/kubernetes print the NCCL "
               "test jobs (sbatch scripts / MPIJob manifests) instead.")
-@click.option("--store", default=None, help="Results DB [default: SITE/.gpuctl/provision.db].")
+@click.option("--store", default=None, help="Results DB [default: $GPUCTL_BURNIN_STORE, "
+              "else SITE/.gpuctl/provision.db].")
 @access_options
 @click.option("--ssh-user", default=None, help="Login user [default: the access file's, "
               "else root].")
@@ -171,10 +177,9 @@ def run_cmd(site: Path, rack: str, level: str, resume: bool, report_dir: Path | 
 
 
 def _accept(opts: Any, site_dir: Path, site: str, nodes: list[str], run_id: int) -> None:
-    from provision.burnin.store import open_burnin_store
-    from provision.storefile import default_path
+    from provision.burnin.store import open_burnin_store, store_url
 
-    with open_burnin_store(opts.store or default_path(site_dir)) as st:
+    with open_burnin_store(store_url(opts.store, site_dir)) as st:
         for node in nodes:
             st.set_state(site, node, "production", f"accepted after run {run_id}", run_id)
 
@@ -205,18 +210,19 @@ def _jobs(plan: Any, rack: str, backend: str) -> str:
 @burnin.command("history", help="Show the stored burn-in runs of SITE and each node's "
                 "lifecycle state (new, burn-in, passed, failed, production).")
 @SITE_ARG
-@click.option("--store", default=None, help="Results DB [default: SITE/.gpuctl/provision.db].")
+@click.option("--store", default=None, help="Results DB [default: $GPUCTL_BURNIN_STORE, "
+              "else SITE/.gpuctl/provision.db].")
 @HISTORY_LIMIT
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 def history_cmd(site: Path, store: str | None, count: int, fmt: str) -> None:
-    from provision.burnin.store import open_burnin_store
-    from provision.storefile import default_path, history_path
+    from provision.burnin.store import ENV_STORE, open_burnin_store, store_url
+    from provision.storefile import history_path
 
     loaded, plan = load_and_plan(site)
     name = plan.site.site.name
-    path = history_path(store, loaded.path.parent)
-    url = store or str(default_path(loaded.path.parent))
+    path = history_path(store or os.environ.get(ENV_STORE), loaded.path.parent)
+    url = store_url(store, loaded.path.parent)
     runs: list[dict[str, Any]] = []
     nodes: list[dict[str, Any]] = []
     if path is not None:
