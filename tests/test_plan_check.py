@@ -86,3 +86,23 @@ def test_check_passes_on_an_unchanged_plan(tmp_path: Path) -> None:
     res = runner.invoke(cli, ["plan", str(site), "-o", str(out), "--check"])
     assert res.exit_code == 0 and "review" not in res.stdout
     assert re.match(r"ok: .* matches the plan \(\d+ files\)", res.stderr)
+
+
+def test_check_shows_a_changed_site_setting_by_key(tmp_path: Path) -> None:
+    text = (SITES / "lab" / "site.yaml").read_text()
+    assert "pue_target: 1.3\n" in text
+    runner = CliRunner()
+    out = tmp_path / "out"
+    assert runner.invoke(cli, ["plan", str(_site(tmp_path, "a", text)), "-o", str(out)]) \
+        .exit_code == 0
+    res = runner.invoke(cli, ["plan", str(_site(tmp_path, "b", text.replace(
+        "pue_target: 1.3\n", "pue_target: 1.25\n"))), "-o", str(out), "--check"])
+    assert res.exit_code == 1
+    plan_json = res.stdout.split(f"differs: {out}/plan.json\n", 1)[1].split("differs: ", 1)[0]
+    assert "~site.site.pue_target: 1.3 -> 1.25\n" in plan_json, plan_json
+    assert "~power.pue: 1.3 -> 1.25\n" in plan_json
+    # no whole record: every line of plan.json's diff is a header or one key's change
+    assert all(ln.startswith(("---", "+++", "@@", "~")) and len(ln) < 200
+               for ln in plan_json.splitlines()), plan_json
+    # other files keep their line diff
+    assert "\n-facility,lab," in res.stdout and "\n+facility,lab," in res.stdout

@@ -16,7 +16,7 @@ from provision.plan.build import summary
 from provision.plan.load import load_and_plan
 from provision.plan.oversubscription import TIER_LABEL, ratio_text
 from provision.render.files import diff_tree
-from provision.render.plan_review import REVIEWED, review, review_lines
+from provision.render.plan_review import REVIEWED, record_diff_lines, review, review_lines
 from provision.render.site_files import render_all, write_all
 
 PLAN_GC_THRESHOLD = 50_000
@@ -72,7 +72,7 @@ def plan(site: Path, output: Path | None, fmt: str, check: bool, jobs: int | Non
                 click.echo(line)
             click.echo(f"files: {len(drift.differ)} differ, {len(drift.missing)} missing, "
                        f"{len(drift.stale)} stale")
-            for line in drift.lines:
+            for line in record_diff_lines(drift.lines):
                 click.echo(line)
             click.echo(f"gpuctl: {drift.files} generated file(s) in {out} differ from the "
                        f"plan; run gpuctl plan {site} -o {out}", err=True)

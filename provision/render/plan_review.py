@@ -117,3 +117,66 @@ def review_lines(changes: list[Change]) -> list[str]:
         ex = f"  {', '.join(c.examples)}{more}" if c.examples else ""
         lines.append(f"  {c.what:<{width}} {c.count:>7,}{ex}")
     return lines
+
+
+def _record(line: str) -> tuple[str, Any] | None:
+    """``"site": {...},`` (one plan.json record a line) -> (key, value); None otherwise."""
+    try:
+        doc = json.loads("{" + line.rstrip().rstrip(",") + "}")
+    except ValueError:
+        return None
+    return next(iter(doc.items())) if isinstance(doc, dict) and len(doc) == 1 else None
+
+
+def _leaves(value: Any, path: str, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _leaves(v, f"{path}.{k}", out)
+    else:
+        out[path] = value
+    return out
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def record_diff_lines(lines: list[str]) -> list[str]:
+    """Unified diff lines of plan.json with each record that changed (a ``-`` and a ``+``
+    line of one key) shown as the keys that differ: ``~site.site.pue_target: 1.3 -> 1.25``,
+    not two lines of the whole record. ``lines`` are :class:`~provision.render.files.Drift`
+    lines (``differs: PATH`` before each file's diff); other files' lines pass through."""
+    out: list[str] = []
+    i = 0
+    in_plan = False
+    while i < len(lines):
+        if lines[i].startswith("differs: "):
+            in_plan = lines[i].endswith("/plan.json")
+        j = i
+        while in_plan and j < len(lines) and lines[j][:1] in "-+" \
+                and not lines[j].startswith(("---", "+++")):
+            j += 1
+        if j == i:
+            out.append(lines[i])
+            i += 1
+            continue
+        block = lines[i:j]
+        old = {r[0]: r[1] for ln in block if ln[0] == "-" and (r := _record(ln[1:]))}
+        new = {r[0]: r[1] for ln in block if ln[0] == "+" and (r := _record(ln[1:]))}
+        both = old.keys() & new.keys()
+        for ln in block:
+            r = _record(ln[1:])
+            if r is None or r[0] not in both:
+                out.append(ln)
+            elif ln[0] == "-":
+                a, b = _leaves(old[r[0]], r[0], {}), _leaves(new[r[0]], r[0], {})
+                for path in sorted(a.keys() | b.keys()):
+                    if path not in b:
+                        out.append(f"~{path}: {_shown(a[path])} -> (removed)")
+                    elif path not in a:
+                        out.append(f"~{path}: (added) -> {_shown(b[path])}")
+                    elif a[path] != b[path]:
+                        out.append(f"~{path}: {_shown(a[path])} -> {_shown(b[path])}")
+        i = j
+    return out
