@@ -52,11 +52,18 @@ def plan_bom(catalog: Catalog, racks: Sequence[Rack], nodes: Sequence[Node],
         lines.append(BomLine("switch", sku, catalog.switches[sku].model, qty))
     for sku, qty in sorted(Counter(a.model for a in appliances).items()):
         lines.append(BomLine("appliance", sku, catalog.appliances[sku].model, qty))
-    # one pass each at C speed (half a million cables at 131,072 GPUs): links per SKU and
-    # length, and the distinct physical cables (labels) among them
+    # Links per SKU and length, and the distinct physical cables (labels) among them:
+    # counted at C speed (half a million links at 131,072 GPUs), each link its own cable
+    # but for the labels several links share (twin-port DACs), counted once per SKU and
+    # length.
     links = Counter(map(attrgetter("sku", "length_m"), cables))
-    physical = Counter((sku, length) for sku, length, _ in
-                       set(map(attrgetter("sku", "length_m", "cable"), cables)))
+    physical = Counter(links)
+    per_label = Counter(map(attrgetter("cable"), cables))
+    shared = {label for label, n in per_label.items() if n > 1}
+    if shared:
+        rows = [(c.sku, c.length_m, c.cable) for c in cables if c.cable in shared]
+        physical.subtract((sku, length) for sku, length, _ in rows)
+        physical.update((sku, length) for sku, length, _ in set(rows))
     for (sku, length), labels in sorted(physical.items()):
         lines.append(BomLine("cable", f"{sku}-{length:g}m", f"{catalog.cables[sku].medium} "
                              f"{length:g} m", labels, links[(sku, length)]))
