@@ -164,3 +164,16 @@ def test_a_core_too_small_names_the_knobs(tmp_path: Path) -> None:
                        r"for aggregation switch .*; set fabrics\.oob\.core: hall \(a core pair "
                        r"per hall\) or a larger fabrics\.oob\.core_switch"):
         _plan(tmp_path, _site(core="site", core_uplinks=16))
+
+
+@pytest.mark.parametrize("core", ["site", "hall"])
+def test_a_larger_core_model_keeps_the_aggregation_uplinks_on_the_aggs_own_top_ports(
+        tmp_path: Path, core: str) -> None:
+    # 64-port cores above 48-port aggregation switches: an aggregation switch's uplinks
+    # are its own top ports (47, 48), not the core model's (63, 64, which it lacks).
+    plan = _plan(tmp_path, _site(core=core, core_switch="sn5600"))
+    fab = plan.fabrics["oob"]
+    assert {s.model for s in fab.switches if s.tier == "agg"} == {"sn2201"}
+    ups = [lk for lk in fab.links if lk.kind == "agg-core"]
+    assert ups and {int(lk.a_port) for lk in ups} == {47, 48}
+    assert max(int(lk.b_port) for lk in ups) <= 64

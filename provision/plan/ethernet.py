@@ -142,9 +142,10 @@ def build_ethernet(name: str, cfg: EthernetFabric, nodes: Sequence[Node], catalo
                                 f"(fabrics.{name}.core_switch)")
             if by_hall:
                 _add_hall_cores(fab, name, prefix, core_model.name, core_model.ports, tops, k,
-                                stride)
+                                stride, agg_model.ports)
             else:
-                _add_core(fab, name, prefix, core_model.name, core_model.ports, tops, k)
+                _add_core(fab, name, prefix, core_model.name, core_model.ports, tops, k,
+                          agg_model.ports)
     return fab
 
 
@@ -166,10 +167,10 @@ def _member(switch: Switch) -> int:
 
 
 def _add_core(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
-              aggs: Sequence[Switch], k: int) -> None:
+              aggs: Sequence[Switch], k: int, agg_ports: int) -> None:
     """The core pair joining every aggregation block: each aggregation switch's top ``k``
-    ports go to the cores (half to each), on core ports keyed by its block (a block added
-    later takes ports nobody holds)."""
+    (of its ``agg_ports``) go to the cores (half to each), on core ports keyed by its block
+    (a block added later takes ports nobody holds)."""
     fab.tiers = 3
     cores = [Switch(f"{prefix}-core-{j + 1}", model, name, "core") for j in range(CORE_SWITCHES)]
     fab.switches.extend(cores)
@@ -178,7 +179,7 @@ def _add_core(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
         assert agg.pod is not None
         fab.links.extend(_uplinks(
             name, "agg-core", agg, cores, ((agg.pod - 1) * TOR_UPLINKS + _member(agg)) * per,
-            per, ports - k + 1, ports,
+            per, agg_ports - k + 1, ports,
             f"{name} fabric: core switch {model} has {ports} ports, too few for aggregation "
             f"switch {agg.name} (block {agg.pod})",
             f"set fabrics.{name}.core: hall (a core pair per hall) or a larger "
@@ -186,11 +187,12 @@ def _add_core(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
 
 
 def _add_hall_cores(fab: FabricPlan, name: str, prefix: str, model: str, ports: int,
-                    aggs: Sequence[Switch], k: int, stride: int) -> None:
+                    aggs: Sequence[Switch], k: int, stride: int, agg_ports: int) -> None:
     """``core: hall``: a core pair per hall with aggregation (block number ``hall * stride
     + 1``), each aggregation switch's top ``k`` ports to its hall's pair on ports keyed by
     the block's place in the hall; and, with more than one hall, a site core pair taking
-    each hall core's top ``k`` ports on ports keyed by the hall. ``stride`` 0: one hall."""
+    each hall core's top ``k`` ports on ports keyed by the hall. ``stride`` 0: one hall;
+    ``agg_ports``: the aggregation switches' ports (the hall cores have ``ports``)."""
     fab.tiers = 3
     per = k // CORE_SWITCHES
     halls: dict[int, list[Switch]] = {}
@@ -209,8 +211,8 @@ def _add_hall_cores(fab: FabricPlan, name: str, prefix: str, model: str, ports: 
             assert agg.pod is not None
             links += _uplinks(
                 name, "agg-core", agg, cores,
-                ((agg.pod - pod - 1) * TOR_UPLINKS + _member(agg)) * per, per, ports - k + 1,
-                ports - k,
+                ((agg.pod - pod - 1) * TOR_UPLINKS + _member(agg)) * per, per,
+                agg_ports - k + 1, ports - k,
                 f"{name} fabric: hall core switch {model} has {ports} ports ({k} to the site "
                 f"core), too few for aggregation switch {agg.name} (block {agg.pod})",
                 f"set a larger fabrics.{name}.core_switch")
