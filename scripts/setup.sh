@@ -11,7 +11,8 @@ DEBS=(iproute2 openssh-server openssh-client ibsim-utils opensm infiniband-diags
       kea-dhcp4-server bind9utils bridge-utils procps util-linux dpkg-dev
       cloud-init python3-venv python3-dev gcc librsvg2-bin mmdebstrap
       ipxe nginx tftpd-hpa busybox isc-dhcp-relay qemu-system-x86 ipxe-qemu qemu-utils
-      syslinux syslinux-common mtools dosfstools fdisk e2fsprogs)
+      syslinux syslinux-common mtools dosfstools fdisk e2fsprogs
+      libvirt-daemon-system libvirt-clients libvirt-dev pkg-config)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,11 +26,11 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts these services on install; gpuctl runs its own copies.
-  for svc in ssh kea-dhcp4-server opensm nginx tftpd-hpa isc-dhcp-relay; do
+  for svc in ssh kea-dhcp4-server opensm nginx tftpd-hpa isc-dhcp-relay libvirtd virtlogd; do
     systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
   # Without systemd the packages' init scripts started the boot servers: stop them too.
-  for svc in nginx tftpd-hpa isc-dhcp-relay; do
+  for svc in nginx tftpd-hpa isc-dhcp-relay libvirtd virtlogd; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

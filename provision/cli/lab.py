@@ -60,7 +60,8 @@ def up_cmd(site: str, lab_dir: str | None) -> None:
     spec = lab_spec_for_site(site)
     state = labmod.up(spec, _lab_dir(site, lab_dir), host_setup=host_setup_for_site(site))
     paths = state.paths
-    click.echo(f"lab {state.site}: {len(state.hosts)} hosts up on bridge {state.bridge} "
+    vms = f", {len(state.vms)} VMs" if state.vms else ""
+    click.echo(f"lab {state.site}: {len(state.hosts)} hosts{vms} up on bridge {state.bridge} "
                f"({state.gateway})")
     click.echo(f"  ssh:    ssh -F {paths.ssh_config} {next(iter(state.hosts))}")
     if state.bmc is not None:
@@ -126,6 +127,16 @@ def _render(result: LabStatus) -> None:
         powers = ", ".join(f"{k}={v}" for k, v in sorted(result.bmc.systems.items()))
         console.print(f"BMC {result.bmc.url}: process {_mark(result.bmc.alive)}, "
                       f"answering {_mark(result.bmc.answering)} {result.bmc.detail} {powers}")
+    for v in result.vms:
+        console.print(f"VM {v.name} ({v.domain}, {v.mac}, planned {v.address}): {v.state}")
+    for r in result.racks:
+        console.print(f"rack {r.name}: bridge {_mark(r.bridge_present)}, router "
+                      f"{_mark(r.router_netns)}, DHCP relay {_mark(r.relay_alive)}")
+    if result.vm_bmc is not None:
+        b = result.vm_bmc
+        powers = ", ".join(f"{k}={v}" for k, v in sorted(b.systems.items()))
+        console.print(f"VM BMC {b.url}: process {_mark(b.alive)}, "
+                      f"answering {_mark(b.answering)} {b.detail} {powers}")
     if result.fabric is not None:
         f = result.fabric
         console.print(f"fabric {f.server}:{f.port}: ibsim {_mark(f.ibsim_alive)}")

@@ -53,20 +53,31 @@ def access_spec(state: LabState) -> AccessFile:
     hosts = {h.name: HostSpec(ssh=SshSpec(address=str(ipaddress.IPv4Interface(h.address).ip)),
                               bmc=BmcSpec(url=state.bmc.url, system=h.bmc_system_id))
              for h in state.hosts.values()}
+    if state.vms:
+        if state.vm_bmc is None:
+            raise LabError(f"lab site {state.site}: VMs but no VM BMC emulator recorded")
+        # a VM is reached at its planned address once its image runs (the lab starts no sshd)
+        hosts.update({v.name: HostSpec(ssh=SshSpec(address=str(ipaddress.IPv4Interface(
+            v.address).ip)), bmc=BmcSpec(url=state.vm_bmc.url, system=v.uuid))
+            for v in state.vms.values()})
+    vm_note = (", VM nodes libvirt QEMU (TCG) domains with blank disks that network-boot, "
+               "their BMCs sushy-emulator's libvirt driver") if state.vms else ""
     return AccessFile(
         description=(f"lab {state.site} at {paths.root}: hosts are network namespaces of "
-                     "this machine, BMCs a Redfish emulator (gpuctl lab up wrote this file)"),
+                     f"this machine, BMCs a Redfish emulator{vm_note} (gpuctl lab up wrote "
+                     "this file)"),
         exclusive=True,
         ssh=SshSpec(user="root", key=paths.admin_key.name, known_hosts=paths.known_hosts.name),
         hosts=dict(sorted(hosts.items())),
         credential_files=[paths.secrets.name] if state.bmc.credentials == "file" else [],
         admin_keys=[paths.admin_key.name + ".pub"],
         ansible_vars=ANSIBLE_VARS,
-        timeouts=TimeoutSpec(boot_s=30.0, boot_interval_s=1.0),
+        # a TCG VM takes ~13 s to PXE and ~110 s to boot Debian: imaging is bounded longer
+        timeouts=TimeoutSpec(boot_s=900.0 if state.vms else 30.0, boot_interval_s=1.0),
         infiniband_env={"LD_PRELOAD": UMAD2SIM, "IBSIM_SERVER_NAME": state.fabric.server,
                         "IBSIM_SERVER_PORT": str(state.fabric.port),
                         "SIM_HOST": "{node} {hca}"},
-        network_boot=False, image_note=IMAGE_NOTE)
+        network_boot=bool(state.vms), image_note="" if state.vms else IMAGE_NOTE)
 
 
 def access_path(paths: LabPaths) -> Path:

@@ -29,6 +29,7 @@ from provision.sshkeys import write_private
 USER_ENV = "GPUCTL_BMC_USER"
 PASSWORD_ENV = "GPUCTL_BMC_PASSWORD"
 LISTEN = "127.0.0.1"
+LIBVIRT_URI = "qemu:///system"
 
 
 @dataclass(frozen=True)
@@ -112,15 +113,52 @@ def htpasswd_line(creds: Credentials) -> str:
     return f"{creds.user}:{digest}\n"
 
 
-def emulator_command(config: Path) -> list[str]:
+def emulator_command(config: Path, *, driver: tuple[str, ...] = ("--fake",)) -> list[str]:
     """Run the emulator with this Python when sushy-tools is importable (no shim)."""
     if importlib.util.find_spec("sushy_tools") is not None:
-        return [sys.executable, "-m", "sushy_tools.emulator.main", "--fake", "--config",
+        return [sys.executable, "-m", "sushy_tools.emulator.main", *driver, "--config",
                 str(config)]
     exe = shutil.which("sushy-emulator")
     if exe is None:
         raise LabError("lab BMC: sushy-emulator not found; pip install 'gpuctl[lab]'")
-    return [exe, "--fake", "--config", str(config)]
+    return [exe, *driver, "--config", str(config)]
+
+
+def vm_emulator_config(*, port: int, auth_file: Path, uuids: Sequence[str]) -> str:
+    """The libvirt-driver emulator's config: only the lab's own domains are served."""
+    return "\n".join([
+        "# gpuctl lab: sushy-tools emulator, libvirt driver, one system per lab VM",
+        f"SUSHY_EMULATOR_LISTEN_IP = {LISTEN!r}",
+        f"SUSHY_EMULATOR_LISTEN_PORT = {port!r}",
+        f"SUSHY_EMULATOR_AUTH_FILE = {str(auth_file)!r}",
+        f"SUSHY_EMULATOR_LIBVIRT_URI = {LIBVIRT_URI!r}",
+        f"SUSHY_EMULATOR_ALLOWED_INSTANCES = {sorted(uuids)!r}",
+        "",
+    ])
+
+
+def require_libvirt_driver() -> None:
+    """Fail early when the libvirt Python binding (PyPI libvirt-python) is missing."""
+    if importlib.util.find_spec("libvirt") is None:
+        raise LabError("lab BMC for VM nodes: the libvirt Python binding is missing; "
+                       "pip install 'gpuctl[lab]' (libvirt-python; needs libvirt-dev, "
+                       "pkg-config, gcc)")
+
+
+def start_vm(paths: LabPaths, *, port: int, creds: Credentials,
+             uuids: Sequence[str]) -> ProcRecord:
+    """The second emulator: sushy's libvirt driver, serving the lab's domains by UUID."""
+    bmc_dir = paths.vm_bmc_dir
+    bmc_dir.mkdir(parents=True, exist_ok=True)
+    auth = bmc_dir / "htpasswd"
+    write_private(auth, htpasswd_line(creds))
+    config = bmc_dir / "emulator.conf"
+    write_private(config, vm_emulator_config(port=port, auth_file=auth, uuids=uuids))
+    tmp = bmc_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return spawn(emulator_command(config, driver=("--libvirt-uri", LIBVIRT_URI)),
+                 label="lab VM BMC emulator", log=bmc_dir / "emulator.log",
+                 env={**os.environ, "TMPDIR": str(tmp)})
 
 
 def require_emulator() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from provision import sshkeys
 from provision.errors import LabError
-from provision.lab import bmc, fabric, hostfs, keys, names, netns, sshd
+from provision.lab import bmc, fabric, hostfs, keys, libvirt, names, netns, router, sshd
 from provision.lab.access import access_path, write_access
 from provision.lab.proc import alive, kill_pids, stop_all
 from provision.lab.spec import LabSpec, spec_digest, validate
@@ -30,7 +30,9 @@ from provision.lab.state import (
     HostRecord,
     LabPaths,
     LabState,
+    RackRecord,
     SmRecord,
+    VmRecord,
     load_state,
     save_state,
 )
@@ -94,6 +96,10 @@ def up(spec: LabSpec, lab_dir: str | Path | None = None, *,
     hostfs.check_lab_dir(root)
     require_tools()
     bmc.require_emulator()
+    if spec.vms or spec.racks:
+        libvirt.require_tools()
+    if spec.vms:
+        bmc.require_libvirt_driver()
     created = not root.exists()
     _claim_dir(root)
     with lab_lock(root):
@@ -148,10 +154,17 @@ def healthy(state: LabState) -> bool:
         return False
     if any(not netns.netns_exists(h.netns) for h in state.hosts.values()):
         return False
-    procs = state.processes()
+    if any(not netns.netns_exists(r.router_netns) or not netns.link_exists(r.bridge)
+           for r in state.racks.values()):
+        return False
+    procs = state.processes() + state.daemons()
     sms = len(state.fabric.sms) if state.fabric is not None else 0
-    expected = len(state.hosts) + 2 + sms  # sshd per host, BMC emulator, ibsim, OpenSMs
-    return sms > 0 and len(procs) == expected and all(alive(p) for p in procs)
+    # sshd per host, BMC emulator, ibsim, OpenSMs, a relay per routed rack, the VM emulator
+    expected = (len(state.hosts) + 2 + sms + len(state.racks) + (state.vm_bmc is not None)
+                + len(state.daemons()))
+    if not (sms > 0 and len(procs) == expected and all(alive(p) for p in procs)):
+        return False
+    return all(libvirt.domain_exists(v.domain) for v in state.vms.values())
 
 
 def teardown(state: LabState, *, remove_dir: bool) -> None:
@@ -170,18 +183,24 @@ def teardown(state: LabState, *, remove_dir: bool) -> None:
             errors.append(str(exc))
 
     access_path(state.paths).unlink(missing_ok=True)  # nothing reaches for a lab going down
+    if state.vms:  # while libvirtd runs (started again for this when it died)
+        attempt(lambda: _remove_domains(state))
     hosts = list(state.hosts.values())
+    racks = list(state.racks.values())
     # ibsim last: umad2sim clients (OpenSM) talk to it while they shut down
     ibsim = state.fabric.ibsim if state.fabric is not None else None
     attempt(lambda: stop_all([p for p in state.processes() if p != ibsim]))
     attempt(lambda: stop_all([ibsim] if ibsim is not None else []))
-    leftover = netns.netns_pids([h.netns for h in hosts])
+    namespaces = [h.netns for h in hosts] + [r.router_netns for r in racks]
+    leftover = netns.netns_pids(namespaces)
     pids = sorted({pid for found in leftover.values() for pid in found})
     what = f"lab site {state.site}: stopping processes in host namespaces"
     if pids:
         attempt(lambda: kill_pids(pids, what=what))
-    attempt(lambda: netns.delete_namespaces([h.netns for h in hosts]))
-    attempt(lambda: netns.delete_links([h.veth for h in hosts] + [state.bridge]))
+    attempt(lambda: netns.delete_namespaces(namespaces))
+    rack_links = [n for r in racks for n in (r.uplink_veth, r.rack_veth, r.bridge)]
+    attempt(lambda: netns.delete_links([h.veth for h in hosts] + rack_links + [state.bridge]))
+    attempt(lambda: libvirt.stop_daemons(state.daemons()))
     paths = state.paths
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -190,6 +209,25 @@ def teardown(state: LabState, *, remove_dir: bool) -> None:
     _clear_dir(paths.root)
     if remove_dir:
         shutil.rmtree(paths.root, ignore_errors=True)
+
+
+def _remove_domains(state: LabState) -> None:
+    """Destroy and undefine the lab's domains; with libvirtd gone (the lab's own crashed),
+    start it for this and stop it again."""
+    vms = [v for v in state.vms.values() if v.defined]
+    if not vms:
+        return
+    if libvirt.libvirt_answers():
+        libvirt.remove_domains(vms)
+        return
+    if not state.daemons():
+        return  # libvirtd was someone else's and is gone: nothing of ours to remove there
+    temp = libvirt.ensure_daemons(state.paths)
+    try:
+        libvirt.wait_daemons(state.paths, temp)
+        libvirt.remove_domains(vms)
+    finally:
+        libvirt.stop_daemons([p for p in (temp.libvirtd, temp.virtlogd) if p is not None])
 
 
 def _claim_dir(root: Path) -> None:
@@ -242,8 +280,58 @@ def _new_state(spec: LabSpec, root: Path, digest: str) -> LabState:
                 name = record.netns if kind == "namespace" else record.veth
                 raise LabError(f"lab host {h.name}: {kind} {name} already exists")
         state.hosts[h.name] = record
+    for r in spec.racks:
+        br, ns, up_veth, rack_veth = router.rack_names(spec.site, r.name)
+        for taken, name in ((netns.link_exists(br), br), (netns.netns_exists(ns), ns),
+                            (netns.link_exists(up_veth), up_veth),
+                            (netns.link_exists(rack_veth), rack_veth)):
+            if taken:
+                raise LabError(f"lab rack {r.name}: {name} already exists")
+        netns.check_subnet_free(spec.site, r.gateway, br)
+        state.racks[r.name] = RackRecord(
+            name=r.name, bridge=br, router_netns=ns, uplink_veth=up_veth, rack_veth=rack_veth,
+            gateway=r.gateway, uplink=r.uplink, relay_to=r.relay_to,
+            relay_log=str(state.paths.rack_dir(r.name) / "dhcrelay.log"))
+    answers = bool(spec.vms) and libvirt.libvirt_answers()
+    for v in spec.vms:
+        domain = libvirt.domain_name(spec.site, v.name)
+        if answers and libvirt.domain_exists(domain):
+            raise LabError(f"lab host {v.name}: libvirt domain {domain} already exists (is "
+                           "this site up under another lab dir?)")
+        vdir = state.paths.vm_dir(v.name)
+        bridge_of = state.racks[v.rack].bridge if v.rack else bridge
+        state.vms[v.name] = VmRecord(
+            name=v.name, address=v.address, mac=v.mac, rack=v.rack, domain=domain,
+            uuid=v.bmc_system_id, bridge=bridge_of, disk=str(vdir / "disk.qcow2"),
+            console=str(vdir / "console.log"))
     save_state(state)
     return state
+
+
+def _build_vms(spec: LabSpec, state: LabState, creds: bmc.Credentials) -> None:
+    """libvirtd (started if needed), a blank disk and a defined (shut off) domain per VM,
+    then the libvirt-driver Redfish emulator serving those domains."""
+    paths = state.paths
+    state.libvirt = libvirt.ensure_daemons(paths)
+    save_state(state)
+    libvirt.wait_daemons(paths, state.libvirt)
+    memory = {v.name: v.memory_mib for v in spec.vms}
+    disks = {v.name: v.disk_gib for v in spec.vms}
+    for vm in state.vms.values():
+        vdir = paths.vm_dir(vm.name)
+        libvirt.create_disk(Path(vm.disk), disks[vm.name],
+                            what=f"lab host {vm.name}: creating its blank disk")
+        xml = vdir / "domain.xml"
+        xml.write_text(libvirt.domain_xml(vm, memory_mib=memory[vm.name]))
+        vm.defined = True
+        save_state(state)
+        libvirt.define(vm, xml)
+    port = bmc.free_tcp_port()
+    state.vm_bmc = BmcRecord(url=f"http://{bmc.LISTEN}:{port}", port=port,
+                             credentials=creds.source)
+    state.vm_bmc.proc = bmc.start_vm(paths, port=port, creds=creds,
+                                     uuids=[v.uuid for v in state.vms.values()])
+    save_state(state)
 
 
 def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) -> None:
@@ -268,6 +356,13 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
     netns.create_hosts(spec.site, state.bridge, [
         netns.HostLink(host=h.name, ns=h.netns, veth=h.veth, address=h.address, mac=h.mac)
         for h in hosts])
+    for rack in state.racks.values():
+        router.create(spec.site, state.bridge, rack)
+        router.add_routes(spec.site, rack, [h.netns for h in hosts])
+        rack.relay = router.start_relay(rack)
+        save_state(state)
+    if state.vms:
+        _build_vms(spec, state, creds)
     sshd.ensure_privsep_dir()
     ib = hostfs.IbSettings(server=gateway_ip, port=state.fabric.port)
 
@@ -314,5 +409,11 @@ def _build(spec: LabSpec, state: LabState, host_setup: hostfs.HostSetup | None) 
     for sm in state.fabric.sms:
         assert sm.proc is not None
         fabric.wait_subnet_up(Path(sm.log), sm.proc)
+    for rack in state.racks.values():
+        router.wait_relay(rack)
+    if state.vm_bmc is not None:
+        assert state.vm_bmc.proc is not None
+        bmc.wait_ready(state.vm_bmc.url, creds, state.vm_bmc.proc,
+                       paths.vm_bmc_dir / "emulator.log", expected=len(state.vms))
     state.complete = True
     save_state(state)

@@ -130,6 +130,11 @@ def delete_links(names: Sequence[str]) -> None:
         raise LabError(f"lab: links {', '.join(left)} could not be deleted")
 
 
+def batch(lines: list[str], *, what: str, ns: str | None = None, force: bool = False) -> None:
+    """Run several ``ip`` commands in one process (in namespace ``ns`` when given)."""
+    _batch(lines, what=what, ns=ns, force=force)
+
+
 def _batch(lines: list[str], *, what: str, ns: str | None = None, force: bool = False) -> None:
     """Run several ``ip`` commands in one process (``ip -batch -``); unless ``force``, stop at
     the first error."""

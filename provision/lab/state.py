@@ -13,6 +13,10 @@ started, so ``down`` can clean up after a crash at any point of ``up``. Layout o
       hosts/<name>/          sshd_config, ssh_host_ed25519_key, sshd.log, holder.json,
                              upper/<dir>, work/<dir> for the /etc /var /opt /usr /root overlays
       bmc/                   emulator.conf, htpasswd, state/ (emulator's sqlite), emulator.log
+      vms/<name>/            domain.xml, disk.qcow2 (blank, sparse), console.log (serial)
+      libvirt/               libvirtd.pid, virtlogd.pid and logs (only when the lab started them)
+      bmc-vm/                the libvirt-driver emulator's config, tmp/, emulator.log
+      racks/<name>/          dhcrelay.log of a routed rack's router namespace
       fabric/                ibsim.net, ibsim.log, opensm.conf (+ its files),
                              sm<i>/ per subnet: opensm.log, opensm.out, tmp/, cache/
 """
@@ -72,6 +76,20 @@ class LabPaths:
     def host_dir(self, host: str) -> Path:
         return self.root / "hosts" / host
 
+    def vm_dir(self, vm: str) -> Path:
+        return self.root / "vms" / vm
+
+    @property
+    def libvirt_dir(self) -> Path:
+        return self.root / "libvirt"
+
+    @property
+    def vm_bmc_dir(self) -> Path:
+        return self.root / "bmc-vm"
+
+    def rack_dir(self, rack: str) -> Path:
+        return self.root / "racks" / rack
+
 
 @dataclass(frozen=True)
 class ProcRecord:
@@ -95,6 +113,46 @@ class HostRecord:
     hca_ids: tuple[str, ...]
     catalog_type: str
     sshd: ProcRecord | None = None
+
+
+@dataclass
+class VmRecord:
+    """A libvirt domain the lab defined (named ``domain``, UUID ``uuid``)."""
+
+    name: str
+    address: str  # planned in-band address with prefix (the image configures it)
+    mac: str
+    rack: str  # "" = first rack, else a RackRecord's name
+    domain: str
+    uuid: str
+    bridge: str
+    disk: str
+    console: str
+    defined: bool = False  # set (and saved) before ``virsh define``
+
+
+@dataclass
+class RackRecord:
+    """A routed rack: its bridge, the router namespace and the DHCP relay in it."""
+
+    name: str
+    bridge: str
+    router_netns: str
+    uplink_veth: str  # bridge side on the first bridge; "up0" inside the router
+    rack_veth: str  # bridge side on this rack's bridge; "rk0" inside the router
+    gateway: str
+    uplink: str
+    relay_to: str
+    relay_log: str
+    relay: ProcRecord | None = None
+
+
+@dataclass
+class LibvirtRecord:
+    """libvirtd/virtlogd, when this lab started them (None: they were already running)."""
+
+    virtlogd: ProcRecord | None = None
+    libvirtd: ProcRecord | None = None
 
 
 @dataclass
@@ -135,6 +193,10 @@ class LabState:
     hosts: dict[str, HostRecord] = field(default_factory=dict)
     bmc: BmcRecord | None = None
     fabric: FabricRecord | None = None
+    vms: dict[str, VmRecord] = field(default_factory=dict)
+    racks: dict[str, RackRecord] = field(default_factory=dict)
+    libvirt: LibvirtRecord | None = None
+    vm_bmc: BmcRecord | None = None  # sushy-emulator, libvirt driver (when there are VMs)
     complete: bool = False
     version: int = STATE_VERSION
 
@@ -148,9 +210,17 @@ class LabState:
         if self.fabric is not None:
             procs += [sm.proc for sm in self.fabric.sms if sm.proc is not None]
             procs += [self.fabric.ibsim] if self.fabric.ibsim is not None else []
-        if self.bmc is not None and self.bmc.proc is not None:
-            procs.append(self.bmc.proc)
+        procs += [r.relay for r in self.racks.values() if r.relay is not None]
+        for emulator in (self.bmc, self.vm_bmc):
+            if emulator is not None and emulator.proc is not None:
+                procs.append(emulator.proc)
         return procs
+
+    def daemons(self) -> list[ProcRecord]:
+        """libvirtd then virtlogd, the ones this lab started (stopped after the domains)."""
+        if self.libvirt is None:
+            return []
+        return [p for p in (self.libvirt.libvirtd, self.libvirt.virtlogd) if p is not None]
 
 
 def _proc(data: dict[str, Any] | None) -> ProcRecord | None:
@@ -170,7 +240,9 @@ def state_from_dict(data: dict[str, Any]) -> LabState:
         for name, h in data.get("hosts", {}).items()
     }
     bmc = data.get("bmc")
+    vm_bmc = data.get("vm_bmc")
     fabric = data.get("fabric")
+    libvirt = data.get("libvirt")
     return LabState(
         site=data["site"], lab_dir=data["lab_dir"], spec_digest=data["spec_digest"],
         bridge=data["bridge"], gateway=data["gateway"], hosts=hosts,
@@ -181,6 +253,14 @@ def state_from_dict(data: dict[str, Any]) -> LabState:
             server=fabric["server"], port=int(fabric["port"]), ibsim=_proc(fabric.get("ibsim")),
             sms=[SmRecord(sm_node=sm["sm_node"], probe_node=sm["probe_node"], log=sm["log"],
                           proc=_proc(sm.get("proc"))) for sm in fabric.get("sms", [])]),
+        vms={name: VmRecord(**v) for name, v in data.get("vms", {}).items()},
+        racks={name: RackRecord(**{**r, "relay": _proc(r.get("relay"))})
+               for name, r in data.get("racks", {}).items()},
+        libvirt=None if libvirt is None else LibvirtRecord(
+            virtlogd=_proc(libvirt.get("virtlogd")), libvirtd=_proc(libvirt.get("libvirtd"))),
+        vm_bmc=None if vm_bmc is None else BmcRecord(
+            url=vm_bmc["url"], port=int(vm_bmc["port"]), credentials=vm_bmc["credentials"],
+            proc=_proc(vm_bmc.get("proc"))),
         complete=bool(data.get("complete", False)), version=int(data.get("version", 0)),
     )
 

@@ -2,7 +2,8 @@
 
 Per host: namespace present, sshd alive, and an SSH login as root that verifies the host key
 against the lab's known_hosts (paramiko ``RejectPolicy``) and reads back the hostname. The BMC
-emulator must answer with auth and list the systems; the SM state comes from OpenSM's log
+emulator must answer with auth and list the systems (the libvirt-driver one the VM domains,
+each in its libvirt state); routed racks need their bridge, router and relay; the SM state comes from OpenSM's log
 and from ``sminfo`` through umad2sim.
 """
 
@@ -18,7 +19,7 @@ import paramiko
 import requests
 
 from provision.errors import LabError
-from provision.lab import bmc, netns
+from provision.lab import bmc, libvirt, netns
 from provision.lab.fabric import client_env, sm_state
 from provision.lab.proc import alive, run
 from provision.lab.state import HostRecord, LabPaths, LabState, load_state
@@ -75,6 +76,31 @@ class FabricStatus:
 
 
 @dataclass(frozen=True)
+class VmStatus:
+    name: str
+    address: str  # planned (the image configures it)
+    mac: str
+    domain: str
+    state: str  # libvirt's domain state ("running", "shut off", ...) or "missing"
+
+    @property
+    def ok(self) -> bool:
+        return self.state != "missing"
+
+
+@dataclass(frozen=True)
+class RackStatus:
+    name: str
+    bridge_present: bool
+    router_netns: bool
+    relay_alive: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.bridge_present and self.router_netns and self.relay_alive
+
+
+@dataclass(frozen=True)
 class LabStatus:
     site: str
     lab_dir: str
@@ -85,12 +111,17 @@ class LabStatus:
     hosts: list[HostStatus]
     bmc: BmcStatus | None
     fabric: FabricStatus | None
+    vms: list[VmStatus] = field(default_factory=list)
+    racks: list[RackStatus] = field(default_factory=list)
+    vm_bmc: BmcStatus | None = None
 
     @property
     def ok(self) -> bool:
         return (self.complete and self.bridge_present and all(h.ok for h in self.hosts)
                 and self.bmc is not None and self.bmc.answering
-                and self.fabric is not None and self.fabric.ok)
+                and self.fabric is not None and self.fabric.ok
+                and all(v.ok for v in self.vms) and all(r.ok for r in self.racks)
+                and (not self.vms or (self.vm_bmc is not None and self.vm_bmc.answering)))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -130,18 +161,21 @@ def _host_status(host: HostRecord, paths: LabPaths) -> HostStatus:
                       ssh=ssh_ok, detail=detail if not ns or sshd_alive else "namespace gone")
 
 
-def _bmc_status(state: LabState) -> BmcStatus | None:
-    if state.bmc is None:
+def _bmc_status(state: LabState, *, vms: bool = False) -> BmcStatus | None:
+    record = state.vm_bmc if vms else state.bmc
+    if record is None:
         return None
-    proc_alive = state.bmc.proc is not None and alive(state.bmc.proc)
+    proc_alive = record.proc is not None and alive(record.proc)
     try:
-        creds = bmc.credentials_for_use(state.paths, state.bmc.credentials)
-        systems = bmc.list_systems(state.bmc.url, creds)
+        creds = bmc.credentials_for_use(state.paths, record.credentials)
+        systems = bmc.list_systems(record.url, creds)
     except (LabError, requests.RequestException, ValueError) as exc:
-        return BmcStatus(url=state.bmc.url, alive=proc_alive, answering=False,
+        return BmcStatus(url=record.url, alive=proc_alive, answering=False,
                          detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    missing = sorted(set(state.hosts) - set(systems))
-    return BmcStatus(url=state.bmc.url, alive=proc_alive, answering=not missing,
+    # the libvirt driver names a system after its domain
+    expected = {v.domain for v in state.vms.values()} if vms else set(state.hosts)
+    missing = sorted(expected - set(systems))
+    return BmcStatus(url=record.url, alive=proc_alive, answering=not missing,
                      systems=systems,
                      detail=f"systems missing: {', '.join(missing)}" if missing else "")
 
@@ -182,4 +216,12 @@ def lab_status(site: str, lab_dir: Path) -> LabStatus:
     return LabStatus(site=state.site, lab_dir=str(lab_dir), recorded=True,
                      complete=state.complete, bridge=state.bridge,
                      bridge_present=netns.link_exists(state.bridge), hosts=hosts,
-                     bmc=_bmc_status(state), fabric=_fabric_status(state))
+                     bmc=_bmc_status(state), fabric=_fabric_status(state),
+                     vms=[VmStatus(name=v.name, address=v.address, mac=v.mac, domain=v.domain,
+                                   state=libvirt.domain_state(v.domain))
+                          for v in state.vms.values()],
+                     racks=[RackStatus(name=r.name, bridge_present=netns.link_exists(r.bridge),
+                                       router_netns=netns.netns_exists(r.router_netns),
+                                       relay_alive=r.relay is not None and alive(r.relay))
+                            for r in state.racks.values()],
+                     vm_bmc=_bmc_status(state, vms=True))
