@@ -20,16 +20,19 @@ from provision.lab.state import LabPaths, LibvirtRecord, ProcRecord, VmRecord
 URI = "qemu:///system"
 VIRSH = "virsh"
 QEMU = "/usr/bin/qemu-system-x86_64"
-REQUIRED_TOOLS = ("virsh", "libvirtd", "virtlogd", "qemu-img", "dhcrelay")
+REQUIRED_TOOLS = ("virsh", "libvirtd", "virtlogd", "qemu-img")
+ROUTER_TOOLS = ("dhcrelay", "sysctl")
 
 
 def domain_name(site: str, host: str) -> str:
     return f"gl-{site}-{host}"
 
 
-def require_tools() -> None:
-    missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
-    missing += [p for p in (QEMU,) if not Path(p).exists()]
+def require_tools(*, vms: bool, racks: bool) -> None:
+    """Fail before anything is made when a tool of the VM nodes or routed racks is missing."""
+    missing = [t for t in (REQUIRED_TOOLS if vms else ()) + (ROUTER_TOOLS if racks else ())
+               if shutil.which(t) is None]
+    missing += [p for p in ((QEMU,) if vms else ()) if not Path(p).exists()]
     if missing:
         raise LabError(f"gpuctl lab (VM nodes): missing {', '.join(missing)} (Debian packages "
                        "libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-utils "

@@ -97,7 +97,7 @@ def up(spec: LabSpec, lab_dir: str | Path | None = None, *,
     require_tools()
     bmc.require_emulator()
     if spec.vms or spec.racks:
-        libvirt.require_tools()
+        libvirt.require_tools(vms=bool(spec.vms), racks=bool(spec.racks))
     if spec.vms:
         bmc.require_libvirt_driver()
     created = not root.exists()

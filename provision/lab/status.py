@@ -168,7 +168,8 @@ def _bmc_status(state: LabState, *, vms: bool = False) -> BmcStatus | None:
     proc_alive = record.proc is not None and alive(record.proc)
     try:
         creds = bmc.credentials_for_use(state.paths, record.credentials)
-        systems = bmc.list_systems(record.url, creds)
+        # the libvirt driver asks libvirtd for each system: slower than the fake driver
+        systems = bmc.list_systems(record.url, creds, timeout=30.0 if vms else 3.0)
     except (LabError, requests.RequestException, ValueError) as exc:
         return BmcStatus(url=record.url, alive=proc_alive, answering=False,
                          detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
