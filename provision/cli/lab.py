@@ -67,6 +67,9 @@ def up_cmd(site: str, lab_dir: str | None) -> None:
     if state.bmc is not None:
         click.echo(f"  BMC:    {state.bmc.url}/redfish/v1 (credentials: "
                    f"{'GPUCTL_BMC_USER/PASSWORD' if state.bmc.credentials == 'env' else paths.secrets})")
+    if state.vm_bmc is not None:
+        click.echo(f"  VMs:    {', '.join(sorted(state.vms))} (libvirt, shut off; their BMCs "
+                   f"{state.vm_bmc.url}/redfish/v1, system id = domain UUID)")
     if state.fabric is not None:
         sms = ", ".join(repr(sm.sm_node) for sm in state.fabric.sms)
         click.echo(f"  fabric: ibsim at {state.fabric.server}:{state.fabric.port}, "

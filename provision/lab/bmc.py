@@ -4,6 +4,8 @@ One fake system per host (UUID = the host's ``bmc_system_id``, name = host name,
 the host's eth0 MAC), HTTP basic auth from an htpasswd file (bcrypt, the only digest sushy
 accepts). Credentials come from ``GPUCTL_BMC_USER``/``GPUCTL_BMC_PASSWORD`` or, when those are
 unset, from a generated ``<lab_dir>/secrets.env`` (mode 0600); never from the site file.
+A lab with VM nodes runs a second emulator with sushy's libvirt driver (``qemu:///system``,
+only the lab's domains allowed, same credentials): its systems are the domains, by UUID.
 """
 
 from __future__ import annotations
