@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from provision.errors import ExecutionError
-from provision.execute.remote import Collector, CommandResult, RemoteExecutor, SshExecutor
+from provision.execute.remote import (
+    Collector,
+    CommandResult,
+    RemoteExecutor,
+    SshExecutor,
+    clock_skew,
+)
 from provision.execute.ssh import SshTarget
 from provision.lab.simexec import InProcessSimExecutor, SimExecutor
 from provision.sshkeys import generate_ed25519, write_private
@@ -122,6 +128,23 @@ def test_unknown_host_key_is_refused(sshd: tuple[int, Path, Path], tmp_path: Pat
         ex.run("n1", ["true"], timeout=5)
     with pytest.raises(ExecutionError, match="host key unknown"):  # remembered, not retried
         ex.start("n1", ["true"], timeout=5)
+
+
+def test_clock_skew_through_the_executor(sshd: tuple[int, Path, Path], tmp_path: Path) -> None:
+    """Preflight's clock check is one command of the remote executor: the loopback host
+    shares our clock; a host ahead by an hour reads +3600 s; failures name the host."""
+    port, key, known = sshd
+    ex = _executor(port, key, known)
+    try:
+        assert abs(clock_skew(ex, "n1")) < 1.0
+        ahead = clock_skew(ex, "n1", now=lambda: time.time() - 3600)
+        assert 3599 < ahead < 3601
+    finally:
+        ex.close()
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    with pytest.raises(ExecutionError, match=r"^ssh to n1 \(127\.0\.0\.1\): host key unknown"):
+        clock_skew(_executor(port, key, empty), "n1")
 
 
 def _sleeping(marker: str) -> list[int]:

@@ -1,5 +1,6 @@
 """Commands on remote hosts: the one :class:`RemoteExecutor` protocol and its SSH
-implementation (burn-in's probes; provisioning reaches hosts with :mod:`provision.execute.ssh`).
+implementation: burn-in's probes and provisioning's one-shot commands (preflight's
+:func:`clock_skew`) alike; :mod:`provision.execute.ssh` connects and waits for SSH.
 
 Callers only ever use ``run(node, argv, timeout=...)``, ``start`` and ``close``;
 argv lists are quoted (:func:`shlex.join`) for the remote shell, never joined by hand.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -199,3 +200,26 @@ class SshExecutor:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def clock_skew(ex: RemoteExecutor, node: str, *, timeout: float = 10.0,
+               now: Callable[[], float] = time.time) -> float:
+    """Seconds ``node``'s clock is ahead of ours (round-trip midpoint); an ExecutionError
+    naming the node when it cannot be read."""
+    before = now()
+    res = ex.run(node, ["date", "+%s.%N"], timeout=timeout)
+    after = now()
+    if res.rc == TIMED_OUT:
+        raise ExecutionError(f"ssh to {node}: date failed (timed out after {timeout:g}s)")
+    if res.rc == CANCELLED:
+        raise ExecutionError(f"ssh to {node}: date cancelled")
+    lost = [ln for ln in res.stderr.splitlines() if ln.startswith(f"gpuctl: ssh to {node}:")]
+    if res.rc == 255 and lost:
+        raise ExecutionError(lost[-1].removeprefix("gpuctl: "))
+    try:
+        remote = float(res.stdout.strip())
+    except ValueError as exc:
+        raise ExecutionError(f"ssh to {node}: date printed {res.stdout.strip()!r}") from exc
+    if res.rc != 0:
+        raise ExecutionError(f"ssh to {node}: date exited {res.rc}")
+    return remote - (before + after) / 2

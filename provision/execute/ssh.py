@@ -76,20 +76,6 @@ def run(t: SshTarget, argv: Sequence[str], *, timeout: float = 10.0) -> tuple[in
         client.close()
 
 
-def clock_skew(t: SshTarget, *, now: Callable[[], float] = time.time) -> float:
-    """Seconds the host's clock is ahead of ours (round-trip midpoint)."""
-    before = now()
-    status, out = run(t, ["date", "+%s.%N"])
-    after = now()
-    try:
-        remote = float(out.strip())
-    except ValueError as exc:
-        raise ExecutionError(f"ssh to {t.host}: date printed {out.strip()!r}") from exc
-    if status != 0:
-        raise ExecutionError(f"ssh to {t.host}: date exited {status}")
-    return remote - (before + after) / 2
-
-
 CANCEL_CHECK_S = 3.0
 """Longest single SSH attempt of a wait: a host that is down never holds a cancel longer."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from provision.errors import ExecutionError
-from provision.execute import redfish, ssh
+from provision.execute import redfish, remote, ssh
 from provision.execute.access import Access, HostTarget
 
 T = TypeVar("T")
@@ -109,10 +109,13 @@ def preflight_host(h: HostTarget, s: StepSettings, client: ClientFactory) -> Out
         notes.append(f"bmc ok, power {power}")
     except ExecutionError as exc:
         return Outcome("failed", str(exc))
+    ex = remote.SshExecutor({h.name: h.ssh})
     try:
-        skew = ssh.clock_skew(h.ssh)
+        skew = remote.clock_skew(ex, h.name)
     except ExecutionError as exc:
         return Outcome("unreachable", str(exc))
+    finally:
+        ex.close()
     notes.append(f"ssh ok, clock skew {skew:+.2f}s")
     if abs(skew) > SKEW_FAIL_S:
         return Outcome("failed", f"{h.name}: clock is {skew:+.1f}s off (limit "
