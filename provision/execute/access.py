@@ -18,6 +18,9 @@ place to run needs site-wide (every key optional; relative paths are relative to
     timeouts: {boot_s: 30, boot_interval_s: 1, ssh_s: 10}
     infiniband_env: {SIM_HOST: "{node} {hca}"}   # for ibnetdiscover; {node}/{hca}: the CA
     network_boot: false        # image: PXE + power cycle + wait for SSH, no boot followed
+    boot_services:             # the provisioning host the image phase deploys them to
+      ssh: {address: 10.99.0.2}
+      vars: {boot_services_service_manager: none}
     image_note: nothing was reinstalled      # appended to each image result
 
 ``gpuctl lab up`` writes one for its lab; which file to use is the CLI's choice
@@ -74,6 +77,17 @@ class TimeoutSpec(StrictModel):
     ssh_s: float | None = Field(None, gt=0, description="One SSH or BMC call.")
 
 
+class BootServicesSpec(StrictModel):
+    """The provisioning host the image phase deploys the boot services to (and reads their
+    records from): a head node on a real site, a lab host in the lab."""
+
+    ssh: SshSpec = Field(default_factory=SshSpec, description="How to SSH to it [default: "
+                         "root at the plan's services address, the file's ssh settings].")
+    vars: dict[str, Any] = Field(default_factory=dict, description="Variables of "
+                                 "playbooks/boot_services.yml over gpuctl image seed's "
+                                 "(e.g. boot_services_service_manager: none).")
+
+
 class AccessFile(StrictModel):
     """The schema of ``access.yaml`` (a typo in a key is an error)."""
 
@@ -92,6 +106,7 @@ class AccessFile(StrictModel):
                                "hosts do not network-boot (a namespace lab): PXE + power "
                                "cycle, then wait for SSH.")
     image_note: str = ""
+    boot_services: BootServicesSpec = Field(default_factory=BootServicesSpec)
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,16 @@ class Access:
     @property
     def network_boot(self) -> bool:
         return self.spec.network_boot
+
+    def boot_services_target(self, services_address: str) -> SshTarget:
+        """How to SSH to the provisioning host (``boot_services.ssh``, then the file's
+        defaults, then root at the plan's services address)."""
+        own, site = self.spec.boot_services.ssh, self.spec.ssh
+        return SshTarget("boot services", own.address or services_address,
+                         user=own.user or site.user or "root",
+                         port=own.port or site.port or 22,
+                         key_file=self.path(own.key or site.key),
+                         known_hosts=self.path(own.known_hosts or site.known_hosts))
 
     def infiniband_env(self, node: str, hca: str) -> dict[str, str]:
         """The environment an InfiniBand tool needs to attach as ``node``'s ``hca``."""

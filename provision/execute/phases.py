@@ -236,6 +236,18 @@ class Runner:
                              steps.Outcome("skipped", "dry run, would: " + " | ".join(actions)))
             return
 
+        if phase == "image" and s.imaging is not None:
+            prepared = s.imaging.prepare(playbooks=opts.playbooks, workdir=opts.workdir,
+                                         run_playbook=self.run_playbook,
+                                         cancelled=self.cancel.is_set)
+            if prepared is not None:
+                self.reporter.note(f"phase image: {prepared.detail}")
+                if prepared.status in BAD:
+                    for name in todo:
+                        self._record(report, phase, name, steps.Outcome(
+                            "failed", f"not imaged: {prepared.detail}"))
+                    return
+
         # Each host's result is stored the moment it is known (the store is used from this
         # thread only): workers post to a queue, this thread records. Before the image phase
         # changes a host (PXE + power cycle) it is recorded ``running``: killed then, its

@@ -127,7 +127,8 @@ def run_site(loaded: LoadedSite, plan: Plan, opts: SessionOptions, reporter: Rep
     tuning = ansible.Tuning.defaults() if opts.ansible_defaults else ansible.Tuning(forks=forks)
     settings = steps.settings_for(
         t.access, env_credentials(), opts.boot_timeout,
-        imaging=site_imaging(site_dir(loaded) / STATE_DIR, plan, reimage=opts.reimage)
+        imaging=site_imaging(site_dir(loaded) / STATE_DIR, plan, reimage=opts.reimage,
+                             access=t.access)
         if t.access.network_boot else None)
     version = plan_version(plan)
     if "preflight" in opts.phases:

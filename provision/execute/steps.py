@@ -12,11 +12,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from provision.errors import ExecutionError
 from provision.execute import redfish, remote, ssh
 from provision.execute.access import Access, HostTarget
+
+if TYPE_CHECKING:
+    from provision.execute.ansible import PlaybookResult
+    from provision.execute.rundir import RunDir
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,6 +62,13 @@ class Imager(Protocol):
     def image_host(self, h: HostTarget, bmc: Callable[[], redfish.RedfishClient], *,
                    ssh_timeout: float, cancelled: Callable[[], bool],
                    started: Callable[[], None]) -> Outcome: ...
+
+    def prepare(self, *, playbooks: Path, workdir: RunDir | None,
+                run_playbook: Callable[..., PlaybookResult],
+                cancelled: Callable[[], bool]) -> Outcome | None:
+        """Before any host: deploy what the boots need (the boot services); None when
+        there is nothing to deploy."""
+        ...
 
 
 @dataclass(frozen=True)

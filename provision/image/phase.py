@@ -22,9 +22,14 @@ from pathlib import Path
 
 from provision.errors import ExecutionError
 from provision.execute import redfish, ssh
-from provision.execute.access import HostTarget
+from provision.execute.access import Access, HostTarget
+from provision.execute.ansible import PlaybookResult
+from provision.execute.rundir import RunDir
 from provision.execute.steps import Outcome
 from provision.image.bootplan import BootEntry, read_nodes
+from provision.image.services import BootServices
+from provision.image.services import deploy as deploy_services
+from provision.image.services import request as services_request
 from provision.image.watch import (
     BootStopped,
     BootWatch,
@@ -159,6 +164,16 @@ class Imaging:
     nodes: Mapping[str, BootEntry]
     bounds: Bounds = Bounds()
     reimage: bool = False
+    services: BootServices | None = None  # deployed before the first boot (prepare)
+
+    def prepare(self, *, playbooks: Path, workdir: RunDir | None,
+                run_playbook: Callable[..., PlaybookResult],
+                cancelled: Callable[[], bool]) -> Outcome | None:
+        """Deploy the boot services the boots use (None: this site has none to deploy)."""
+        if self.services is None:
+            return None
+        return deploy_services(self.services, playbooks=playbooks, workdir=workdir,
+                               run_playbook=run_playbook, cancelled=cancelled)
 
     def image_host(self, h: HostTarget, bmc: Callable[[], redfish.RedfishClient], *,
                    ssh_timeout: float = 10.0, cancelled: Callable[[], bool] = lambda: False,
@@ -184,14 +199,18 @@ def _image_host(im: Imaging, h: HostTarget, bmc: Callable[[], redfish.RedfishCli
 
 
 def site_imaging(state: Path, plan: Plan, *, reimage: bool = False,
-                 bounds: Bounds | None = None) -> Imaging | None:
+                 bounds: Bounds | None = None, access: Access | None = None) -> Imaging | None:
     """The image phase of a real site: what ``gpuctl image seed`` planned for each node
-    (``state/boot/nodes.json``), observed on the provisioning host at the plan's services
-    address over SSH (root, the user's known_hosts). None when no node was seeded: the
-    phase then only PXE-boots, power-cycles and waits for SSH."""
+    (``state/boot/nodes.json``), the boot services deployed to the provisioning host first
+    (``state/boot_services.yml``) and observed there over SSH (the access file's
+    ``boot_services.ssh``, else root at the plan's services address, host key checked).
+    None when no node was seeded: the phase then only PXE-boots, power-cycles and waits
+    for SSH."""
     nodes = read_nodes(state)
     if not nodes:
         return None
+    acc = access or Access()
     svc = services_address(plan)
-    records = SharedRecords(SshRecords(ssh.SshTarget("boot services", svc)))
-    return Imaging(records, nodes, bounds or Bounds(), reimage)
+    records = SharedRecords(SshRecords(acc.boot_services_target(svc)))
+    return Imaging(records, nodes, bounds or Bounds(), reimage,
+                   services_request(state, svc, acc))
