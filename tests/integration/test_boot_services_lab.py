@@ -87,6 +87,7 @@ def _run(*argv: str, ns: str | None = None, timeout: float = 60,
 @pytest.fixture
 def boot_lab(tmp_path: Path) -> Iterator[dict[str, object]]:
     from provision import lab as labmod
+    from provision.lab import spec as labspec
 
     spec = provision_spec(f"bsvc{os.getpid() % 1000}", ["bootsrv"], seed=os.getpid() % 97)
     net = ipaddress.IPv4Interface(spec.gateway).network
@@ -101,13 +102,23 @@ def boot_lab(tmp_path: Path) -> Iterator[dict[str, object]]:
     gateway = next(o["data"] for o in subnet["option-data"] if o["name"] == "routers")
     prefix = ipaddress.IPv4Network(subnet["subnet"]).prefixlen
     host = dataclasses.replace(spec.hosts[0], address=f"{svc}/{prefix}")
-    spec = dataclasses.replace(spec, gateway=f"{gateway}/{prefix}", hosts=(host,))
+    # Rack a02: its own bridge, reached through the lab's router namespace that relays DHCP
+    # (isc-dhcp-relay) to the services host, the way a ToR or router does.
+    rack2 = next(s for s in kea["Dhcp4"]["subnet4"]
+                 if s["user-context"] == {"pool": "inband", "name": "a02"})
+    gw2 = next(o["data"] for o in rack2["option-data"] if o["name"] == "routers")
+    net1 = ipaddress.IPv4Network(subnet["subnet"])
+    r1 = str(net1.network_address + 3)  # in a01's reserved low range, next to services
+    routed = labspec.RoutedRack(
+        name="a02", gateway=f"{gw2}/{ipaddress.IPv4Network(rack2['subnet']).prefixlen}",
+        uplink=f"{r1}/{net1.prefixlen}", relay_to=svc)
+    spec = dataclasses.replace(spec, gateway=f"{gateway}/{prefix}", hosts=(host,),
+                               racks=(routed,))
     lab_dir = tmp_path / "lab"
     tag = os.getpid() % 10000
     client_ns, veth = f"bcli{tag}", f"bcv{tag}"
-    router_ns, rack2_ns, bridge2 = f"brtr{tag}", f"bcl2{tag}", f"bbr2{tag}"
+    rack2_ns, veth2 = f"bcl2{tag}", f"brv{tag}c"
     state = labmod.up(spec, lab_dir)
-    relay: subprocess.Popen[str] | None = None
     try:
         _run("ip", "netns", "add", client_ns)
         _run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "p")
@@ -115,41 +126,17 @@ def boot_lab(tmp_path: Path) -> Iterator[dict[str, object]]:
         _run("ip", "link", "set", veth, "master", state.bridge, "up")
         _run("ip", "link", "set", "eth0", "up", ns=client_ns)
         _run("ip", "link", "set", "lo", "up", ns=client_ns)
-        # Rack a02: its own bridge and client, reached through a router namespace that
-        # relays DHCP (isc-dhcp-relay) to the services host, the way a ToR or router does.
-        rack2 = next(s for s in kea["Dhcp4"]["subnet4"]
-                     if s["user-context"] == {"pool": "inband", "name": "a02"})
-        gw2 = next(o["data"] for o in rack2["option-data"] if o["name"] == "routers")
-        net1 = ipaddress.IPv4Network(subnet["subnet"])
-        r1 = str(net1.network_address + 3)  # in a01's reserved low range, next to services
-        _run("ip", "link", "add", bridge2, "type", "bridge")
-        _run("ip", "link", "set", bridge2, "up")
-        _run("ip", "netns", "add", router_ns)
         _run("ip", "netns", "add", rack2_ns)
-        for ns, peer, br in ((router_ns, f"brv{tag}a", state.bridge),
-                             (router_ns, f"brv{tag}b", bridge2), (rack2_ns, f"brv{tag}c", bridge2)):
-            _run("ip", "link", "add", peer, "type", "veth", "peer", "name", peer + "p")
-            _run("ip", "link", "set", peer + "p", "netns", ns, "name", peer[-1] + "0")
-            _run("ip", "link", "set", peer, "master", br, "up")
-            _run("ip", "link", "set", peer[-1] + "0", "up", ns=ns)
-        _run("ip", "addr", "add", f"{r1}/{net1.prefixlen}", "dev", "a0", ns=router_ns)
-        _run("ip", "addr", "add", f"{gw2}/{ipaddress.IPv4Network(rack2['subnet']).prefixlen}",
-             "dev", "b0", ns=router_ns)
-        _run("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=router_ns)
-        _run("ip", "route", "add", rack2["subnet"], "via", r1,
-             ns=state.hosts["bootsrv"].netns)
-        relay = subprocess.Popen(["ip", "netns", "exec", router_ns, "dhcrelay", "-4", "-d", "-q",
-                                  "-iu", "a0", "-id", "b0", svc],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _run("ip", "link", "add", veth2, "type", "veth", "peer", "name", veth2 + "p")
+        _run("ip", "link", "set", veth2 + "p", "netns", rack2_ns, "name", "c0")
+        _run("ip", "link", "set", veth2, "master", state.racks["a02"].bridge, "up")
+        _run("ip", "link", "set", "c0", "up", ns=rack2_ns)
         yield {"site": site, "gen": gen, "svc": svc, "state": state, "ns": client_ns,
                "kea": kea, "tmp": tmp_path, "rack2_ns": rack2_ns, "relay_address": gw2}
     finally:
-        if relay is not None:
-            relay.terminate()
-            relay.wait(timeout=10)
-        for ns in (client_ns, router_ns, rack2_ns):
+        for ns in (client_ns, rack2_ns):
             _run("ip", "netns", "del", ns, check=False)
-        for link in (veth, bridge2, f"brv{tag}a", f"brv{tag}b", f"brv{tag}c"):
+        for link in (veth, veth2):
             _run("ip", "link", "del", link, check=False)
         labmod.down(spec.site, lab_dir)
 
