@@ -111,9 +111,26 @@ def ensure_daemons(paths: LabPaths) -> LibvirtRecord:
     d.mkdir(parents=True, exist_ok=True)
     record.virtlogd = spawn(["virtlogd", "--pid-file", str(d / "virtlogd.pid")],
                             label="lab virtlogd", log=d / "virtlogd.log")
-    record.libvirtd = spawn(["libvirtd", "--pid-file", str(d / "libvirtd.pid")],
-                            label="lab libvirtd", log=d / "libvirtd.log")
+    record.libvirtd = spawn(libvirtd_argv(d / "libvirtd.pid"), label="lab libvirtd",
+                            log=d / "libvirtd.log")
     return record
+
+
+KVM = Path("/dev/kvm")
+
+
+def libvirtd_argv(pid_file: Path, kvm: Path = KVM) -> list[str]:
+    """How the lab starts libvirtd. Lab domains are TCG (type qemu), never KVM. Where
+    ``/dev/kvm`` exists but cannot run guests (this machine is itself a VM), libvirtd
+    finds its cached QEMU capabilities stale on every domain change and probes QEMU again:
+    30 s per ``virsh define`` or Redfish boot change here, 0.01 s with the device hidden.
+    So libvirtd runs in its own mount namespace where ``/dev/kvm`` is /dev/null; the same
+    pid (unshare and sh exec), so the lab's record and ``down`` stay as they are."""
+    plain = ["libvirtd", "--pid-file", str(pid_file)]
+    if not kvm.exists():
+        return plain
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            f'mount --bind /dev/null {kvm} && exec "$@"', "libvirtd", *plain]
 
 
 def wait_daemons(paths: LabPaths, record: LibvirtRecord, timeout: float = 90.0) -> None:

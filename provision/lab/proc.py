@@ -66,6 +66,24 @@ def alive(rec: ProcRecord) -> bool:
     return start_time(rec.pid) == rec.start_time
 
 
+def inherited_fds() -> list[int]:
+    """Descriptors above stderr that a child would inherit (not close-on-exec): what this
+    process got from its parent, such as the fd of ``flock FILE cmd``. A lab daemon must
+    not keep them: one holding the lab lock's fd kept the lock taken for as long as the
+    lab was up, after the command that took it had exited."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        n = int(name)
+        if n <= 2:
+            continue
+        try:
+            if os.get_inheritable(n):
+                found.append(n)
+        except OSError:  # the directory's own fd, closed by now
+            continue
+    return sorted(found)
+
+
 def spawn(argv: Sequence[str], *, label: str, log: Path,
           env: Mapping[str, str] | None = None) -> ProcRecord:
     """Start a daemon in its own session, stdin from /dev/null, stdout+stderr to ``log``."""
@@ -78,6 +96,7 @@ def spawn(argv: Sequence[str], *, label: str, log: Path,
                 (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, fd, 1),
                 (os.POSIX_SPAWN_DUP2, fd, 2),
+                *((os.POSIX_SPAWN_CLOSE, n) for n in inherited_fds()),
             ],
             setsid=True,
         )

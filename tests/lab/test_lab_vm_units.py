@@ -147,3 +147,39 @@ def test_state_round_trip_and_access_for_vm_nodes(spec: LabSpec, tmp_path: Path)
     assert gpu2.ssh.address == "10.214.0.140"  # planned: the image gets it from Kea
     assert (gpu2.bmc.url, gpu2.bmc.system) == ("http://127.0.0.1:2", spec.vms[1].bmc_system_id)
     assert access.network_boot is True and access.image_note == ""
+
+
+def test_libvirtd_runs_with_dev_kvm_hidden_where_it_exists(tmp_path: Path) -> None:
+    pid = tmp_path / "libvirtd.pid"
+    assert libvirt.libvirtd_argv(pid, kvm=tmp_path / "no-kvm") == [
+        "libvirtd", "--pid-file", str(pid)]
+    kvm = tmp_path / "kvm"
+    kvm.touch()
+    argv = libvirt.libvirtd_argv(pid, kvm=kvm)
+    assert argv[:5] == ["unshare", "--mount", "--propagation", "private", "--"]
+    assert f"mount --bind /dev/null {kvm} && exec" in argv[7]
+    assert argv[-3:] == ["libvirtd", "--pid-file", str(pid)]
+
+
+def test_a_lab_daemon_does_not_inherit_the_callers_descriptors(tmp_path: Path) -> None:
+    """A daemon keeping e.g. the lab lock's fd (``flock FILE cmd``) holds the lock while
+    the lab is up: spawn closes every inheritable fd above stderr in the child."""
+    import os
+
+    from provision.lab.proc import inherited_fds, spawn, stop
+
+    held = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    os.set_inheritable(held, True)
+    try:
+        assert held in inherited_fds()
+        rec = spawn(["sleep", "30"], label="test sleeper", log=tmp_path / "sleep.log")
+        try:
+            target = str(tmp_path / "lock")
+            links = [os.readlink(f"/proc/{rec.pid}/fd/{n}")
+                     for n in os.listdir(f"/proc/{rec.pid}/fd")]
+            assert target not in links
+            assert str(tmp_path / "sleep.log") in links  # its stdout/stderr
+        finally:
+            stop(rec)
+    finally:
+        os.close(held)
