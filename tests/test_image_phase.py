@@ -12,7 +12,15 @@ import pytest
 
 from provision.execute.ssh import SshTarget
 from provision.image import phase
-from provision.image.watch import BootStopped, BootWatch, Bounds, Cancelled, Node, SharedRecords
+from provision.image.watch import (
+    BootStopped,
+    BootWatch,
+    Bounds,
+    Cancelled,
+    FileRecords,
+    Node,
+    SharedRecords,
+)
 
 RECORDED = Path(__file__).parent / "recorded" / "boot"
 T0 = 1796000000  # when the image phase marked the records (the recorded boot's time 0)
@@ -253,3 +261,22 @@ def test_dry_run_says_what_the_image_phase_would_do() -> None:
     # a host the boot plan does not know fails at once, before its BMC is touched
     out = imaging.image_host(h, lambda: pytest.fail("BMC used"))  # type: ignore[arg-type,return-value]
     assert out.status == "failed" and "not in the boot plan (run gpuctl image seed)" in out.detail
+
+
+def test_preflight_passes_a_network_booted_node_that_ssh_cannot_reach_yet() -> None:
+    """A blank node runs nothing before the image phase images it: preflight checks its BMC
+    and notes SSH; a node that does not network-boot is unreachable."""
+    from provision.execute import steps
+    from provision.execute.access import HostTarget
+    from provision.execute.redfish import BmcTarget
+
+    h = HostTarget("lab-gpu-01", "a01", "gpu", SshTarget("lab-gpu-01", "127.0.0.1", port=1),
+                   BmcTarget("lab-gpu-01", "http://127.0.0.1:9", "", True))
+    imaging = phase.Imaging(FileRecords(Path("/nonexistent/l"), Path("/nonexistent/a")), {})
+    booted = steps.StepSettings(env={}, ssh_timeout=2.0, imaging=imaging)
+    out = steps.preflight_host(h, booted, lambda *_: FakeBmc([]))  # type: ignore[arg-type,return-value]
+    assert out.status == "ok" and out.detail.startswith("bmc ok, power On; ssh not reachable")
+    assert "network-booted, imaged by the image phase" in out.detail
+    static = steps.StepSettings(env={}, ssh_timeout=2.0)
+    out = steps.preflight_host(h, static, lambda *_: FakeBmc([]))  # type: ignore[arg-type,return-value]
+    assert out.status == "unreachable" and "unreachable" in out.detail

@@ -165,3 +165,41 @@ def test_command_line_picks_the_access_file(tmp_path: Path,
     assert find_access(site, site, own, None, False).source == own.resolve()
     with pytest.raises(UsageError, match="give one of them"):
         find_access(site, site, own, lab, False)
+
+
+def test_a_network_booted_node_is_verified_against_its_pre_generated_key(
+        tmp_path: Path) -> None:
+    """gpuctl image seed's known_hosts (the keys made before imaging) verifies the nodes it
+    keyed, over the access file's site-wide known_hosts, where the nodes network-boot; a
+    host's own known_hosts in the file still wins; other hosts keep the file's."""
+    seeded = tmp_path / "seeded_known_hosts"
+    seeded.write_text("lab-gpu-01,10.99.0.11 ssh-ed25519 AAAAone\n"
+                      "# a comment\nlab-gpu-02,10.99.0.12 ssh-ed25519 AAAAtwo\n")
+    assert access.keyed_hosts(seeded) == {"lab-gpu-01", "10.99.0.11", "lab-gpu-02",
+                                          "10.99.0.12"}
+    assert access.keyed_hosts(tmp_path / "none") == frozenset()
+    spec = {"ssh": {"known_hosts": "lab_kh"},
+            "hosts": {"lab-gpu-02": {"ssh": {"known_hosts": "own_kh"}}}}
+    booted = access.load(_write(tmp_path, {**spec, "network_boot": True}))
+    kh = {h.name: h.ssh.known_hosts for h in access.resolve(
+        _plan(), booted, known_hosts=seeded).hosts}
+    assert (kh["lab-gpu-01"], kh["lab-gpu-02"], kh["lab-gpu-03"]) == (
+        seeded, tmp_path / "own_kh", tmp_path / "lab_kh")
+    # a namespace lab (no network boot): its hosts keep their own keys, whatever was seeded
+    static = access.load(_write(tmp_path, {**spec, "network_boot": False}))
+    kh = {h.name: h.ssh.known_hosts for h in access.resolve(
+        _plan(), static, known_hosts=seeded).hosts}
+    assert kh["lab-gpu-01"] == tmp_path / "lab_kh"
+
+
+def test_the_dhcp_bound_comes_from_the_access_file(tmp_path: Path) -> None:
+    from provision.image.bootplan import BootEntry, write_nodes
+    from provision.image.phase import site_imaging
+
+    write_nodes(tmp_path, {"lab-gpu-01": BootEntry("lab-gpu-01", "10.99.0.11",
+                                                   "52:54:00:00:00:01", "img", "sha256:x")})
+    acc = access.load(_write(tmp_path, {"timeouts": {"dhcp_s": 40}}))
+    im = site_imaging(tmp_path, _plan(), access=acc)
+    assert im is not None and im.bounds.dhcp == 40 and im.bounds.fetch == 60
+    im = site_imaging(tmp_path, _plan(), access=access.Access())
+    assert im is not None and im.bounds.dhcp == 120

@@ -15,7 +15,7 @@ place to run needs site-wide (every key optional; relative paths are relative to
     credential_files: [secrets.env]          # BMC credentials (mode 0600)
     admin_keys: [admin_ed25519.pub]          # public keys for the admin user
     ansible_vars: {netplan_apply: false}     # override the phase playbooks' variables
-    timeouts: {boot_s: 30, boot_interval_s: 1, ssh_s: 10}
+    timeouts: {boot_s: 30, boot_interval_s: 1, ssh_s: 10, dhcp_s: 120}
     infiniband_env: {SIM_HOST: "{node} {hca}"}   # for ibnetdiscover; {node}/{hca}: the CA
     network_boot: false        # image: PXE + power cycle + wait for SSH, no boot followed
     boot_services:             # the provisioning host the image phase deploys them to
@@ -75,6 +75,9 @@ class TimeoutSpec(StrictModel):
                                  "come back on SSH after the image phase's power cycle.")
     boot_interval_s: float | None = Field(None, gt=0)
     ssh_s: float | None = Field(None, gt=0, description="One SSH or BMC call.")
+    dhcp_s: float | None = Field(None, gt=0, description="image: how long a network-booted "
+                                 "node may take from its power cycle to its DHCP lease "
+                                 "[default: 120].")
 
 
 class BootServicesSpec(StrictModel):
@@ -222,6 +225,19 @@ def dump(spec: AccessFile) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
+def keyed_hosts(path: Path) -> frozenset[str]:
+    """The host names and addresses a known_hosts file has a key for (none when missing)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return frozenset()
+    except OSError as exc:
+        raise UsageError(f"known_hosts {path}: cannot read ({exc.strerror or exc})") from exc
+    return frozenset(name for line in text.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#")
+                     for name in line.split()[0].split(","))
+
+
 @dataclass(frozen=True)
 class HostTarget:
     name: str
@@ -248,7 +264,9 @@ def resolve(plan: Plan, access: Access | None = None, *, verify_tls: bool = True
             known_hosts: Path | None = None) -> Targets:
     """Every planned host with how to reach it: ``access`` per host, else the plan's
     addresses with host keys checked against ``known_hosts`` (``gpuctl image seed`` writes
-    the keys it pre-generated there) or the user's own when it is None."""
+    the keys it pre-generated there) or the user's own when it is None. Where the access
+    file network-boots its nodes, a node with a key in ``known_hosts`` is checked against
+    it rather than the file's site-wide ``ssh.known_hosts`` (not its own entry's)."""
     acc = access or Access()
     listed = acc.spec.hosts
     names = {n.name for n in plan.nodes}
@@ -256,6 +274,11 @@ def resolve(plan: Plan, access: Access | None = None, *, verify_tls: bool = True
     if unknown:
         raise UsageError(f"{acc.source}: hosts: {unknown[0]!r} is not a host of site "
                          f"{plan.site.site.name}")
+    # a node gpuctl pre-generated a host key for is verified against that key once it
+    # network-boots its image, over the access file's site-wide known_hosts (a lab's lists
+    # its namespace hosts only); a host's own known_hosts in the file still wins
+    seeded = keyed_hosts(known_hosts) if known_hosts is not None and acc.network_boot \
+        else frozenset()
     hosts: list[HostTarget] = []
     for node in plan.nodes:
         if acc.spec.exclusive and node.name not in listed:
@@ -263,7 +286,9 @@ def resolve(plan: Plan, access: Access | None = None, *, verify_tls: bool = True
                                  f"(hosts there: {', '.join(sorted(listed)) or 'none'})")
         addrs = {a.pool: a.address for a in plan.addresses_of(node.name)}
         ssh = acc.ssh_target(node.name, addrs.get("inband"))
-        if ssh.known_hosts is None and known_hosts is not None:
+        own = listed.get(node.name, HostSpec()).ssh.known_hosts
+        if known_hosts is not None and (ssh.known_hosts is None
+                                        or (own is None and node.name in seeded)):
             ssh = SshTarget(ssh.host, ssh.address, ssh.user, ssh.port, ssh.key_file,
                             known_hosts)
         bmc = listed.get(node.name, HostSpec()).bmc

@@ -109,7 +109,8 @@ def make_client_factory(files: Sequence[Path]) -> ClientFactory:
 
 def preflight_host(h: HostTarget, s: StepSettings, client: ClientFactory) -> Outcome:
     """BMC reachable with our credentials and the system found; SSH with a verified host
-    key; clock skew within bounds."""
+    key; clock skew within bounds. A network-booted node (``s.imaging``) that SSH cannot
+    reach yet passes on its BMC alone: it may be blank until the image phase images it."""
     notes: list[str] = []
     try:
         bmc = client(h, s)
@@ -124,6 +125,11 @@ def preflight_host(h: HostTarget, s: StepSettings, client: ClientFactory) -> Out
     try:
         skew = remote.clock_skew(ex, h.name)
     except ExecutionError as exc:
+        if s.imaging is not None and "unreachable" in str(exc):
+            # a network-booted node runs nothing before it is imaged (a blank disk)
+            notes.append(f"ssh not reachable yet ({exc}): network-booted, imaged by the "
+                         "image phase")
+            return Outcome("ok", "; ".join(notes))
         return Outcome("unreachable", str(exc))
     finally:
         ex.close()

@@ -205,12 +205,14 @@ def site_imaging(state: Path, plan: Plan, *, reimage: bool = False,
     (``state/boot_services.yml``) and observed there over SSH (the access file's
     ``boot_services.ssh``, else root at the plan's services address, host key checked).
     None when no node was seeded: the phase then only PXE-boots, power-cycles and waits
-    for SSH."""
+    for SSH. The DHCP bound is the access file's ``timeouts.dhcp_s`` unless ``bounds``."""
     nodes = read_nodes(state)
     if not nodes:
         return None
     acc = access or Access()
     svc = services_address(plan)
     records = SharedRecords(SshRecords(acc.boot_services_target(svc)))
-    return Imaging(records, nodes, bounds or Bounds(), reimage,
+    if bounds is None:
+        bounds = Bounds(dhcp=acc.timeouts.dhcp_s) if acc.timeouts.dhcp_s else Bounds()
+    return Imaging(records, nodes, bounds, reimage,
                    services_request(state, svc, acc))

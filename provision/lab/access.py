@@ -19,6 +19,7 @@ from provision.execute.access import (
     FILE_NAME,
     AccessFile,
     BmcSpec,
+    BootServicesSpec,
     HostSpec,
     SshSpec,
     TimeoutSpec,
@@ -41,6 +42,11 @@ ANSIBLE_VARS = {
     "admin_users_home_base": HOME_BASE, "system_identity_set_running": False,
 }
 IMAGE_NOTE = "lab: nothing was reinstalled; the host stayed up"
+BOOT_SERVICES_VARS = {
+    # the provisioning host is a namespace host: no init system (the daemons are started
+    # with pid files) and no apt (the machine has the packages installed)
+    "boot_services_service_manager": "none", "boot_services_install_packages": False,
+}
 
 
 def access_spec(state: LabState) -> AccessFile:
@@ -77,7 +83,11 @@ def access_spec(state: LabState) -> AccessFile:
         infiniband_env={"LD_PRELOAD": UMAD2SIM, "IBSIM_SERVER_NAME": state.fabric.server,
                         "IBSIM_SERVER_PORT": str(state.fabric.port),
                         "SIM_HOST": "{node} {hca}"},
-        network_boot=bool(state.vms), image_note="" if state.vms else IMAGE_NOTE)
+        network_boot=bool(state.vms), image_note="" if state.vms else IMAGE_NOTE,
+        # VMs network-boot from the boot services the image phase deploys to the namespace
+        # host at the plan's services address (reached there, like any lab host)
+        boot_services=BootServicesSpec(vars=BOOT_SERVICES_VARS) if state.vms
+        else BootServicesSpec())
 
 
 def access_path(paths: LabPaths) -> Path:

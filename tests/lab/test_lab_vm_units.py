@@ -147,6 +147,10 @@ def test_state_round_trip_and_access_for_vm_nodes(spec: LabSpec, tmp_path: Path)
     assert gpu2.ssh.address == "10.214.0.140"  # planned: the image gets it from Kea
     assert (gpu2.bmc.url, gpu2.bmc.system) == ("http://127.0.0.1:2", spec.vms[1].bmc_system_id)
     assert access.network_boot is True and access.image_note == ""
+    # the image phase deploys the boot services to the namespace services host: no init
+    # system there, no apt
+    assert access.boot_services.vars == {"boot_services_service_manager": "none",
+                                         "boot_services_install_packages": False}
 
 
 def test_libvirtd_runs_with_dev_kvm_hidden_where_it_exists(tmp_path: Path) -> None:
