@@ -134,6 +134,13 @@ def kube_nodes(plan: Plan) -> list[Node]:
     return [n for n in plan.nodes if n.role != "storage"]
 
 
+def on_compute_fabric(plan: Plan) -> set[str]:
+    """Nodes cabled to the compute fabric: only they have a fabric block and spine (a head
+    node beside the GPU nodes, such as lab-vm's provisioning host, has neither)."""
+    fab = plan.fabrics["compute"]
+    return {lk.a for lk in fab.links if lk.kind == "node-leaf"}
+
+
 def k8s_version(site: str) -> str:
     return plan_of(site).site.software.kubernetes or kubernetes_validate.latest_version()
 
@@ -141,7 +148,7 @@ def k8s_version(site: str) -> str:
 @pytest.mark.parametrize("site", EXAMPLE_SITES)
 def test_every_plan_node_gets_location_block_and_topograph_labels(site: str) -> None:
     plan, cfg = plan_of(site), config_of(site)
-    kube = kube_nodes(plan)
+    kube, fabric = kube_nodes(plan), on_compute_fabric(plan)
     assert [n.name for n in cfg.nodes] == [n.name for n in kube]  # every Kubernetes node
     racks = {r.name: r for r in plan.racks}
     for node, spec in zip(kube, cfg.nodes, strict=True):
@@ -149,13 +156,17 @@ def test_every_plan_node_gets_location_block_and_topograph_labels(site: str) -> 
         lb = spec.labels
         assert HOSTNAME_LABEL not in lb  # the kubelet's label, never patched
         assert (lb[HALL_LABEL], lb[ROW_LABEL], lb[RACK_LABEL]) == (rack.hall, rack.row, rack.name)
-        assert lb[BLOCK_LABEL] == lb[TOPOGRAPH_BLOCK]
         assert lb[TOPOGRAPH_DATACENTER] == f"{site}-{rack.hall}"
-        assert lb[TOPOGRAPH_SPINE]
+        if node.name in fabric:
+            assert lb[BLOCK_LABEL] == lb[TOPOGRAPH_BLOCK]
+            assert lb[TOPOGRAPH_SPINE]
+        else:
+            assert BLOCK_LABEL not in lb and TOPOGRAPH_SPINE not in lb
         for k, v in lb.items():
             assert LABEL_KEY.match(k) and len(k.split("/")[-1]) <= 63, k
             assert LABEL_VALUE.match(v), (k, v)
-        assert [t.key for t in spec.taints] == ["nvidia.com/gpu"]
+        gpu = node.role == "gpu" and plan.catalog.nodes[node.type].gpus > 0
+        assert [t.key for t in spec.taints] == (["nvidia.com/gpu"] if gpu else [])
 
 
 @pytest.mark.parametrize("site", EXAMPLE_SITES)
@@ -164,7 +175,8 @@ def test_block_follows_the_fabric_topology(site: str) -> None:
     fab = plan.fabrics["compute"]
     leaves = {s.name: s for s in fab.switches}
     links = [lk for lk in fab.links if lk.kind == "node-leaf"]
-    block = {n.name: n.labels[BLOCK_LABEL] for n in cfg.nodes}
+    block = {n.name: n.labels[BLOCK_LABEL] for n in cfg.nodes if BLOCK_LABEL in n.labels}
+    assert set(block) == on_compute_fabric(plan)
     if fab.topology == "rail-optimized":
         for lk in links:  # every rail of a node lands in the node's SU
             assert block[lk.a] == f"su{leaves[lk.b].su:02d}"
@@ -258,8 +270,10 @@ def test_custom_resources_validate_structurally(site: str) -> None:
     jsonschema.validate(rule, RULE_SCHEMA)
     levels = [lv["nodeLabel"] for lv in topo["spec"]["levels"]]
     assert levels == [BLOCK_LABEL, RACK_LABEL, HOSTNAME_LABEL]
-    for n in cfg.nodes:  # every level is a label every node carries (hostname: kubelet's)
-        assert set(levels) <= set(n.labels) | {HOSTNAME_LABEL}, n.name
+    fabric = on_compute_fabric(plan_of(site))
+    for n in cfg.nodes:  # every level is a label every fabric node carries (hostname: kubelet's)
+        if n.name in fabric:
+            assert set(levels) <= set(n.labels) | {HOSTNAME_LABEL}, n.name
     exprs = " ".join(r["expr"] for g in rule["spec"]["groups"] for r in g["rules"])
     for metric in ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
                    "node_infiniband_state_id"):
@@ -274,8 +288,10 @@ def test_custom_resources_validate_structurally(site: str) -> None:
 @pytest.mark.parametrize("site", EXAMPLE_SITES)
 def test_mpijob_places_workers_by_topology(site: str) -> None:
     plan, cfg = plan_of(site), config_of(site)
-    first = cfg.nodes[0].labels
-    same_block = [n.name for n in cfg.nodes if n.labels[BLOCK_LABEL] == first[BLOCK_LABEL]][:2]
+    fabric = on_compute_fabric(plan)
+    first = next(n for n in cfg.nodes if n.name in fabric).labels
+    same_block = [n.name for n in cfg.nodes
+                  if n.labels.get(BLOCK_LABEL) == first[BLOCK_LABEL]][:2]
     job = yaml.safe_load(render_mpijob(plan, same_block, queue="gpu"))
     jsonschema.validate(job, MPIJOB_SCHEMA)
     worker = job["spec"]["mpiReplicaSpecs"]["Worker"]

@@ -106,7 +106,9 @@ def test_every_node_is_labelled_and_tainted(site: str) -> None:
         inputs = patches[n.name]
         assert inputs["metadata"]["labels"] == n.labels
         assert HOSTNAME_LABEL not in inputs["metadata"]["labels"]
-        assert inputs["spec"]["taints"] == [t.model_dump() for t in n.taints]
+        # a node without taints (a head node) gets no spec: gpuctl owns only what it sets
+        assert inputs.get("spec", {}).get("taints", []) == [t.model_dump() for t in n.taints]
+        assert ("spec" in inputs) == bool(n.taints)
 
 
 @pytest.mark.parametrize("site", EXAMPLE_SITES)
