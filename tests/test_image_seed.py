@@ -55,7 +55,7 @@ def test_seeds_hold_plan_data_and_secrets_stay_private(tmp_path: Path,
     [a] = [a for a in plan.addresses_of("lab-gpu-02") if a.pool == "inband"]
     net = yaml.safe_load((seed / "network-config").read_text())
     assert net["ethernets"]["eno1"]["addresses"] == [f"{a.address}/{a.prefix}"]
-    assert net["ethernets"]["eno1"]["routes"] == [{"to": "0.0.0.0/0", "via": a.gateway}]
+    assert net["ethernets"]["eno1"]["gateway4"] == a.gateway
     assert yaml.safe_load((seed / "meta-data").read_text()) == {
         "instance-id": "lab-lab-gpu-02", "local-hostname": "lab-gpu-02"}
     known = (state / "known_hosts").read_text().splitlines()

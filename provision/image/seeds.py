@@ -73,8 +73,11 @@ def network_config(plan: Plan, host: str,
                                       "nameservers": {"addresses": [svc],
                                                       "search": [plan.site.site.domain]}}
             if a.gateway:
-                # 0.0.0.0/0, not "default": cloud-init before 23.1 (Debian 12: 22.4) rejects it
-                eth["routes"] = [{"to": "0.0.0.0/0", "via": a.gateway}]
+                # gateway4, not routes: cloud-init renders a route for ifupdown images
+                # (Debian) as "post-up route add", and net-tools' route is not in a minimal
+                # image (a routed rack's node came up without its default route); gateway4
+                # becomes ifupdown's own "gateway" (and netplan still reads it)
+                eth["gateway4"] = a.gateway
             ethernets[a.interface] = eth
         elif a.pool == "storage":
             ethernets[a.interface] = {**named, "addresses": [f"{a.address}/{a.prefix}"],
