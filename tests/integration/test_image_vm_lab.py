@@ -5,9 +5,8 @@ services address, the way the access file names it (``boot_services.ssh``, ``.va
 ``gpuctl image seed``'s outputs as its inputs; the second deploy changes nothing. The
 services then answer: the node's iPXE script and seed over HTTP, Kea running.
 
-(The end-to-end VM test of issue 18 -- two libvirt VMs in two racks imaged by
-``gpuctl provision site --phases preflight,image,base`` -- belongs here once the VM lab
-provider is on main.)
+The end-to-end VM test (two libvirt VMs in two racks imaged by ``gpuctl provision site
+--phases preflight,image,base``, then a DHCP fault) is tests/integration/test_provision_vm_lab.py.
 """
 
 from __future__ import annotations
