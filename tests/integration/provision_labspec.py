@@ -57,3 +57,14 @@ def provision_spec(site: str, hosts: list[str], seed: int) -> LabSpec:
                     for i, h in enumerate(hosts)),
         ibsim_net="\n\n".join(records) + "\n",
         opensm_conf="routing_engine minhop\n", opensm_files={})
+
+
+def netns_run(*argv: str, ns: str | None = None, timeout: float = 60,
+              check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command (inside network namespace ``ns`` when given); with ``check`` a non-zero
+    exit fails the test with the command and its output."""
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({res.returncode}): {res.stdout}{res.stderr}")
+    return res

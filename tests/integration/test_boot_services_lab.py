@@ -27,6 +27,7 @@ import yaml
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
+from provision_labspec import netns_run as _run  # noqa: E402
 from provision_labspec import provision_spec  # noqa: E402
 
 from provision.cli.main import cli  # noqa: E402
@@ -73,15 +74,6 @@ def _site(tmp: Path, net: ipaddress.IPv4Network) -> Path:
     site.mkdir()
     (site / "site.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return site
-
-
-def _run(*argv: str, ns: str | None = None, timeout: float = 60,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if check and res.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({res.returncode}): {res.stdout}{res.stderr}")
-    return res
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ import yaml
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
+from provision_labspec import netns_run as _sh  # noqa: E402
 from test_deploy_ramdisk_lab import CACHE, MIRROR, PACKAGES, _Handler  # noqa: E402
 
 from provision.cli.main import cli  # noqa: E402
@@ -59,15 +60,6 @@ def _unavailable() -> str | None:
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow,
               pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))]
-
-
-def _sh(*argv: str, ns: str | None = None, timeout: float = 60,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if check and res.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({res.returncode}): {res.stdout}{res.stderr}")
-    return res
 
 
 def _site(tmp: Path) -> tuple[Path, str, str]:
