@@ -144,7 +144,7 @@ def _power(url: str, auth: tuple[str, str], system: str) -> str:
 
 
 def _wait_power(url: str, auth: tuple[str, str], system: str, want: str) -> None:
-    # the fake driver applies a pending power change 1-11 s after the request
+    # the fake driver applies a pending power change 0-11 s after the request
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if _power(url, auth, system) == want:
@@ -163,14 +163,23 @@ def test_power_cycle_through_redfish(running: Lab) -> None:
     others = [h.bmc_system_id for h in running.spec.hosts[:2]]
     assert _power(url, auth, system) == "On"
     reset = f"{url}/redfish/v1/Systems/{system}/Actions/ComputerSystem.Reset"
-    body = {"ResetType": "ForceRestart"}
-    assert requests.post(reset, json=body, timeout=5).status_code == 401
-    resp = requests.post(reset, json=body, auth=auth, timeout=5)
-    assert resp.status_code in (200, 202, 204), resp.text
-    # the fake driver turns the system off at once and back on 1-11 s later
-    assert _power(url, auth, system) == "Off"
+
+    def post(kind: str) -> None:
+        resp = requests.post(reset, json={"ResetType": kind}, auth=auth, timeout=5)
+        assert resp.status_code in (200, 202, 204), resp.text
+
+    assert requests.post(reset, json={"ResetType": "ForceOff"}, timeout=5).status_code == 401
+    # The fake driver applies a power change 0-11 s after the request (it rounds the time
+    # down), so each state is waited for, not read once: a ForceRestart can be Off and On
+    # again before the next GET. Off, then On, is the cycle that can be observed.
+    post("ForceOff")
+    _wait_power(url, auth, system, "Off")
     assert [_power(url, auth, s) for s in others] == ["On", "On"]
+    post("On")
     _wait_power(url, auth, system, "On")
+    post("ForceRestart")
+    _wait_power(url, auth, system, "On")
+    assert [_power(url, auth, s) for s in others] == ["On", "On"]
 
 
 _SWITCH = re.compile(r'^Switch\s+\d+\s+"[^"]+"\s+# "([^"]+)"')
