@@ -10,4 +10,4 @@ ruff check provision tests bench
 echo "== mypy (strict on provision/)"
 mypy
 echo "== pytest"
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider --durations=25 "$@"
