@@ -25,14 +25,15 @@ def _free_port() -> int:
 def test_unreachable_host_is_one_line() -> None:
     t = ssh.SshTarget("lab-gpu-09", "127.0.0.1", port=_free_port(),
                       known_hosts=Path("/dev/null"))
-    with pytest.raises(ExecutionError, match=r"ssh to lab-gpu-09 \(127.0.0.1\): unreachable"):
+    with pytest.raises(ssh.Unreachable, match=r"ssh to lab-gpu-09 \(127.0.0.1\): unreachable"):
         ssh.connect(t, timeout=2)
 
 
 def test_wait_for_ssh_is_bounded() -> None:
     t = ssh.SshTarget("h", "127.0.0.1", port=_free_port(), known_hosts=Path("/dev/null"))
     started = time.monotonic()
-    with pytest.raises(ExecutionError, match=r"after \d+ attempts in 1.5s"):
+    # the last attempt's error, its type kept (preflight tells unreachable from the rest)
+    with pytest.raises(ssh.Unreachable, match=r"after \d+ attempts in 1.5s"):
         ssh.wait_for_ssh(t, timeout=1.5, interval=0.2, attempt_timeout=0.5)
     assert time.monotonic() - started < 10
 

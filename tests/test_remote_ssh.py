@@ -21,8 +21,10 @@ from provision.execute.remote import (
     RemoteExecutor,
     SshExecutor,
     clock_skew,
+    run_once,
 )
-from provision.execute.ssh import SshTarget
+from provision.execute.ssh import HostKeyChanged, SshTarget, Unreachable
+from provision.image.phase import running_digest
 from provision.lab.simexec import InProcessSimExecutor, SimExecutor
 from provision.sshkeys import generate_ed25519, write_private
 
@@ -119,8 +121,11 @@ def test_unknown_host_key_is_refused(sshd: tuple[int, Path, Path], tmp_path: Pat
     port, key, _ = sshd
     other = tmp_path / "known_hosts"
     other.write_text(f"[127.0.0.1]:{port} {generate_ed25519(tmp_path / 'k', comment='x')}\n")
-    with pytest.raises(ExecutionError, match="host key CHANGED"):
+    with pytest.raises(HostKeyChanged, match="host key CHANGED"):
         _executor(port, key, other).run("n1", ["true"], timeout=5)
+    changed = SshTarget("n1", "127.0.0.1", port=port, key_file=key, known_hosts=other)
+    with pytest.raises(HostKeyChanged):  # the image phase never trusts such a host
+        running_digest(changed)
     empty = tmp_path / "empty"
     empty.write_text("")
     ex = _executor(port, key, empty)
@@ -128,6 +133,24 @@ def test_unknown_host_key_is_refused(sshd: tuple[int, Path, Path], tmp_path: Pat
         ex.run("n1", ["true"], timeout=5)
     with pytest.raises(ExecutionError, match="host key unknown"):  # remembered, not retried
         ex.start("n1", ["true"], timeout=5)
+
+
+def test_run_once_and_running_digest(sshd: tuple[int, Path, Path], tmp_path: Path) -> None:
+    """The image phase's one-shot reads go through the executor: status and output come
+    back; a host with nothing at the address is Unreachable, which running_digest reads as
+    "not imaged yet" (None)."""
+    port, key, known = sshd
+    t = SshTarget("n1", "127.0.0.1", port=port, key_file=key, known_hosts=known)
+    done = run_once(t, ["sh", "-c", "echo hi; exit 4"], timeout=10)
+    assert (done.rc, done.stdout) == (4, "hi\n")
+    assert running_digest(t) is None  # no /etc/gpuctl/image.json on this machine
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    gone = SshTarget("n9", "127.0.0.1", port=closed, key_file=key, known_hosts=known)
+    with pytest.raises(Unreachable, match=r"ssh to n9 \(127.0.0.1\): unreachable"):
+        run_once(gone, ["true"], timeout=2)
+    assert running_digest(gone, timeout=2) is None
 
 
 def test_clock_skew_through_the_executor(sshd: tuple[int, Path, Path], tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ class SshExecutor:
         self._timeout = connect_timeout
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._locks = {node: threading.Lock() for node in self._targets}
-        self._dead: dict[str, str] = {}
+        self._dead: dict[str, ExecutionError] = {}
         self._cancel = cancel or threading.Event()
 
     def _client(self, node: str) -> paramiko.SSHClient:
@@ -118,15 +118,16 @@ class SshExecutor:
         with self._locks[node]:
             if self._cancel.is_set():
                 raise ExecutionError(f"ssh to {node}: cancelled")
-            if node in self._dead:  # one connect timeout per node, not one per probe
-                raise ExecutionError(self._dead[node])
+            dead = self._dead.get(node)
+            if dead is not None:  # one connect timeout per node, not one per probe
+                raise type(dead)(str(dead))
             client = self._clients.get(node)
             transport = client.get_transport() if client is not None else None
             if client is None or transport is None or not transport.is_active():
                 try:
                     client = connect(self._targets[node], timeout=self._timeout)
                 except ExecutionError as exc:
-                    self._dead[node] = str(exc)
+                    self._dead[node] = exc
                     raise
                 self._clients[node] = client
             return client
@@ -200,6 +201,18 @@ class SshExecutor:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def run_once(target: SshTarget, argv: Sequence[str], *, timeout: float) -> CommandResult:
+    """One command on one host over its own connection, closed afterwards (the image
+    phase's reads of a node or of the boot services host). Connecting is bounded by
+    ``timeout`` as well; its errors (:class:`~provision.execute.ssh.Unreachable`,
+    :class:`~provision.execute.ssh.HostKeyChanged`) propagate."""
+    ex = SshExecutor({target.host: target}, connect_timeout=timeout)
+    try:
+        return ex.run(target.host, argv, timeout=timeout)
+    finally:
+        ex.close()
 
 
 def clock_skew(ex: RemoteExecutor, node: str, *, timeout: float = 10.0,

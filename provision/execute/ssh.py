@@ -1,20 +1,28 @@
-"""SSH reachability with verified host keys (paramiko, RejectPolicy + known_hosts).
+"""SSH connections with verified host keys (paramiko, RejectPolicy + known_hosts), and the
+bounded wait for a host to answer SSH.
 
 Host-key checking is never turned off: an unknown or changed key is a failure that names the
-host and the known_hosts file.
+host and the known_hosts file. Commands run through :mod:`provision.execute.remote`.
 """
 
 from __future__ import annotations
 
-import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
 from provision.errors import ExecutionError
+
+
+class Unreachable(ExecutionError):
+    """No SSH connection: nothing answered at the address (refused, timed out, no route)."""
+
+
+class HostKeyChanged(ExecutionError):
+    """The host answered with a key other than known_hosts' one: never retried, never trusted."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ def connect(t: SshTarget, *, timeout: float = 10.0) -> paramiko.SSHClient:
                        allow_agent=t.key_file is None, look_for_keys=t.key_file is None)
     except paramiko.BadHostKeyException as exc:
         client.close()
-        raise ExecutionError(f"ssh to {t.host} ({t.address}): host key CHANGED — not "
+        raise HostKeyChanged(f"ssh to {t.host} ({t.address}): host key CHANGED — not "
                              f"{_kh(t)}'s key; refusing to connect") from exc
     except paramiko.SSHException as exc:
         client.close()
@@ -54,26 +62,13 @@ def connect(t: SshTarget, *, timeout: float = 10.0) -> paramiko.SSHClient:
         raise ExecutionError(f"ssh to {t.host} ({t.address}): {exc}") from exc
     except OSError as exc:
         client.close()
-        raise ExecutionError(f"ssh to {t.host} ({t.address}): unreachable "
+        raise Unreachable(f"ssh to {t.host} ({t.address}): unreachable "
                              f"({exc.strerror or exc})") from exc
     return client
 
 
 def _kh(t: SshTarget) -> str:
     return str(t.known_hosts) if t.known_hosts else "~/.ssh/known_hosts"
-
-
-def run(t: SshTarget, argv: Sequence[str], *, timeout: float = 10.0) -> tuple[int, str]:
-    """Run ``argv`` (quoted, never a joined user string) on the host; (status, stdout)."""
-    client = connect(t, timeout=timeout)
-    try:
-        _, stdout, _ = client.exec_command(shlex.join(argv), timeout=timeout)
-        out = stdout.read().decode(errors="replace")
-        return stdout.channel.recv_exit_status(), out
-    except (paramiko.SSHException, OSError) as exc:
-        raise ExecutionError(f"ssh to {t.host}: {argv[0]} failed ({exc})") from exc
-    finally:
-        client.close()
 
 
 CANCEL_CHECK_S = 3.0
@@ -102,8 +97,8 @@ def wait_for_ssh(t: SshTarget, *, timeout: float, interval: float = 2.0,
             connect(t, timeout=min(attempt_timeout, CANCEL_CHECK_S)).close()
             return attempts
         except ExecutionError as exc:
-            if "CHANGED" in str(exc) or time.monotonic() + interval > deadline:
-                raise ExecutionError(f"{exc} (after {attempts} attempts in "
+            if isinstance(exc, HostKeyChanged) or time.monotonic() + interval > deadline:
+                raise type(exc)(f"{exc} (after {attempts} attempts in "
                                      f"{timeout:g}s)") from exc
         pause = time.monotonic() + interval
         while time.monotonic() < pause and not cancelled():

@@ -125,7 +125,7 @@ def preflight_host(h: HostTarget, s: StepSettings, client: ClientFactory) -> Out
     try:
         skew = remote.clock_skew(ex, h.name)
     except ExecutionError as exc:
-        if s.imaging is not None and "unreachable" in str(exc):
+        if s.imaging is not None and isinstance(exc, ssh.Unreachable):
             # a network-booted node runs nothing before it is imaged (a blank disk)
             notes.append(f"ssh not reachable yet ({exc}): network-booted, imaged by the "
                          "image phase")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provision.errors import ExecutionError
-from provision.execute import redfish, ssh
+from provision.execute import redfish, remote, ssh
 from provision.execute.access import Access, HostTarget
 from provision.execute.ansible import PlaybookResult
 from provision.execute.rundir import RunDir
@@ -62,12 +62,12 @@ def running_digest(t: ssh.SshTarget, timeout: float = 5.0) -> str | None:
     """The digest the host runs; None when it is not reachable (or not imaged by gpuctl).
     A host that answers with a different host key is never trusted: that raises."""
     try:
-        status, out = ssh.run(t, ["cat", DEPLOYED_FILE], timeout=timeout)
-    except ExecutionError as exc:
-        if "CHANGED" in str(exc):
-            raise
+        res = remote.run_once(t, ["cat", DEPLOYED_FILE], timeout=timeout)
+    except ssh.HostKeyChanged:
+        raise
+    except ExecutionError:
         return None
-    return parse_deployed(out) if status == 0 else None
+    return parse_deployed(res.stdout) if res.rc == 0 else None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from provision.errors import ExecutionError
-from provision.execute import ssh
+from provision.execute import remote, ssh
 from provision.image import observe
 
 LEASE_FILE = "/var/lib/kea/kea-leases4.csv"
@@ -69,12 +69,12 @@ class SshRecords:
 
     def read(self) -> tuple[str, str]:
         script = f'cat "$1" 2>/dev/null; echo {_SEP}; cat "$2" 2>/dev/null; true'
-        status, out = ssh.run(self.target, ["sh", "-c", script, "sh", self.leases,
+        res = remote.run_once(self.target, ["sh", "-c", script, "sh", self.leases,
                                             self.access_log], timeout=self.timeout)
-        if status != 0 or _SEP not in out:
+        if res.rc != 0 or _SEP not in res.stdout:
             raise ExecutionError(f"boot services on {self.target.address}: cannot read "
-                                 f"{self.leases} and {self.access_log} (exit {status})")
-        leases, _, log = out.partition(_SEP + "\n")
+                                 f"{self.leases} and {self.access_log} (exit {res.rc})")
+        leases, _, log = res.stdout.partition(_SEP + "\n")
         return leases, log
 
 
