@@ -261,6 +261,16 @@ def test_dry_run_says_what_the_image_phase_would_do() -> None:
     # a host the boot plan does not know fails at once, before its BMC is touched
     out = imaging.image_host(h, lambda: pytest.fail("BMC used"))  # type: ignore[arg-type,return-value]
     assert out.status == "failed" and "not in the boot plan (run gpuctl image seed)" in out.detail
+    # the host that runs the boot services is never network-booted from itself
+    head = HostTarget("lab-head-01", "a01", "head", SshTarget("lab-head-01", "10.214.0.40"),
+                      BmcTarget("lab-head-01", "https://10.213.0.40", ""))
+    served = phase.Imaging(Replay(Clock()), {}, services_address="10.214.0.40")
+    assert served.serves(head) and not served.serves(h)
+    assert image_actions(head, StepSettings(env={}, imaging=served)) == [
+        "nothing: lab-head-01 runs the boot services at 10.214.0.40 (installed first, not "
+        "network-booted from itself)"]
+    out = served.image_host(head, lambda: pytest.fail("BMC used"))  # type: ignore[arg-type,return-value]
+    assert out.status == "skipped" and "lab-head-01 runs the boot services" in out.detail
 
 
 def test_preflight_passes_a_network_booted_node_that_ssh_cannot_reach_yet() -> None:
@@ -279,4 +289,9 @@ def test_preflight_passes_a_network_booted_node_that_ssh_cannot_reach_yet() -> N
     assert "network-booted, imaged by the image phase" in out.detail
     static = steps.StepSettings(env={}, ssh_timeout=2.0)
     out = steps.preflight_host(h, static, lambda *_: FakeBmc([]))  # type: ignore[arg-type,return-value]
+    assert out.status == "unreachable" and "unreachable" in out.detail
+    # the boot services host must answer SSH even on a network-booted site
+    serving = phase.Imaging(imaging.records, {}, services_address="127.0.0.1")
+    out = steps.preflight_host(h, steps.StepSettings(env={}, ssh_timeout=2.0, imaging=serving),
+                               lambda *_: FakeBmc([]))  # type: ignore[arg-type,return-value]
     assert out.status == "unreachable" and "unreachable" in out.detail

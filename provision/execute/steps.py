@@ -59,6 +59,10 @@ class ThreadExecutor:
 class Imager(Protocol):
     """Images one host with its boot observed (:class:`provision.image.phase.Imaging`)."""
 
+    def serves(self, h: HostTarget) -> bool:
+        """Whether ``h`` runs the boot services (never network-booted from itself)."""
+        ...
+
     def image_host(self, h: HostTarget, bmc: Callable[[], redfish.RedfishClient], *,
                    ssh_timeout: float, cancelled: Callable[[], bool],
                    started: Callable[[], None]) -> Outcome: ...
@@ -125,7 +129,8 @@ def preflight_host(h: HostTarget, s: StepSettings, client: ClientFactory) -> Out
     try:
         skew = remote.clock_skew(ex, h.name)
     except ExecutionError as exc:
-        if s.imaging is not None and isinstance(exc, ssh.Unreachable):
+        if s.imaging is not None and isinstance(exc, ssh.Unreachable) \
+                and not s.imaging.serves(h):
             # a network-booted node runs nothing before it is imaged (a blank disk)
             notes.append(f"ssh not reachable yet ({exc}): network-booted, imaged by the "
                          "image phase")
@@ -147,6 +152,9 @@ def image_actions(h: HostTarget, s: StepSettings) -> list[str]:
     system = h.bmc.system or "(its only system)"
     head = [f"PATCH {h.bmc.url} system {system}: Boot = Pxe, Once",
             f"POST {h.bmc.url} ComputerSystem.Reset: ForceRestart (On if it is off)"]
+    if s.imaging is not None and s.imaging.serves(h):
+        return [f"nothing: {h.name} runs the boot services at {h.ssh.address} (installed "
+                "first, not network-booted from itself)"]
     if s.imaging is not None:
         return [f"unless {h.ssh.address} already runs the planned image digest:", *head,
                 "follow DHCP lease, iPXE, deploy ramdisk, disk image, its report in the boot "

@@ -165,6 +165,13 @@ class Imaging:
     bounds: Bounds = Bounds()
     reimage: bool = False
     services: BootServices | None = None  # deployed before the first boot (prepare)
+    services_address: str = ""
+    """The planned address of the host that runs the boot services: it cannot network-boot
+    from itself, so the phase leaves it alone (it is installed first, another way)."""
+
+    def serves(self, h: HostTarget) -> bool:
+        """Whether ``h`` is the boot services host itself."""
+        return bool(self.services_address) and h.ssh.address == self.services_address
 
     def prepare(self, *, playbooks: Path, workdir: RunDir | None,
                 run_playbook: Callable[..., PlaybookResult],
@@ -185,6 +192,10 @@ class Imaging:
 def _image_host(im: Imaging, h: HostTarget, bmc: Callable[[], redfish.RedfishClient], *,
                 ssh_timeout: float, cancelled: Callable[[], bool],
                 started: Callable[[], None]) -> Outcome:
+    if im.serves(h):
+        return Outcome("skipped", f"{h.name} runs the boot services ({h.ssh.address}): not "
+                                  "network-booted from itself (install it first, by hand or "
+                                  "from another provisioning host)")
     entry = im.nodes.get(h.name)
     if entry is None:
         return Outcome("failed", f"{h.name}: not in the boot plan (run gpuctl image seed)")
@@ -215,4 +226,4 @@ def site_imaging(state: Path, plan: Plan, *, reimage: bool = False,
     if bounds is None:
         bounds = Bounds(dhcp=acc.timeouts.dhcp_s) if acc.timeouts.dhcp_s else Bounds()
     return Imaging(records, nodes, bounds, reimage,
-                   services_request(state, svc, acc))
+                   services_request(state, svc, acc), services_address=svc)
