@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from provision.errors import ExecutionError
+from provision.execute import ansible
 from provision.execute.remote import (
     Collector,
     CommandResult,
@@ -23,6 +25,7 @@ from provision.execute.remote import (
     clock_skew,
     run_once,
 )
+from provision.execute.rundir import RunDir
 from provision.execute.ssh import HostKeyChanged, SshTarget, Unreachable
 from provision.image.phase import running_digest
 from provision.lab.simexec import InProcessSimExecutor, SimExecutor
@@ -261,3 +264,27 @@ def test_remote_command_dies_with_a_killed_gpuctl(sshd: tuple[int, Path, Path]) 
         holder.kill()
         for pid in _sleeping(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_playbook_from_a_deep_run_dir_keeps_its_ssh_control_socket_short(
+        sshd: tuple[int, Path, Path], tmp_path: Path) -> None:
+    """A site checked out under a deep path runs its plays there (SITE/.gpuctl/run/...):
+    the SSH control socket (ControlMaster, as production runs use it) moves to a short
+    directory instead of failing every connection with "path too long" (rc 4)."""
+    port, key, known = sshd
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 4, "site", ".gpuctl", "run", "1")
+    assert len(str(deep)) + ansible.CONTROL_NAME_LEN > ansible.SOCKET_PATH_MAX
+    (deep / "tmp").mkdir(parents=True)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"n1": {
+        "ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_ssh_common_args": f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={known}",
+    }}}}))
+    book = tmp_path / "echo.yml"
+    book.write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "echo", "ansible.builtin.command": "echo hi", "changed_when": False}]}]))
+    res = ansible.run_playbook(ansible.PlaybookRequest(book, inventory, workdir=RunDir(deep)))
+    assert (res.status, res.rc) == ("successful", 0), res
+    assert res.stats["n1"].get("ok", 0) >= 1 and not res.stats["n1"].get("unreachable")

@@ -139,6 +139,25 @@ def _guarded_binary(private: Path, workdir: RunDir, playbook: Path) -> str:
     return str(script)
 
 
+SOCKET_PATH_MAX = 107
+"""Longest path of a Unix socket on Linux (``sun_path`` holds 108 bytes with its NUL)."""
+CONTROL_NAME_LEN = 40 + 1 + 17
+"""What ssh adds to Ansible's control directory: ``/`` + the 40-hex ``%C`` hash, and the
+``.XXXXXXXXXXXXXXXX`` suffix of the socket it creates before renaming it."""
+
+
+def control_dir(private: Path) -> Path:
+    """Where this run's SSH control sockets go: ``private/cp`` when a socket path fits
+    there, else a new short directory in /tmp (a site under a deep path would otherwise
+    fail every connection: "unix_listener: path ... too long", rc 4). The caller removes
+    it."""
+    inside = private / "cp"
+    if len(str(inside)) + CONTROL_NAME_LEN <= SOCKET_PATH_MAX:
+        inside.mkdir()
+        return inside
+    return Path(tempfile.mkdtemp(prefix="gpuctl-cp-", dir="/tmp"))
+
+
 def run_playbook(req: PlaybookRequest, *,
                  on_update: Callable[[dict[str, events.HostTally]], None] = lambda _: None,
                  cancelled: Callable[[], bool] = lambda: False) -> PlaybookResult:
@@ -158,9 +177,9 @@ def run_playbook(req: PlaybookRequest, *,
                 os.kill(guard.guard, 15)
         return False
 
+    control = control_dir(private)
     try:
-        control = private / "cp"
-        (control / "tmp").mkdir(parents=True)
+        (control / "tmp").mkdir()
         box: dict[str, Any] = {"tallies": {}, "stats": {}}
         cmdline = "--check --diff" if req.check else None
         book = _with_done_task(private, req.playbook)
@@ -184,6 +203,7 @@ def run_playbook(req: PlaybookRequest, *,
         return PlaybookResult(status, rc, box["stats"], box["tallies"])
     finally:
         workdir.end_children()
+        shutil.rmtree(control, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
         if own:
             shutil.rmtree(workdir.path, ignore_errors=True)
