@@ -5,7 +5,7 @@ HTTP, writes it, checks its sha256, fetches the node's seed into the written roo
 /var/lib/cloud/seed/nocloud (and points its cloud-init there), reports to /deploy/<host>/done and powers off; started again from its disk, it boots the
 written image's kernel, which mounts its root from the VM's disk. With a wrong digest it reports
 failed/checksum-mismatch, which the image phase words as "image checksum mismatch". The disk
-image is a small one made by the same code as the real one (test_first_boot_lab.py writes
+image is a small one made by the same code as the real one (test_provision_vm_lab.py writes
 the real one and boots it to SSH); its boot partition carries the image's real kernel and initrd.
 """
 

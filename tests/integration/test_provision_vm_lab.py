@@ -8,7 +8,8 @@ Redfish (sushy-emulator's libvirt driver), follows each boot in the lease file a
 the deploy ramdisk writes and verifies the image, the VMs boot from their disks, cloud-init
 applies the seed, SSH verifies the pre-generated host key, base runs over Ansible. Checked on
 the VMs over SSH (strict host key checking against SITE/.gpuctl/known_hosts only): root on
-/dev/vda, hostname, planned address, /etc/gpuctl/image.json's digest. A second run re-images
+/dev/vda, grown to the disk by cloud-init, hostname, planned address, cloud-init done, the
+served host key the pre-generated one, /etc/gpuctl/image.json's digest. A second run re-images
 nothing and changes nothing. Then a fault: rack a02's DHCP relay stopped, ``--reimage`` with
 a 60 s DHCP bound: labvm-gpu-02 fails naming the DHCP step, labvm-gpu-01 is imaged again.
 Times go to the output (``-s``).
@@ -156,6 +157,7 @@ def test_provision_images_two_vms_then_a_dhcp_fault(vm_lab: tuple[Path, Path]) -
         assert rec.digest in detail and "SSH host key verified" in detail
     assert {h: s for h, (s, _) in _results(data, "base").items()} == \
         dict.fromkeys(VMS, "changed")
+    known = (site / ".gpuctl" / "known_hosts").read_text()
     for host, address in VMS.items():
         assert _ssh(site, lab, host, "findmnt", "-n", "-o", "SOURCE", "/").strip() \
             .startswith("/dev/vda")
@@ -163,6 +165,16 @@ def test_provision_images_two_vms_then_a_dhcp_fault(vm_lab: tuple[Path, Path]) -
         assert f"inet {address}/" in _ssh(site, lab, host, "ip", "-4", "-o", "addr", "show")
         deployed = json.loads(_ssh(site, lab, host, "cat", "/etc/gpuctl/image.json"))
         assert deployed["image_digest"] == rec.digest and deployed["host"] == host
+        status = _ssh(site, lab, host, "cloud-init", "status", "--long")
+        assert "status: done" in status, status
+        # the host key the node serves is the one gpuctl made before imaging
+        served = _ssh(site, lab, host, "cat", "/etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+        assert served in [ln.split()[1:3] for ln in known.splitlines()
+                          if f"{host},{address}" in ln.split()[:1]]
+        # cloud-init grew the shrunk root to the VM's disk on first boot
+        root_kib = int(_ssh(site, lab, host, "df", "--output=size", "-k", "/").split()[-1])
+        disk_bytes = int(rec.disk["size"])
+        assert root_kib > 2 * (disk_bytes >> 10), (root_kib, disk_bytes)
 
     t0 = time.monotonic()
     rc, data, tail = _provision(site, lab, "--phases", "preflight,image,base")
