@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provision.errors import PlanError
@@ -244,49 +244,66 @@ def _group(cut: _Cut) -> _Groups:
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
         group_append(-1)
-    # group -> (longest run, its first link, the first link that runs that long)
-    far_of: dict[int, tuple[float, int, int]] = {}
-    a_ids = cut.a_ids
-    for i, run in enumerate(cut.runs):
-        g = group[i]
-        if g < 0:
-            g = group[i] = -1 - find(a_ids[i])
-        seen = far_of.get(g)
-        if seen is None:
-            far_of[g] = (run, i, i)
-        elif run > seen[0]:
-            far_of[g] = (run, seen[1], i)
-    return _number(cut, group, far_of)
+    return _number(cut, group, find)
 
 
-def _number(cut: _Cut, group: list[int], far_of: dict[int, tuple[float, int, int]]) -> _Groups:
-    """Number the (group, plug count) pairs densely, in order of their first link.
+def _number(cut: _Cut, group: list[int], find: Callable[[int], int]) -> _Groups:
+    """Number the groups densely in order of their first link, each with its longest run,
+    first link, first link that runs that long, and plug count (``legs``).
 
     A fiber set takes no plugs; a star a splitter with a plug per link (its worst link is
     its first); a closed pair a straight cable between equal cages, a splitter leg from a
-    twin-port cage to one single-port end, or fiber."""
+    twin-port cage to one single-port end, or fiber: its plugs follow its cages' widths, the
+    same for all its links but where two cages share a key (then ``_split_odd``)."""
     out = _Groups()
-    number: dict[tuple[int, int], int] = {}
+    number: dict[int, int] = {}
     of_append = out.of.append
-    count, big = cut.count, _BIG
-    for g, wa, wb in zip(group, cut.wa, cut.wb, strict=True):
+    far, first, worst, glegs = out.far, out.first, out.worst, out.legs
+    closed: list[bool] = []
+    odd: list[tuple[int, int]] = []  # (link, its plugs) where they differ from its group's
+    count, big, a_ids = cut.count, _BIG, cut.a_ids
+    for i, (g, run, wa, wb) in enumerate(zip(group, cut.runs, cut.wa, cut.wb, strict=True)):
         if g < 0:
-            legs = 0
-        elif g // big == g % big:
-            legs = -count[g % big]
-        else:
-            legs = 1 if wa == wb else -1 if wa == 1 else 0
-        key = (g, legs)
-        gi = number.get(key)
+            g = group[i] = -1 - find(a_ids[i])
+        gi = number.get(g)
         if gi is None:
-            gi = number[key] = len(out.far)
-            far, first, worst = far_of[g]
-            out.far.append(far)
-            out.first.append(first)
-            out.worst.append(worst if g < 0 else first)
-            out.legs.append(legs)
+            gi = number[g] = len(far)
+            far.append(run)
+            first.append(i)
+            worst.append(i)
+            shut = g >= 0 and g // big != g % big
+            closed.append(shut)
+            glegs.append(0 if g < 0 else -count[g % big] if not shut
+                         else 1 if wa == wb else -1 if wa == 1 else 0)
+        elif run > far[gi]:
+            far[gi] = run
+            worst[gi] = i
+        if closed[gi]:
+            legs = 1 if wa == wb else -1 if wa == 1 else 0
+            if legs != glegs[gi]:
+                odd.append((i, legs))
         of_append(gi)
+    for gi in range(len(far)):
+        if group[first[gi]] >= 0:
+            worst[gi] = first[gi]
+    _split_odd(out, odd)
     return out
+
+
+def _split_odd(out: _Groups, odd: list[tuple[int, int]]) -> None:
+    """Give the links of a closed pair whose plug count differs from its first link's their
+    own group (same longest run and first link): the choice depends on both."""
+    split: dict[tuple[int, int], int] = {}
+    for i, legs in odd:
+        base = out.of[i]
+        gi = split.get((base, legs))
+        if gi is None:
+            gi = split[(base, legs)] = len(out.far)
+            out.far.append(out.far[base])
+            out.first.append(out.first[base])
+            out.worst.append(out.worst[base])
+            out.legs.append(legs)
+        out.of[i] = gi
 
 
 def _length(c: CableType, run: float) -> float:
@@ -434,22 +451,32 @@ class CableMaker:
         codes: dict[str, str] = {}
         chosen: list[_Choice | None] = [None] * len(groups.far)
         picks: dict[tuple[int, float, int], CableType] = {}
+        kinds: dict[tuple[int, float, int], tuple[CableType, bool, float]] = {}
+        far, first, legs = groups.far, groups.first, groups.legs
         cage_names = cut.cage_names
         out: list[Cable] = []
         out_append = out.append
         for i, (lk, (la, lb, rack_a, rack_b, host_a), gi, run, speed) in enumerate(
                 zip(links, cut.info, groups.of, cut.runs, gbps, strict=True)):
-            ch = chosen[gi]
-            if ch is None or ch[0] != speed:
-                ch = self._choose(links, groups, gi, speed, picks, lengths)
-                if chosen[gi] is None:
-                    chosen[gi] = ch
-            _, c, plugged, label, length = ch
             a, a_port, fabric = lk.a, lk.a_port, lk.fabric
             code = codes.get(fabric)
             if code is None:
                 code = codes[fabric] = FABRIC_CODE.get(fabric, "IB")
             cid = f"{code}:{a}:{a_port}"
+            ch = chosen[gi]
+            if ch is None or ch[0] != speed:
+                # most groups are a cage pair of one or two links: the cable by its
+                # (speed, longest run, plugs), labelled after the group's first link
+                key = (speed, far[gi], legs[gi])
+                kind = kinds.get(key)
+                if kind is None:
+                    kind = kinds[key] = self._kind(links, groups, gi, speed, picks, lengths)
+                start = first[gi]
+                label = cid if start == i else cable_id(links[start])
+                ch = (speed, kind[0], kind[1], label, kind[2])
+                if chosen[gi] is None:
+                    chosen[gi] = ch
+            _, c, plugged, label, length = ch
             if plugged:
                 out_append(Cable(cid, label, fabric, lk.kind, a, a_port, la, rack_a, lk.b,
                                  lk.b_port, lb, rack_b, c.medium, c.name, length, run,
@@ -470,25 +497,24 @@ class CableMaker:
                              cage_names[cut.b_ids[i]]))
         return out
 
-    def _choose(self, links: Sequence[Link], groups: _Groups, gi: int, speed: int,
-                picks: dict[tuple[int, float, int], CableType],
-                lengths: dict[tuple[str, float], float]) -> _Choice:
+    def _kind(self, links: Sequence[Link], groups: _Groups, gi: int, speed: int,
+              picks: dict[tuple[int, float, int], CableType],
+              lengths: dict[tuple[str, float], float]) -> tuple[CableType, bool, float]:
         """The cable of group ``gi`` at ``speed``: the first that reaches the group's
-        longest run (one ``_pick`` per speed, longest run and plug count); a plugged one
-        is cut to that run and labelled after the group's first link."""
-        far, first, worst, legs = (groups.far[gi], groups.first[gi], groups.worst[gi],
-                                   groups.legs[gi])
+        longest run (see ``_pick``), whether it is plugged, and then its length (cut to
+        that run; fiber legs are cut per link)."""
+        far, legs = groups.far[gi], groups.legs[gi]
         key = (speed, far, legs)
         c = picks.get(key)
         if c is None:
-            c = picks[key] = self._pick(links[worst], speed, far, legs)
+            c = picks[key] = self._pick(links[groups.worst[gi]], speed, far, legs)
         if c.medium not in PLUGGED:
-            return speed, c, False, "", 0.0
+            return c, False, 0.0
         lkey = (c.name, far)
         length = lengths.get(lkey)
         if length is None:
             length = lengths[lkey] = _length(c, far)
-        return speed, c, True, cable_id(links[first]), length
+        return c, True, length
 
     def _optic(self, c: CableType, is_host: bool, twin: bool) -> str:
         if not is_host:
