@@ -156,6 +156,8 @@ def cage_of(port: str, ports_per_cage: int) -> str:
 
 _BIG = 1 << 32
 """Cage-pair keys are ``a * _BIG + b`` (cage numbers stay far below it)."""
+_MIXED = -(1 << 40)
+"""A cage's mate when its links reach more than one cage (or it is at both ends)."""
 
 _Place = tuple[str, int, bool, End, dict[str, tuple[str, str, int]],
                dict[str, tuple[float, int, int, dict[int, float]]], dict[str, int]]
@@ -185,8 +187,10 @@ class _Cut:
     """Links per cage number."""
     cage_names: list[str] = field(default_factory=list)
     """Cage key per cage number (the optic's module)."""
-    pairs: dict[int, int] = field(default_factory=dict)
-    """Cage pair key -> links between the two cages."""
+    mates: list[int | None] = field(default_factory=list)
+    """Per cage number, the one cage all its links reach: ``b`` where it is the a end of
+    each, ``-1 - a`` where it is the b end of each, ``_MIXED`` where they differ (a closed
+    pair is two cages that name each other; counting links per pair costs more)."""
 
 
 @dataclass(slots=True)
@@ -220,7 +224,7 @@ def _group(cut: _Cut) -> _Groups:
     medium chosen by the pair's longest run. Open cages take fiber only, one fiber type per
     set of cages joined by legs (union-find over cage numbers). A link's choice depends on
     its group's longest run and on its plug count, so groups are numbered by both."""
-    count, pairs, big = cut.count, cut.pairs, _BIG
+    count, mates, big = cut.count, cut.mates, _BIG
     parent = list(range(len(count)))
 
     def find(x: int) -> int:
@@ -233,9 +237,8 @@ def _group(cut: _Cut) -> _Groups:
     group: list[int] = []  # the pair key (closed; b*M+b: a star) or -1 (open, set below)
     group_append = group.append
     for ia, ib in zip(cut.a_ids, cut.b_ids, strict=True):
-        pk = ia * big + ib
-        if pairs[pk] == count[ia] == count[ib]:
-            group_append(pk)
+        if mates[ia] == ib and mates[ib] == -1 - ia:
+            group_append(ia * big + ib)
             continue
         if star[ib]:
             group_append(ib * big + ib)
@@ -385,9 +388,9 @@ class CableMaker:
         runs_append, info_append = cut.runs.append, cut.info.append
         a_append, b_append = cut.a_ids.append, cut.b_ids.append
         wa_append, wb_append = cut.wa.append, cut.wb.append
-        count, cage_names, pairs = cut.count, cut.cage_names, cut.pairs
-        count_append, names_append = count.append, cage_names.append
-        big = _BIG
+        count, cage_names, mates = cut.count, cut.cage_names, cut.mates
+        count_append, names_append, mates_append = count.append, cage_names.append, \
+            cut.mates.append
         for lk in links:
             pa, pb = lk.a_port, lk.b_port
             rack_a, ua, host_a, ea, ports_a, from_a, cages_a = places[lk.a]
@@ -427,6 +430,7 @@ class CableMaker:
                 ia = cages_a[ka] = len(count)
                 count_append(1)
                 names_append(ka)
+                mates_append(None)
             else:
                 count[ia] += 1
             ib = cages_b.get(kb)
@@ -434,12 +438,17 @@ class CableMaker:
                 ib = cages_b[kb] = len(count)
                 count_append(1)
                 names_append(kb)
+                mates_append(None)
             else:
                 count[ib] += 1
             a_append(ia)
             b_append(ib)
-            pk = ia * big + ib
-            pairs[pk] = pairs.get(pk, 0) + 1
+            mate = mates[ia]
+            if mate != ib:
+                mates[ia] = ib if mate is None else _MIXED
+            mate, back = mates[ib], -1 - ia
+            if mate != back:
+                mates[ib] = back if mate is None else _MIXED
         return cut
 
     def _records(self, links: Sequence[Link], gbps: Sequence[int], cut: _Cut,
