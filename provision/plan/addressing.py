@@ -47,8 +47,12 @@ class Subnet:
     capacity: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Address:
+    """One address of a device's interface: a record, never mutated once planned. Not
+    frozen because frozen construction costs 4-6x more and a GW-scale site has 200,000 of
+    them; hashable and comparable by value as a frozen one is."""
+
     pool: str
     device: str
     interface: str

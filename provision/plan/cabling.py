@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from provision.errors import PlanError
 from provision.models.catalog import SPEED_GBPS, CableType, Catalog, NodeType
@@ -154,6 +154,168 @@ def cage_of(port: str, ports_per_cage: int) -> str:
     return f"{math.ceil(p / ports_per_cage)}/{(p - 1) % ports_per_cage + 1}"
 
 
+_BIG = 1 << 32
+"""Cage-pair keys are ``a * _BIG + b`` (cage numbers stay far below it)."""
+_MIXED = -(1 << 40)
+"""A cage's mate when its links reach more than one cage (or it is at both ends)."""
+
+_Place = tuple[str, int, bool, End, dict[str, tuple[str, str, int]],
+               dict[str, tuple[float, int, int, dict[int, float]]], dict[str, int]]
+"""What a link reads of one end's device: rack, U, is-host, the End, its port memo (port ->
+cage key, label, width), its rack's run memo (other rack -> run facts) and its cages
+(cage key -> cage number)."""
+
+_Choice = tuple[int, CableType, bool, str, float]
+"""A group's cable at one speed: (speed, cable, plugged, its label, its length); the last
+two only for a plugged cable (fiber legs are labelled and cut per link)."""
+
+
+@dataclass(slots=True)
+class _Cut:
+    """Per-link facts of one ``cables`` call, in link order, and the cages they name."""
+
+    runs: list[float] = field(default_factory=list)
+    info: list[tuple[str, str, str, str, bool]] = field(default_factory=list)
+    """(a label, b label, a rack, b rack, a is a host)."""
+    wa: list[int] = field(default_factory=list)
+    """Width of the a end's cage (ports it holds)."""
+    wb: list[int] = field(default_factory=list)
+    a_ids: list[int] = field(default_factory=list)
+    """Cage number of the a end."""
+    b_ids: list[int] = field(default_factory=list)
+    count: list[int] = field(default_factory=list)
+    """Links per cage number."""
+    cage_names: list[str] = field(default_factory=list)
+    """Cage key per cage number (the optic's module)."""
+    mates: list[int | None] = field(default_factory=list)
+    """Per cage number, the one cage all its links reach: ``b`` where it is the a end of
+    each, ``-1 - a`` where it is the b end of each, ``_MIXED`` where they differ (a closed
+    pair is two cages that name each other; counting links per pair costs more)."""
+
+
+@dataclass(slots=True)
+class _Groups:
+    """Links that take one cable choice: ``of[i]`` numbers link i's group; per group its
+    longest run, first link, first link that runs that long, and plug count (``legs``)."""
+
+    of: list[int] = field(default_factory=list)
+    far: list[float] = field(default_factory=list)
+    first: list[int] = field(default_factory=list)
+    worst: list[int] = field(default_factory=list)
+    legs: list[int] = field(default_factory=list)
+
+
+def _stars(cut: _Cut) -> list[bool]:
+    """A star: a twin-port cage whose every link goes to its own single-port end (two
+    ConnectX-7 cards, a UFM port): a splitter cable can carry them, one plug per end.
+    Indexed by cage number (meaningful for b ends)."""
+    star = [True] * len(cut.count)
+    count = cut.count
+    for ia, ib, wa, wb in zip(cut.a_ids, cut.b_ids, cut.wa, cut.wb, strict=True):
+        if not (wb > 1 and wa == 1 and count[ia] == 1):
+            star[ib] = False
+    return star
+
+
+def _group(cut: _Cut) -> _Groups:
+    """Group the links that share a cable choice.
+
+    A closed pair: every link of both cages runs between them (one cable can carry all), its
+    medium chosen by the pair's longest run. Open cages take fiber only, one fiber type per
+    set of cages joined by legs (union-find over cage numbers). A link's choice depends on
+    its group's longest run and on its plug count, so groups are numbered by both."""
+    count, mates, big = cut.count, cut.mates, _BIG
+    parent = list(range(len(count)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    star = _stars(cut)
+    group: list[int] = []  # the pair key (closed; b*M+b: a star) or -1 (open, set below)
+    group_append = group.append
+    for ia, ib in zip(cut.a_ids, cut.b_ids, strict=True):
+        if mates[ia] == ib and mates[ib] == -1 - ia:
+            group_append(ia * big + ib)
+            continue
+        if star[ib]:
+            group_append(ib * big + ib)
+            continue
+        ra, rb = find(ia), find(ib)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+        group_append(-1)
+    return _number(cut, group, find)
+
+
+def _number(cut: _Cut, group: list[int], find: Callable[[int], int]) -> _Groups:
+    """Number the groups densely in order of their first link, each with its longest run,
+    first link, first link that runs that long, and plug count (``legs``).
+
+    A fiber set takes no plugs; a star a splitter with a plug per link (its worst link is
+    its first); a closed pair a straight cable between equal cages, a splitter leg from a
+    twin-port cage to one single-port end, or fiber: its plugs follow its cages' widths, the
+    same for all its links but where two cages share a key (then ``_split_odd``)."""
+    out = _Groups()
+    number: dict[int, int] = {}
+    of_append = out.of.append
+    far, first, worst, glegs = out.far, out.first, out.worst, out.legs
+    closed: list[bool] = []
+    odd: list[tuple[int, int]] = []  # (link, its plugs) where they differ from its group's
+    count, big, a_ids = cut.count, _BIG, cut.a_ids
+    for i, (g, run, wa, wb) in enumerate(zip(group, cut.runs, cut.wa, cut.wb, strict=True)):
+        if g < 0:
+            g = group[i] = -1 - find(a_ids[i])
+        gi = number.get(g)
+        if gi is None:
+            gi = number[g] = len(far)
+            far.append(run)
+            first.append(i)
+            worst.append(i)
+            shut = g >= 0 and g // big != g % big
+            closed.append(shut)
+            glegs.append(0 if g < 0 else -count[g % big] if not shut
+                         else 1 if wa == wb else -1 if wa == 1 else 0)
+        elif run > far[gi]:
+            far[gi] = run
+            worst[gi] = i
+        if closed[gi]:
+            legs = 1 if wa == wb else -1 if wa == 1 else 0
+            if legs != glegs[gi]:
+                odd.append((i, legs))
+        of_append(gi)
+    for gi in range(len(far)):
+        if group[first[gi]] >= 0:
+            worst[gi] = first[gi]
+    _split_odd(out, odd)
+    return out
+
+
+def _split_odd(out: _Groups, odd: list[tuple[int, int]]) -> None:
+    """Give the links of a closed pair whose plug count differs from its first link's their
+    own group (same longest run and first link): the choice depends on both."""
+    split: dict[tuple[int, int], int] = {}
+    for i, legs in odd:
+        base = out.of[i]
+        gi = split.get((base, legs))
+        if gi is None:
+            gi = split[(base, legs)] = len(out.far)
+            out.far.append(out.far[base])
+            out.first.append(out.first[base])
+            out.worst.append(out.worst[base])
+            out.legs.append(legs)
+        out.of[i] = gi
+
+
+def _length(c: CableType, run: float) -> float:
+    """``length_for`` of a cable ``_pick`` chose, which covers ``run``."""
+    got = length_for(c, run)
+    assert got is not None  # _pick chose a cable that covers ``far`` >= run
+    return got
+
+
 class CableMaker:
     """Cables for the links of one fabric technology.
 
@@ -167,9 +329,9 @@ class CableMaker:
         self.racks = racks
         self._options: dict[int, list[CableType]] = {}
         self._cages: dict[tuple[str, int], tuple[str, str, int]] = {}
-        self._runs: dict[tuple[str, str], tuple[float, int, int, dict[int, float]]] = {}
-        """Rack pair -> (floor distance, their heights, run by the Us both ends drop): what
-        ``run_length`` reads."""
+        self._runs: dict[str, dict[str, tuple[float, int, int, dict[int, float]]]] = {}
+        """Rack -> other rack -> (floor distance, their heights, run by the Us both ends
+        drop): what ``run_length`` reads (nested, so a link builds no key tuple)."""
         self._same_rack: dict[int, float] = {}
         """Run within one rack by the Us between its ends."""
 
@@ -195,161 +357,173 @@ class CableMaker:
             got = self._cages[key] = (label.split("/", 1)[0], label, e.ports_per_cage)
         return got
 
+    def _places(self, ends: Mapping[str, End]) -> dict[str, _Place]:
+        """Each device's :data:`_Place`: what a link reads of its end, gathered once per
+        device instead of once per link end (half a million links, tens of thousands of
+        devices). Devices with the same ports share one port memo."""
+        port_memos: dict[tuple[bool, int], dict[str, tuple[str, str, int]]] = {}
+        runs = self._runs
+        places: dict[str, _Place] = {}
+        for name, e in ends.items():
+            shape = (True, id(e.host_ports)) if e.is_host else (False, e.ports_per_cage)
+            memo = port_memos.get(shape)
+            if memo is None:
+                memo = port_memos[shape] = {}
+            from_rack = runs.get(e.rack)
+            if from_rack is None:
+                from_rack = runs[e.rack] = {}
+            places[name] = (e.rack, e.u, e.is_host, e, memo, from_rack, {})
+        return places
+
     def cables(self, links: Sequence[Link], ends: Mapping[str, End],
                gbps: Sequence[int]) -> list[Cable]:
         """Cable every link; ``gbps[i]`` is the speed of ``links[i]``."""
-        racks, runs_memo, end_of, cages = self.racks, self._runs, self._end, self._cages
-        same_rack = self._same_rack
-        runs: list[float] = []
-        info: list[tuple[str, str, int, int]] = []
-        cage_ids: dict[tuple[str, str], int] = {}  # (device, cage) -> number
-        cage_names: list[str] = []
-        count: list[int] = []  # links per cage
-        a_ids: list[int] = []
-        b_ids: list[int] = []
-        pairs: dict[int, int] = {}  # a*M + b -> links between the two cages
-        big = 1 << 32
-        runs_append, info_append = runs.append, info.append
-        a_append, b_append = a_ids.append, b_ids.append
+        cut = self._cut(links, self._places(ends))
+        return self._records(links, gbps, cut, _group(cut))
+
+    def _cut(self, links: Sequence[Link], places: Mapping[str, _Place]) -> _Cut:
+        """Per link: its run, the cages at its ends and their labels (see :class:`_Cut`)."""
+        racks, end_of, same_rack = self.racks, self._end, self._same_rack
+        cut = _Cut()
+        runs_append, info_append = cut.runs.append, cut.info.append
+        a_append, b_append = cut.a_ids.append, cut.b_ids.append
+        wa_append, wb_append = cut.wa.append, cut.wb.append
+        count, cage_names, mates = cut.count, cut.cage_names, cut.mates
+        count_append, names_append, mates_append = count.append, cage_names.append, \
+            cut.mates.append
         for lk in links:
-            a, b, pa, pb = lk.a, lk.b, lk.a_port, lk.b_port
-            ea, eb = ends[a], ends[b]
+            pa, pb = lk.a_port, lk.b_port
+            rack_a, ua, host_a, ea, ports_a, from_a, cages_a = places[lk.a]
+            rack_b, ub, _, eb, ports_b, _, cages_b = places[lk.b]
             # run_length, its rack-pair part memoized (the same float operations in the
             # same order: the same meters to the last bit)
-            rack_a, rack_b = ea.rack, eb.rack
             if rack_a == rack_b:
-                du = abs(ea.u - eb.u)
+                du = abs(ua - ub)
                 run = same_rack.get(du)
                 if run is None:
                     run = same_rack[du] = round(du * RACK_UNIT_M + SAME_RACK_SLACK_M, 2)
             else:
-                rk = (rack_a, rack_b)
-                pair = runs_memo.get(rk)
+                pair = from_a.get(rack_b)
                 if pair is None:
                     r1, r2 = racks[rack_a], racks[rack_b]
-                    pair = runs_memo[rk] = (abs(r1.x - r2.x) + abs(r1.y - r2.y),
-                                            r1.size_u, r2.size_u, {})
-                drop = (pair[1] - ea.u) + (pair[2] - eb.u)
+                    pair = from_a[rack_b] = (abs(r1.x - r2.x) + abs(r1.y - r2.y),
+                                             r1.size_u, r2.size_u, {})
+                drop = (pair[1] - ua) + (pair[2] - ub)
                 run = pair[3].get(drop)
                 if run is None:
                     run = pair[3][drop] = round(
                         (pair[0] + (drop * RACK_UNIT_M + 2 * TRAY_M)) * SLACK, 2)
             runs_append(run)
-            # a switch's numbered port: its cage from the memo (see _end)
-            got = None if ea.is_host else cages.get((pa, ea.ports_per_cage))
-            ka, la, wa = got if got is not None else end_of(pa, ea)
-            got = None if eb.is_host else cages.get((pb, eb.ports_per_cage))
-            kb, lb, wb = got if got is not None else end_of(pb, eb)
-            info_append((la, lb, wa, wb))
-            key = (a, ka)
-            ia = cage_ids.get(key)
+            got = ports_a.get(pa)
+            if got is None:
+                got = ports_a[pa] = end_of(pa, ea)
+            ka, la, wa = got
+            got = ports_b.get(pb)
+            if got is None:
+                got = ports_b[pb] = end_of(pb, eb)
+            kb, lb, wb = got
+            info_append((la, lb, rack_a, rack_b, host_a))
+            wa_append(wa)
+            wb_append(wb)
+            ia = cages_a.get(ka)
             if ia is None:
-                ia = cage_ids[key] = len(count)
-                count.append(1)
-                cage_names.append(ka)
+                ia = cages_a[ka] = len(count)
+                count_append(1)
+                names_append(ka)
+                mates_append(None)
             else:
                 count[ia] += 1
-            key = (b, kb)
-            ib = cage_ids.get(key)
+            ib = cages_b.get(kb)
             if ib is None:
-                ib = cage_ids[key] = len(count)
-                count.append(1)
-                cage_names.append(kb)
+                ib = cages_b[kb] = len(count)
+                count_append(1)
+                names_append(kb)
+                mates_append(None)
             else:
                 count[ib] += 1
             a_append(ia)
             b_append(ib)
-            pk = ia * big + ib
-            pairs[pk] = pairs.get(pk, 0) + 1
-        # A closed pair: every link of both cages runs between them (one cable can carry
-        # all), its medium chosen by the pair's longest run. Open cages take fiber only, one
-        # fiber type per set of cages joined by legs (union-find over cage numbers).
-        parent = list(range(len(count)))
+            mate = mates[ia]
+            if mate != ib:
+                mates[ia] = ib if mate is None else _MIXED
+            mate, back = mates[ib], -1 - ia
+            if mate != back:
+                mates[ib] = back if mate is None else _MIXED
+        return cut
 
-        def find(x: int) -> int:
-            while parent[x] != x:
-                parent[x] = parent[parent[x]]
-                x = parent[x]
-            return x
-
-        # A star: a twin-port cage whose every link goes to its own single-port end (two
-        # ConnectX-7 cards, a UFM port): a splitter cable can carry them, one plug per end.
-        star: dict[int, bool] = {}
-        for ia, ib, (_, _, wa, wb) in zip(a_ids, b_ids, info, strict=True):
-            leg = wb > 1 and wa == 1 and count[ia] == 1
-            star[ib] = star.get(ib, True) and leg
-        group: list[int] = []  # the pair key (closed; b*M+b: a star) or -1 - set root (open)
-        group_append = group.append
-        for ia, ib in zip(a_ids, b_ids, strict=True):
-            pk = ia * big + ib
-            if pairs[pk] == count[ia] == count[ib]:
-                group_append(pk)
-                continue
-            if star[ib]:
-                group_append(ib * big + ib)
-                continue
-            ra, rb = find(ia), find(ib)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-            group_append(-1)
-        # group -> (longest run, its first link, the first link that runs that long)
-        far_of: dict[int, tuple[float, int, int]] = {}
-        for i, run in enumerate(runs):
-            g = group[i]
-            if g < 0:
-                g = group[i] = -1 - find(a_ids[i])
-            seen = far_of.get(g)
-            if seen is None:
-                far_of[g] = (run, i, i)
-            elif run > seen[0]:
-                far_of[g] = (run, seen[1], i)
-        picks: dict[tuple[int, float, int], CableType] = {}
+    def _records(self, links: Sequence[Link], gbps: Sequence[int], cut: _Cut,
+                 groups: _Groups) -> list[Cable]:
+        """The Cable rows: each group's cable chosen once (per speed), then per link only
+        what differs between the links of a group (ID, ends, run; a fiber leg's length)."""
         lengths: dict[tuple[str, float], float] = {}
         optics: dict[tuple[str, bool, bool], str] = {}
         codes: dict[str, str] = {}
+        chosen: list[_Choice | None] = [None] * len(groups.far)
+        picks: dict[tuple[int, float, int], CableType] = {}
+        kinds: dict[tuple[int, float, int], tuple[CableType, bool, float]] = {}
+        far, first, legs = groups.far, groups.first, groups.legs
+        cage_names = cut.cage_names
         out: list[Cable] = []
         out_append = out.append
-        for i, (lk, (la, lb, wa, wb), g, run, speed) in enumerate(
-                zip(links, info, group, runs, gbps, strict=True)):
-            far, first, worst = far_of[g]
-            if g < 0:  # fiber only
-                legs = 0
-            elif g // big == g % big:  # a star: a splitter with a plug per link, or fiber
-                worst, legs = first, -count[b_ids[i]]
-            else:  # a closed pair: a straight cable between equal cages, a splitter leg
-                worst = first  # from a twin-port cage to one single-port end, or fiber
-                legs = 1 if wa == wb else -1 if wa == 1 else 0
-            pk2 = (speed, far, legs)
-            c = picks.get(pk2)
-            if c is None:
-                c = picks[pk2] = self._pick(links[worst], speed, far, legs)
+        for i, (lk, (la, lb, rack_a, rack_b, host_a), gi, run, speed) in enumerate(
+                zip(links, cut.info, groups.of, cut.runs, gbps, strict=True)):
             a, a_port, fabric = lk.a, lk.a_port, lk.fabric
             code = codes.get(fabric)
             if code is None:
                 code = codes[fabric] = FABRIC_CODE.get(fabric, "IB")
             cid = f"{code}:{a}:{a_port}"
-            ea, eb = ends[a], ends[lk.b]
-            if c.medium in PLUGGED:
-                want, label = far, cable_id(links[first])
-                a_optic = b_optic = a_mod = b_mod = ""
-            else:
-                want, label = run, cid
-                ok = (c.name, ea.is_host, wa > 1)
-                a_optic = optics.get(ok, "")
-                if not a_optic:
-                    a_optic = optics[ok] = self._optic(c, ea.is_host, wa > 1)
-                b_optic = c.transceiver or ""
-                a_mod, b_mod = cage_names[a_ids[i]], cage_names[b_ids[i]]
-            lkey = (c.name, want)
-            length = lengths.get(lkey)
-            if length is None:
-                got_len = length_for(c, want)
-                assert got_len is not None  # _pick chose a cable that covers ``far`` >= run
-                length = lengths[lkey] = got_len
-            out_append(Cable(cid, label, fabric, lk.kind, a, a_port, la, ea.rack,
-                             lk.b, lk.b_port, lb, eb.rack, c.medium, c.name, length, run,
-                             a_optic, b_optic, a_mod, b_mod))
+            ch = chosen[gi]
+            if ch is None or ch[0] != speed:
+                # most groups are a cage pair of one or two links: the cable by its
+                # (speed, longest run, plugs), labelled after the group's first link
+                key = (speed, far[gi], legs[gi])
+                kind = kinds.get(key)
+                if kind is None:
+                    kind = kinds[key] = self._kind(links, groups, gi, speed, picks, lengths)
+                start = first[gi]
+                label = cid if start == i else cable_id(links[start])
+                ch = (speed, kind[0], kind[1], label, kind[2])
+                if chosen[gi] is None:
+                    chosen[gi] = ch
+            _, c, plugged, label, length = ch
+            if plugged:
+                out_append(Cable(cid, label, fabric, lk.kind, a, a_port, la, rack_a, lk.b,
+                                 lk.b_port, lb, rack_b, c.medium, c.name, length, run,
+                                 "", "", "", ""))
+                continue
+            twin = cut.wa[i] > 1
+            ok = (c.name, host_a, twin)
+            a_optic = optics.get(ok, "")
+            if not a_optic:
+                a_optic = optics[ok] = self._optic(c, host_a, twin)
+            lkey = (c.name, run)
+            leg_m = lengths.get(lkey)
+            if leg_m is None:
+                leg_m = lengths[lkey] = _length(c, run)
+            out_append(Cable(cid, cid, fabric, lk.kind, a, a_port, la, rack_a, lk.b,
+                             lk.b_port, lb, rack_b, c.medium, c.name, leg_m, run,
+                             a_optic, c.transceiver or "", cage_names[cut.a_ids[i]],
+                             cage_names[cut.b_ids[i]]))
         return out
+
+    def _kind(self, links: Sequence[Link], groups: _Groups, gi: int, speed: int,
+              picks: dict[tuple[int, float, int], CableType],
+              lengths: dict[tuple[str, float], float]) -> tuple[CableType, bool, float]:
+        """The cable of group ``gi`` at ``speed``: the first that reaches the group's
+        longest run (see ``_pick``), whether it is plugged, and then its length (cut to
+        that run; fiber legs are cut per link)."""
+        far, legs = groups.far[gi], groups.legs[gi]
+        key = (speed, far, legs)
+        c = picks.get(key)
+        if c is None:
+            c = picks[key] = self._pick(links[groups.worst[gi]], speed, far, legs)
+        if c.medium not in PLUGGED:
+            return c, False, 0.0
+        lkey = (c.name, far)
+        length = lengths.get(lkey)
+        if length is None:
+            length = lengths[lkey] = _length(c, far)
+        return c, True, length
 
     def _optic(self, c: CableType, is_host: bool, twin: bool) -> str:
         if not is_host:

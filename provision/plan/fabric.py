@@ -255,6 +255,11 @@ def build_rail_optimized(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Cat
     return fab
 
 
+def hca_devices(nodes: Sequence[Node], catalog: Catalog) -> dict[str, list[str]]:
+    """Compute HCA device names by node type, read once instead of once per host link."""
+    return {t: [h.device for h in catalog.nodes[t].compute_hcas] for t in {n.type for n in nodes}}
+
+
 def build_fat_tree(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Catalog,
                    name: str = "compute", planes: int = 1) -> FabricPlan:
     """Plain fat tree (planes=1) or multi-plane fat tree (HCA p on plane p)."""
@@ -272,6 +277,9 @@ def build_fat_tree(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Catalog,
         per_plane = [[(n, p) for n in nodes] for p in range(planes)]
     else:
         per_plane = [[(n, r) for n in nodes for r in range(rails)]]
+    devices = hca_devices(nodes, catalog)
+    ports = [str(port + 1) for port in range(down)]
+    append = fab.links.append
     for p, endpoints in enumerate(per_plane):
         plane = p if planes > 1 else None
         prefix = switch_prefix(name) + (f"p{p}-" if planes > 1 else "")
@@ -283,9 +291,8 @@ def build_fat_tree(cfg: ComputeFabric, nodes: Sequence[Node], catalog: Catalog,
         fab.switches.extend(leaves)
         for e, (node, r) in enumerate(endpoints):
             leaf, port = divmod(e, down)
-            fab.links.append(Link(name, "node-leaf", node.name,
-                                  catalog.nodes[node.type].compute_hcas[r].device,
-                                  leaves[leaf].name, str(port + 1), plane=plane, rail=r))
+            append(Link(name, "node-leaf", node.name, devices[node.type][r], leaves[leaf].name,
+                        ports[port], plane, r))
         _tree_above(fab, leaves, up, model, tiers, prefix, plane, k // 2)
     fab.max_endpoints = _max_endpoints(k, fab.tiers) * planes
     return fab
