@@ -36,8 +36,8 @@ def test_small_plans_render_in_one_process() -> None:
     assert default_jobs(site_plan("lab")) == 1
 
 
-@pytest.mark.parametrize(("renderer", "side"), [("dns_tree", "worker"),
-                                               ("netbox_tree", "parent")])
+@pytest.mark.parametrize(("renderer", "side"), [("netbox_tree", "worker"),
+                                               ("dns_tree", "parent")])
 def test_a_failure_on_either_side_is_raised_in_the_caller(
         monkeypatch: pytest.MonkeyPatch, renderer: str, side: str) -> None:
     assert (renderer.removesuffix("_tree") in site_files.WORKER_ARTIFACTS) == (side == "worker")

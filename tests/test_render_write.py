@@ -36,8 +36,8 @@ def test_write_all_leaves_what_write_tree_of_a_render_leaves(tmp_path: Path,
     assert (got / GENERATED_MARK).read_text().split() == names
 
 
-@pytest.mark.parametrize(("renderer", "side"), [("dns_tree", "worker"),
-                                               ("netbox_tree", "parent")])
+@pytest.mark.parametrize(("renderer", "side"), [("netbox_tree", "worker"),
+                                               ("dns_tree", "parent")])
 def test_a_render_failure_on_either_side_writes_nothing(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, renderer: str, side: str) -> None:
     def broken(*_: object) -> dict[str, str]:
@@ -49,8 +49,8 @@ def test_a_render_failure_on_either_side_writes_nothing(
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("renderer", "side"), [("dns_tree", "worker"),
-                                               ("netbox_tree", "parent")])
+@pytest.mark.parametrize(("renderer", "side"), [("netbox_tree", "worker"),
+                                               ("dns_tree", "parent")])
 def test_a_render_failure_leaves_an_existing_tree_as_it_was(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, renderer: str, side: str) -> None:
     plan = site_plan("lab")

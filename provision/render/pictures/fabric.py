@@ -6,7 +6,7 @@ its link and cable count, and every group's ports: used and free.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from provision.plan.build import Plan
@@ -138,25 +138,30 @@ def _groups(plan: Plan, fab: FabricPlan, contents: Mapping[str, list[Placed]],
     return groups, of
 
 
-def _key(of: dict[object, str], end: str, other: str) -> str:
-    """Group of link end ``end`` whose other end is ``other``."""
-    key = of.get(end)
-    return key if key is not None else of[(end, other)]
+def _bundles(of: dict[object, str], ends: Iterable[tuple[str, str]]) -> Counter[tuple[str, str]]:
+    """How many of ``ends`` (link or cable ends ``(a, b)``) run between each pair of groups.
+
+    A switch's group is ``of[name]``, an endpoint's ``of[(name, its switch)]``. Counted in
+    one C-level pass (``Counter`` over a generator, the lookups inline): half a million
+    links per fabric at 131,072 GPUs, where a function call per end was a second.
+    """
+    get = of.get
+    return Counter(
+        (ka if (ka := get(a)) is not None else of[(a, b)],
+         kb if (kb := get(b)) is not None else of[(b, a)])
+        for a, b in ends)
 
 
 def _panel(doc: Svg, plan: Plan, fab: FabricPlan, y: float,
            contents: Mapping[str, list[Placed]]) -> tuple[float, float]:
     groups, of = _groups(plan, fab, contents)
-    links: Counter[tuple[str, str]] = Counter()
-    for lk in fab.links:
-        a, b = _key(of, lk.a, lk.b), _key(of, lk.b, lk.a)
-        links[(a, b)] += 1
-        groups[a].used += 1
-        groups[b].used += 1
-    cables: Counter[tuple[str, str]] = Counter()
-    for c in plan.cables:
-        if c.fabric == fab.name and c.cable == c.id:  # physical cables: a twin DAC once
-            cables[(_key(of, c.a, c.b), _key(of, c.b, c.a))] += 1
+    links = _bundles(of, ((lk.a, lk.b) for lk in fab.links))
+    for (a, b), n in links.items():
+        groups[a].used += n
+        groups[b].used += n
+    name = fab.name
+    cables = _bundles(of, ((c.a, c.b) for c in plan.cables  # physical cables: a twin DAC once
+                           if c.fabric == name and c.cable == c.id))
     tiers = [t for t in TIERS if any(g.tier == t for g in groups.values())]
     tiers += sorted({g.tier for g in groups.values()} - set(tiers) - {""}) + [""]
     rows = [sorted((g for g in groups.values() if g.tier == t),
