@@ -163,9 +163,10 @@ _Place = tuple[str, int, bool, End, dict[str, tuple[str, str, int]],
 cage key, label, width), its rack's run memo (other rack -> run facts) and its cages
 (cage key -> cage number)."""
 
-_Choice = tuple[int, CableType, bool, str, float]
-"""A group's cable at one speed: (speed, cable, plugged, its label, its length); the last
-two only for a plugged cable (fiber legs are labelled and cut per link)."""
+_Choice = tuple[int, bool, str, float, str, str, CableType]
+"""A group's cable at one speed: (speed, plugged, its label, its length, medium, SKU, the
+cable); label and length only for a plugged cable (fiber legs are labelled and cut per
+link). Medium and SKU are read once per group, not once per link."""
 
 
 def _length(c: CableType, run: float) -> float:
@@ -316,20 +317,20 @@ class CableMaker:
         what differs between the links of a group (ID, ends, run; a fiber leg's length)."""
         lengths: dict[tuple[str, float], float] = {}
         optics: dict[tuple[str, bool, bool], str] = {}
-        codes: dict[str, str] = {}
         chosen: list[_Choice | None] = [None] * len(groups.far)
         picks: dict[tuple[int, float, int], CableType] = {}
         kinds: dict[tuple[int, float, int], tuple[CableType, bool, float]] = {}
         far, first, legs = groups.far, groups.first, groups.legs
-        cage_names = cut.cage_names
+        cage_names, wa, a_ids, b_ids = cut.cage_names, cut.wa, cut.a_ids, cut.b_ids
         out: list[Cable] = []
         out_append = out.append
+        fabric_seen: str | None = None
+        code = ""
         for i, (lk, (la, lb, rack_a, rack_b, host_a), gi, run, speed) in enumerate(
                 zip(links, cut.info, groups.of, cut.runs, gbps, strict=True)):
             a, a_port, fabric = lk.a, lk.a_port, lk.fabric
-            code = codes.get(fabric)
-            if code is None:
-                code = codes[fabric] = FABRIC_CODE.get(fabric, "IB")
+            if fabric != fabric_seen:  # one fabric per call, in practice
+                fabric_seen, code = fabric, FABRIC_CODE.get(fabric, "IB")
             cid = f"{code}:{a}:{a_port}"
             ch = chosen[gi]
             if ch is None or ch[0] != speed:
@@ -341,28 +342,29 @@ class CableMaker:
                     kind = kinds[key] = self._kind(links, groups, gi, speed, picks, lengths)
                 start = first[gi]
                 label = cid if start == i else cable_id(links[start])
-                ch = (speed, kind[0], kind[1], label, kind[2])
+                c = kind[0]
+                ch = (speed, kind[1], label, kind[2], c.medium, c.name, c)
                 if chosen[gi] is None:
                     chosen[gi] = ch
-            _, c, plugged, label, length = ch
+            _, plugged, label, length, medium, sku, c = ch
             if plugged:
                 out_append(Cable(cid, label, fabric, lk.kind, a, a_port, la, rack_a, lk.b,
-                                 lk.b_port, lb, rack_b, c.medium, c.name, length, run,
+                                 lk.b_port, lb, rack_b, medium, sku, length, run,
                                  "", "", "", ""))
                 continue
-            twin = cut.wa[i] > 1
-            ok = (c.name, host_a, twin)
+            twin = wa[i] > 1
+            ok = (sku, host_a, twin)
             a_optic = optics.get(ok, "")
             if not a_optic:
                 a_optic = optics[ok] = self._optic(c, host_a, twin)
-            lkey = (c.name, run)
+            lkey = (sku, run)
             leg_m = lengths.get(lkey)
             if leg_m is None:
                 leg_m = lengths[lkey] = _length(c, run)
             out_append(Cable(cid, cid, fabric, lk.kind, a, a_port, la, rack_a, lk.b,
-                             lk.b_port, lb, rack_b, c.medium, c.name, leg_m, run,
-                             a_optic, c.transceiver or "", cage_names[cut.a_ids[i]],
-                             cage_names[cut.b_ids[i]]))
+                             lk.b_port, lb, rack_b, medium, sku, leg_m, run,
+                             a_optic, c.transceiver or "", cage_names[a_ids[i]],
+                             cage_names[b_ids[i]]))
         return out
 
     def _kind(self, links: Sequence[Link], groups: Groups, gi: int, speed: int,

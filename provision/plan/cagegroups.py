@@ -135,7 +135,9 @@ def _number(cut: Cut, group: list[int], find: Callable[[int], int]) -> Groups:
             closed.append(shut)
             glegs.append(0 if g < 0 else -count[g % big] if not shut
                          else 1 if wa == wb else -1 if wa == 1 else 0)
-        elif run > far[gi]:
+            of_append(gi)
+            continue  # a group's first link sets its plugs: never odd
+        if run > far[gi]:
             far[gi] = run
             worst[gi] = i
         if closed[gi]:
