@@ -13,17 +13,20 @@ H100/H200/B200 system cages; shared/reference/fabrics.md):
 * an optic is one module per cage that carries fiber (a twin-port module carries two links).
 
 Each planned ``Cable`` row is one link; ``cable`` names the physical cable it rides in.
+Which links share a cable choice (closed cage pairs, stars, fiber sets) is decided in
+``provision.plan.cagegroups``; this module gathers the per-link facts and picks the cables.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from provision.errors import PlanError
 from provision.models.catalog import SPEED_GBPS, CableType, Catalog, NodeType
+from provision.plan.cagegroups import MIXED, Cut, Groups, group_links
 from provision.plan.fabric import Link
 from provision.plan.layout import RACK_UNIT_M, Rack
 
@@ -154,159 +157,16 @@ def cage_of(port: str, ports_per_cage: int) -> str:
     return f"{math.ceil(p / ports_per_cage)}/{(p - 1) % ports_per_cage + 1}"
 
 
-_BIG = 1 << 32
-"""Cage-pair keys are ``a * _BIG + b`` (cage numbers stay far below it)."""
-_MIXED = -(1 << 40)
-"""A cage's mate when its links reach more than one cage (or it is at both ends)."""
-
 _Place = tuple[str, int, bool, End, dict[str, tuple[str, str, int]],
                dict[str, tuple[float, int, int, dict[int, float]]], dict[str, int]]
 """What a link reads of one end's device: rack, U, is-host, the End, its port memo (port ->
 cage key, label, width), its rack's run memo (other rack -> run facts) and its cages
 (cage key -> cage number)."""
 
-_Choice = tuple[int, CableType, bool, str, float]
-"""A group's cable at one speed: (speed, cable, plugged, its label, its length); the last
-two only for a plugged cable (fiber legs are labelled and cut per link)."""
-
-
-@dataclass(slots=True)
-class _Cut:
-    """Per-link facts of one ``cables`` call, in link order, and the cages they name."""
-
-    runs: list[float] = field(default_factory=list)
-    info: list[tuple[str, str, str, str, bool]] = field(default_factory=list)
-    """(a label, b label, a rack, b rack, a is a host)."""
-    wa: list[int] = field(default_factory=list)
-    """Width of the a end's cage (ports it holds)."""
-    wb: list[int] = field(default_factory=list)
-    a_ids: list[int] = field(default_factory=list)
-    """Cage number of the a end."""
-    b_ids: list[int] = field(default_factory=list)
-    count: list[int] = field(default_factory=list)
-    """Links per cage number."""
-    cage_names: list[str] = field(default_factory=list)
-    """Cage key per cage number (the optic's module)."""
-    mates: list[int | None] = field(default_factory=list)
-    """Per cage number, the one cage all its links reach: ``b`` where it is the a end of
-    each, ``-1 - a`` where it is the b end of each, ``_MIXED`` where they differ (a closed
-    pair is two cages that name each other; counting links per pair costs more)."""
-
-
-@dataclass(slots=True)
-class _Groups:
-    """Links that take one cable choice: ``of[i]`` numbers link i's group; per group its
-    longest run, first link, first link that runs that long, and plug count (``legs``)."""
-
-    of: list[int] = field(default_factory=list)
-    far: list[float] = field(default_factory=list)
-    first: list[int] = field(default_factory=list)
-    worst: list[int] = field(default_factory=list)
-    legs: list[int] = field(default_factory=list)
-
-
-def _stars(cut: _Cut) -> list[bool]:
-    """A star: a twin-port cage whose every link goes to its own single-port end (two
-    ConnectX-7 cards, a UFM port): a splitter cable can carry them, one plug per end.
-    Indexed by cage number (meaningful for b ends)."""
-    star = [True] * len(cut.count)
-    count = cut.count
-    for ia, ib, wa, wb in zip(cut.a_ids, cut.b_ids, cut.wa, cut.wb, strict=True):
-        if not (wb > 1 and wa == 1 and count[ia] == 1):
-            star[ib] = False
-    return star
-
-
-def _group(cut: _Cut) -> _Groups:
-    """Group the links that share a cable choice.
-
-    A closed pair: every link of both cages runs between them (one cable can carry all), its
-    medium chosen by the pair's longest run. Open cages take fiber only, one fiber type per
-    set of cages joined by legs (union-find over cage numbers). A link's choice depends on
-    its group's longest run and on its plug count, so groups are numbered by both."""
-    count, mates, big = cut.count, cut.mates, _BIG
-    parent = list(range(len(count)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    star = _stars(cut)
-    group: list[int] = []  # the pair key (closed; b*M+b: a star) or -1 (open, set below)
-    group_append = group.append
-    for ia, ib in zip(cut.a_ids, cut.b_ids, strict=True):
-        if mates[ia] == ib and mates[ib] == -1 - ia:
-            group_append(ia * big + ib)
-            continue
-        if star[ib]:
-            group_append(ib * big + ib)
-            continue
-        ra, rb = find(ia), find(ib)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-        group_append(-1)
-    return _number(cut, group, find)
-
-
-def _number(cut: _Cut, group: list[int], find: Callable[[int], int]) -> _Groups:
-    """Number the groups densely in order of their first link, each with its longest run,
-    first link, first link that runs that long, and plug count (``legs``).
-
-    A fiber set takes no plugs; a star a splitter with a plug per link (its worst link is
-    its first); a closed pair a straight cable between equal cages, a splitter leg from a
-    twin-port cage to one single-port end, or fiber: its plugs follow its cages' widths, the
-    same for all its links but where two cages share a key (then ``_split_odd``)."""
-    out = _Groups()
-    number: dict[int, int] = {}
-    of_append = out.of.append
-    far, first, worst, glegs = out.far, out.first, out.worst, out.legs
-    closed: list[bool] = []
-    odd: list[tuple[int, int]] = []  # (link, its plugs) where they differ from its group's
-    count, big, a_ids = cut.count, _BIG, cut.a_ids
-    for i, (g, run, wa, wb) in enumerate(zip(group, cut.runs, cut.wa, cut.wb, strict=True)):
-        if g < 0:
-            g = group[i] = -1 - find(a_ids[i])
-        gi = number.get(g)
-        if gi is None:
-            gi = number[g] = len(far)
-            far.append(run)
-            first.append(i)
-            worst.append(i)
-            shut = g >= 0 and g // big != g % big
-            closed.append(shut)
-            glegs.append(0 if g < 0 else -count[g % big] if not shut
-                         else 1 if wa == wb else -1 if wa == 1 else 0)
-        elif run > far[gi]:
-            far[gi] = run
-            worst[gi] = i
-        if closed[gi]:
-            legs = 1 if wa == wb else -1 if wa == 1 else 0
-            if legs != glegs[gi]:
-                odd.append((i, legs))
-        of_append(gi)
-    for gi in range(len(far)):
-        if group[first[gi]] >= 0:
-            worst[gi] = first[gi]
-    _split_odd(out, odd)
-    return out
-
-
-def _split_odd(out: _Groups, odd: list[tuple[int, int]]) -> None:
-    """Give the links of a closed pair whose plug count differs from its first link's their
-    own group (same longest run and first link): the choice depends on both."""
-    split: dict[tuple[int, int], int] = {}
-    for i, legs in odd:
-        base = out.of[i]
-        gi = split.get((base, legs))
-        if gi is None:
-            gi = split[(base, legs)] = len(out.far)
-            out.far.append(out.far[base])
-            out.first.append(out.first[base])
-            out.worst.append(out.worst[base])
-            out.legs.append(legs)
-        out.of[i] = gi
+_Choice = tuple[int, bool, str, float, str, str, CableType]
+"""A group's cable at one speed: (speed, plugged, its label, its length, medium, SKU, the
+cable); label and length only for a plugged cable (fiber legs are labelled and cut per
+link). Medium and SKU are read once per group, not once per link."""
 
 
 def _length(c: CableType, run: float) -> float:
@@ -379,12 +239,12 @@ class CableMaker:
                gbps: Sequence[int]) -> list[Cable]:
         """Cable every link; ``gbps[i]`` is the speed of ``links[i]``."""
         cut = self._cut(links, self._places(ends))
-        return self._records(links, gbps, cut, _group(cut))
+        return self._records(links, gbps, cut, group_links(cut))
 
-    def _cut(self, links: Sequence[Link], places: Mapping[str, _Place]) -> _Cut:
-        """Per link: its run, the cages at its ends and their labels (see :class:`_Cut`)."""
+    def _cut(self, links: Sequence[Link], places: Mapping[str, _Place]) -> Cut:
+        """Per link: its run, the cages at its ends and their labels (see :class:`Cut`)."""
         racks, end_of, same_rack = self.racks, self._end, self._same_rack
-        cut = _Cut()
+        cut = Cut()
         runs_append, info_append = cut.runs.append, cut.info.append
         a_append, b_append = cut.a_ids.append, cut.b_ids.append
         wa_append, wb_append = cut.wa.append, cut.wb.append
@@ -445,32 +305,32 @@ class CableMaker:
             b_append(ib)
             mate = mates[ia]
             if mate != ib:
-                mates[ia] = ib if mate is None else _MIXED
+                mates[ia] = ib if mate is None else MIXED
             mate, back = mates[ib], -1 - ia
             if mate != back:
-                mates[ib] = back if mate is None else _MIXED
+                mates[ib] = back if mate is None else MIXED
         return cut
 
-    def _records(self, links: Sequence[Link], gbps: Sequence[int], cut: _Cut,
-                 groups: _Groups) -> list[Cable]:
+    def _records(self, links: Sequence[Link], gbps: Sequence[int], cut: Cut,
+                 groups: Groups) -> list[Cable]:
         """The Cable rows: each group's cable chosen once (per speed), then per link only
         what differs between the links of a group (ID, ends, run; a fiber leg's length)."""
         lengths: dict[tuple[str, float], float] = {}
         optics: dict[tuple[str, bool, bool], str] = {}
-        codes: dict[str, str] = {}
         chosen: list[_Choice | None] = [None] * len(groups.far)
         picks: dict[tuple[int, float, int], CableType] = {}
         kinds: dict[tuple[int, float, int], tuple[CableType, bool, float]] = {}
         far, first, legs = groups.far, groups.first, groups.legs
-        cage_names = cut.cage_names
+        cage_names, wa, a_ids, b_ids = cut.cage_names, cut.wa, cut.a_ids, cut.b_ids
         out: list[Cable] = []
         out_append = out.append
+        fabric_seen: str | None = None
+        code = ""
         for i, (lk, (la, lb, rack_a, rack_b, host_a), gi, run, speed) in enumerate(
                 zip(links, cut.info, groups.of, cut.runs, gbps, strict=True)):
             a, a_port, fabric = lk.a, lk.a_port, lk.fabric
-            code = codes.get(fabric)
-            if code is None:
-                code = codes[fabric] = FABRIC_CODE.get(fabric, "IB")
+            if fabric != fabric_seen:  # one fabric per call, in practice
+                fabric_seen, code = fabric, FABRIC_CODE.get(fabric, "IB")
             cid = f"{code}:{a}:{a_port}"
             ch = chosen[gi]
             if ch is None or ch[0] != speed:
@@ -482,31 +342,32 @@ class CableMaker:
                     kind = kinds[key] = self._kind(links, groups, gi, speed, picks, lengths)
                 start = first[gi]
                 label = cid if start == i else cable_id(links[start])
-                ch = (speed, kind[0], kind[1], label, kind[2])
+                c = kind[0]
+                ch = (speed, kind[1], label, kind[2], c.medium, c.name, c)
                 if chosen[gi] is None:
                     chosen[gi] = ch
-            _, c, plugged, label, length = ch
+            _, plugged, label, length, medium, sku, c = ch
             if plugged:
                 out_append(Cable(cid, label, fabric, lk.kind, a, a_port, la, rack_a, lk.b,
-                                 lk.b_port, lb, rack_b, c.medium, c.name, length, run,
+                                 lk.b_port, lb, rack_b, medium, sku, length, run,
                                  "", "", "", ""))
                 continue
-            twin = cut.wa[i] > 1
-            ok = (c.name, host_a, twin)
+            twin = wa[i] > 1
+            ok = (sku, host_a, twin)
             a_optic = optics.get(ok, "")
             if not a_optic:
                 a_optic = optics[ok] = self._optic(c, host_a, twin)
-            lkey = (c.name, run)
+            lkey = (sku, run)
             leg_m = lengths.get(lkey)
             if leg_m is None:
                 leg_m = lengths[lkey] = _length(c, run)
             out_append(Cable(cid, cid, fabric, lk.kind, a, a_port, la, rack_a, lk.b,
-                             lk.b_port, lb, rack_b, c.medium, c.name, leg_m, run,
-                             a_optic, c.transceiver or "", cage_names[cut.a_ids[i]],
-                             cage_names[cut.b_ids[i]]))
+                             lk.b_port, lb, rack_b, medium, sku, leg_m, run,
+                             a_optic, c.transceiver or "", cage_names[a_ids[i]],
+                             cage_names[b_ids[i]]))
         return out
 
-    def _kind(self, links: Sequence[Link], groups: _Groups, gi: int, speed: int,
+    def _kind(self, links: Sequence[Link], groups: Groups, gi: int, speed: int,
               picks: dict[tuple[int, float, int], CableType],
               lengths: dict[tuple[str, float], float]) -> tuple[CableType, bool, float]:
         """The cable of group ``gi`` at ``speed``: the first that reaches the group's
