@@ -129,3 +129,58 @@ def test_credentials_env_file_and_per_host_override(tmp_path: Path) -> None:
     os.chmod(f, 0o644)
     with pytest.raises(ExecutionError, match="chmod 600"):
         read_secret_file(f)
+
+
+def test_a_busy_bmc_is_read_again_but_never_reset_twice() -> None:
+    """A BMC that answers 500 while busy (sushy's libvirt driver: "database is locked"
+    under parallel preflights) is read again after 1 s and 2 s; a third 500 is the error,
+    and a POST is sent once whatever it answers."""
+    import http.server
+    import json
+    import threading
+
+    answers: list[int] = []
+    posts: list[str] = []
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _reply(self, code: int, body: dict[str, object]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            code = answers.pop(0) if answers else 200
+            if code != 200:
+                self._reply(code, {"error": {"message": "database is locked"}})
+            elif self.path == "/redfish/v1/Systems":
+                self._reply(200, {"Members": [{"@odata.id": "/redfish/v1/Systems/n1"}]})
+            else:
+                self._reply(200, {"Id": "n1", "UUID": "u1", "Name": "n1", "PowerState": "On"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            posts.append(self.path)
+            self._reply(500, {"error": {"message": "database is locked"}})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    slept: list[float] = []
+    try:
+        c = RedfishClient(BmcTarget("n1", f"http://127.0.0.1:{server.server_port}", "n1"),
+                          Credentials(USER, PASSWORD, "test"), sleep=slept.append)
+        answers[:] = [500, 503]
+        assert c.power_state() == "On" and slept == [1.0, 2.0]
+        answers[:] = [500, 500, 500]
+        with pytest.raises(ExecutionError, match="GET /redfish/v1/Systems/n1: 500 .* database is locked"):
+            c.system()
+        with pytest.raises(ExecutionError, match="POST .*Reset: 500"):
+            c.reset("ForceRestart")
+        assert len(posts) == 1
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -93,12 +93,22 @@ class BmcTarget:
     verify_tls: bool = True
 
 
+TRANSIENT = (500, 502, 503, 504)
+"""Answers a BMC gives while busy (a BMC's web server restarting, its state store locked:
+sushy-emulator's libvirt driver answers 500 "database is locked" under parallel requests)."""
+GET_PAUSES_S = (1.0, 2.0)
+"""Pauses before the second and third try of a GET answered with :data:`TRANSIENT`; only
+reads are retried (a repeated reset could power-cycle a node twice)."""
+
+
 class RedfishClient:
     """One BMC, one host. The session (transport) is passed in (STYLE lesson 6)."""
 
     def __init__(self, target: BmcTarget, creds: Credentials, *,
-                 session: requests.Session | None = None, timeout: float = 10.0) -> None:
+                 session: requests.Session | None = None, timeout: float = 10.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.target = target
+        self._sleep = sleep
         self._session = session or requests.Session()
         self._session.auth = (creds.user, creds.password)
         self._session.verify = target.verify_tls
@@ -115,14 +125,12 @@ class RedfishClient:
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
         url = self.target.url.rstrip("/") + path
-        try:
-            resp = self._session.request(method, url, json=body, timeout=self._timeout)
-        except requests.exceptions.SSLError as exc:
-            raise ExecutionError(f"{self.who}: TLS verification failed ({_short(exc)}); "
-                                 "install the BMC's CA or set bmc_verify_tls: false for "
-                                 "this site") from exc
-        except requests.RequestException as exc:
-            raise ExecutionError(f"{self.who}: unreachable ({_short(exc)})") from exc
+        pauses = list(GET_PAUSES_S) if method == "GET" else []
+        while True:
+            resp = self._send(method, url, body)
+            if resp.status_code not in TRANSIENT or not pauses:
+                break
+            self._sleep(pauses.pop(0))
         if resp.status_code in (401, 403):
             raise ExecutionError(f"{self.who}: {resp.status_code} {resp.reason} — "
                                  f"{CRED_HINT}")
@@ -136,6 +144,16 @@ class RedfishClient:
         except ValueError as exc:
             raise ExecutionError(f"{self.who}: {method} {path}: answer is not JSON") from exc
         return data if isinstance(data, dict) else {}
+
+    def _send(self, method: str, url: str, body: dict[str, Any] | None) -> requests.Response:
+        try:
+            return self._session.request(method, url, json=body, timeout=self._timeout)
+        except requests.exceptions.SSLError as exc:
+            raise ExecutionError(f"{self.who}: TLS verification failed ({_short(exc)}); "
+                                 "install the BMC's CA or set bmc_verify_tls: false for "
+                                 "this site") from exc
+        except requests.RequestException as exc:
+            raise ExecutionError(f"{self.who}: unreachable ({_short(exc)})") from exc
 
     def system_path(self) -> str:
         """The ``@odata.id`` of the host's ComputerSystem (found once, then cached)."""
