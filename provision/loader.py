@@ -55,11 +55,15 @@ class Positions:
 
 
 def format_loc(loc: Loc) -> str:
-    """``('halls', 0, 'rows')`` -> ``halls[0].rows``."""
+    """``('halls', 0, 'rows')`` -> ``halls[0].rows``; a key that is empty or holds a line
+    break or another unprintable character is quoted (``nodes['\\n'].vendor``), so a finding
+    stays one line."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not str(part) or not str(part).isprintable():
+            out += f"[{str(part)!r}]"
         else:
             out += f".{part}" if out else str(part)
     return out

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: setup, static checks (ruff, mypy --strict), then pytest.
 # Lab tests (marked `lab`) need root; they are skipped with a reason otherwise.
+# pytest runs on two workers (GPUCTL_TEST_WORKERS, 0 for none): the lab tests one after the
+# other on one (tests/conftest.py groups them), the unit tests beside them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -10,4 +12,5 @@ ruff check provision tests bench
 echo "== mypy (strict on provision/)"
 mypy
 echo "== pytest"
-python -m pytest -q -p no:cacheprovider --durations=25 "$@"
+python -m pytest -q -p no:cacheprovider --durations=25 \
+  -n "${GPUCTL_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder "$@"

@@ -28,6 +28,24 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "update golden files")
 
 
+LAB_GROUP = "lab"
+LAB_FIRST = ("tests/integration/test_provision_vm_lab.py",)
+"""Lab modules that start the lab group: the longest, and the one whose bounds are made for
+a loaded machine (TCG VMs), overlaps the other worker's unit tests."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For ``pytest -n 2 --dist loadgroup`` (scripts/test.sh): every lab test in one group,
+    so the lab (namespaces, libvirt, the shared image cache) is only ever used by one worker
+    and its module fixtures are built once, while the other worker runs the unit tests,
+    each module kept whole on one worker. Without xdist the marks change nothing."""
+    for item in items:
+        group = LAB_GROUP if item.get_closest_marker("lab") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    first = [i for i in items if i.nodeid.split("::")[0] in LAB_FIRST]
+    items[:] = first + [i for i in items if i not in first]
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -255,3 +255,13 @@ def test_a_sites_catalog_file_with_odd_values_is_a_finding(
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cat, sort_keys=False))
     code, out = _lint(tmp_path, LAB.replace("halls:\n", "catalogs: [mine.yaml]\nhalls:\n", 1))
     _assert_one_line_each(code, out)
+
+
+def test_a_sku_name_with_a_line_break_keeps_each_finding_on_one_line(tmp_path: Path) -> None:
+    """Found by the test above: a SKU named "a\\nb" printed its findings' locations over two
+    lines; the name is quoted in the location now."""
+    cat = {**CATALOG, "nodes": [{**CATALOG["nodes"][0], "name": "a\nb", "vendor": 0}]}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cat, sort_keys=False))
+    code, out = _lint(tmp_path, LAB.replace("halls:\n", "catalogs: [mine.yaml]\nhalls:\n", 1))
+    _assert_one_line_each(code, out)
+    assert code == 1 and "GPU005 nodes['a\\nb'].vendor: YAML read 0 as the number 0" in out

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -185,12 +184,9 @@ def test_offline_without_dry_run_is_a_usage_error() -> None:
     assert result.exit_code == 2 and "--offline only goes with --dry-run" in result.output
 
 
-@pytest.mark.skipif(shutil.which("ansible-lint") is None, reason="ansible-lint not installed")
-def test_playbooks_pass_ansible_lint_production_and_syntax_check() -> None:
-    lint = subprocess.run(["ansible-lint", "--profile", "production", "--nocolor", "."],
-                          cwd=ROOT / "playbooks", capture_output=True, text=True,
-                          timeout=600, check=False)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="ansible not installed")
+def test_playbooks_pass_the_syntax_check() -> None:
+    """ansible-lint over the same tree: tests/test_roles_static.py."""
     for playbook in ("site.yml", "base.yml"):
         err = ansible.syntax_check(Path("/dev/null"), ROOT / "playbooks" / playbook)
         assert err is None, err
