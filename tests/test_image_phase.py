@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from provision.errors import ExecutionError
 from provision.execute.ssh import SshTarget
 from provision.image import phase
 from provision.image.watch import (
@@ -295,3 +296,35 @@ def test_preflight_passes_a_network_booted_node_that_ssh_cannot_reach_yet() -> N
     out = steps.preflight_host(h, steps.StepSettings(env={}, ssh_timeout=2.0, imaging=serving),
                                lambda *_: FakeBmc([]))  # type: ignore[arg-type,return-value]
     assert out.status == "unreachable" and "unreachable" in out.detail
+
+
+def test_records_unreadable_for_a_moment_keep_the_last_read_until_the_grace_ends() -> None:
+    clock, calls = Clock(), []
+    texts: list[tuple[str, str] | Exception] = [
+        ("lease-1", ""), ExecutionError("ssh lost"), ("lease-1", "GET /boot"),
+        ExecutionError("ssh lost"), ExecutionError("ssh lost")]
+
+    class Flaky:
+        def read(self) -> tuple[str, str]:
+            calls.append(clock.t)
+            got = texts.pop(0)
+            if isinstance(got, Exception):
+                raise got
+            return got
+
+    shared = SharedRecords(Flaky(), clock=clock, grace=30.0)
+    assert shared.read() == ("lease-1", "")
+    clock.t = 1.0
+    assert shared.read() == ("lease-1", "")  # the failed read: the last good one
+    clock.t = 2.0
+    assert shared.read() == ("lease-1", "GET /boot")
+    clock.t = 20.0
+    assert shared.read() == ("lease-1", "GET /boot")  # 18 s after the last good read
+    clock.t = 32.5
+    with pytest.raises(ExecutionError, match="ssh lost"):
+        shared.read()  # 30.5 s without a good read
+    assert calls == [0.0, 1.0, 2.0, 20.0, 32.5]
+    never = SharedRecords(type("Down", (), {"read": lambda self: (_ for _ in ()).throw(
+        ExecutionError("ssh refused"))})(), clock=clock)
+    with pytest.raises(ExecutionError, match="ssh refused"):
+        never.read()  # no good read yet: fails at once

@@ -45,6 +45,52 @@ def test_collector_waits_for_text_or_exit() -> None:
     assert not other.wait_for("Waiting", timeout=5.0) and other.result().rc == 1
 
 
+class LateOutputChannel:
+    """A paramiko channel whose exit status is in before the last of its output, as sshd
+    may send them: the output's tail and the EOF come 0.2 s after the status."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.chunks = [b"lease-1\n"]
+        self.late = [b"--sep--\n", b"GET /x\n"]
+        self.closed = False
+
+    @property
+    def eof_received(self) -> bool:
+        return time.monotonic() - self.t0 > 0.2 and not self.late
+
+    def _due(self) -> None:
+        if self.late and time.monotonic() - self.t0 > 0.2:
+            self.chunks += self.late
+            self.late = []
+
+    def recv_ready(self) -> bool:
+        self._due()
+        return bool(self.chunks)
+
+    def recv(self, n: int) -> bytes:
+        return self.chunks.pop(0)
+
+    def recv_stderr_ready(self) -> bool:
+        return False
+
+    def exit_status_ready(self) -> bool:
+        return True
+
+    def recv_exit_status(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_output_after_the_exit_status_is_read_to_the_channels_eof() -> None:
+    ex = SshExecutor({})
+    res = ex._pump("n", ["cat"], LateOutputChannel(), Collector(), 5.0,  # type: ignore[arg-type]
+                   time.monotonic())
+    assert (res.rc, res.stdout) == (0, "lease-1\n--sep--\nGET /x\n")
+
+
 def _public(cls: type) -> set[str]:
     return {name for name in dir(cls) if not name.startswith("_")
             and callable(getattr(cls, name))}

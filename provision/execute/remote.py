@@ -100,6 +100,12 @@ class Collector:
             return self.final
 
 
+EOF_GRACE_S = 2.0
+"""How long a command's output may still come after its exit status (sshd sends the status
+when the command exits, and may still hold output: the image phase once read a lease file
+cut short, its separator missing, with exit 0)."""
+
+
 class SshExecutor:
     """Commands over SSH to each node's in-band address; host keys always verified."""
 
@@ -148,6 +154,7 @@ class SshExecutor:
               timeout: float, start: float) -> CommandResult:
         deadline = start + timeout
         rc = TIMED_OUT
+        exited_at: float | None = None
         try:
             while True:
                 got = False
@@ -159,8 +166,13 @@ class SshExecutor:
                     got = True
                 if chan.exit_status_ready() and not chan.recv_ready() \
                         and not chan.recv_stderr_ready():
-                    rc = chan.recv_exit_status()
-                    break
+                    # sshd may send the exit status before the last of the output: the
+                    # output is whole at the channel's EOF (waited for EOF_GRACE_S at most)
+                    exited_at = time.monotonic() if exited_at is None else exited_at
+                    if chan.eof_received or chan.closed or \
+                            time.monotonic() - exited_at > EOF_GRACE_S:
+                        rc = chan.recv_exit_status()
+                        break
                 if time.monotonic() > deadline:
                     sink.feed(err=f"\ngpuctl: {argv[0]} stopped after {timeout:g}s\n".encode())
                     break

@@ -78,25 +78,43 @@ class SshRecords:
         return leases, log
 
 
+RECORDS_GRACE_S = 30.0
+"""How long the records may be unreadable (an SSH hiccup to the provisioning host) before
+every node's watch fails; meanwhile the watches see the last good read."""
+
+
 class SharedRecords:
     """One read per ``max_age`` seconds for every node's watch (a 1,000-node image phase
-    makes one SSH call a second to the provisioning host, not 1,000)."""
+    makes one SSH call a second to the provisioning host, not 1,000). A read that fails
+    after a good one is retried each ``max_age`` for ``grace`` seconds before it fails the
+    watches: one lost SSH read must not fail an hour of imaging."""
 
     def __init__(self, inner: Records, max_age: float = POLL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 grace: float = RECORDS_GRACE_S) -> None:
         self.inner = inner
         self.max_age = max_age
         self.clock = clock
+        self.grace = grace
         self._lock = threading.Lock()
         self._at: float | None = None
+        self._good: float | None = None
         self._text = ("", "")
 
     def read(self) -> tuple[str, str]:
         with self._lock:
             now = self.clock()
             if self._at is None or now - self._at >= self.max_age:
-                self._text = self.inner.read()
                 self._at = now
+                try:
+                    self._text = self.inner.read()
+                except ssh.HostKeyChanged:
+                    raise  # not a hiccup
+                except ExecutionError:
+                    if self._good is None or now - self._good > self.grace:
+                        raise
+                else:
+                    self._good = now
             return self._text
 
 
