@@ -20,6 +20,9 @@ class _Row:
     name: str
     size: float
     note: str | None
+    count: int | None = 1
+    rail: float | None = None
+    flag: object = 0
 
 
 def _one_dump(rows: list[_Row]) -> str:
@@ -34,11 +37,18 @@ def _one_dump(rows: list[_Row]) -> str:
 def test_a_table_in_pieces_is_the_one_dump(monkeypatch: pytest.MonkeyPatch,
                                            per_piece: int) -> None:
     monkeypatch.setattr(plan_files, "ROWS_PER_PIECE", per_piece)
-    rows = [_Row(f"r{i}", i / 3, None if i % 2 else "x") for i in range(7)]
-    rows.insert(4, _Row("odd],[name", 1.0, "é\n\"],["))
-    for table in (rows, rows[:1], rows[5:], []):
-        got = b"".join(plan_files._record_parts(table)).decode()
-        assert got == (_one_dump(table) if table else '{"columns": [], "rows": []}')
+    plain = [_Row(f"r{i}", i / 3, "x", i * 10**20, None if i % 3 else i + 0.5)
+             for i in range(7)]
+    odd = [_Row("odd],[name", 1.0, "é\n\"],["), _Row("a\\b", 2, "%s%r"),
+           _Row("tab\t", 1e300 * 10, "del\x7f"), _Row("nan", float("nan"), "ü"),
+           _Row("b", 3, None, True, 1.5, [1, "x"]), _Row("", -0.0, "", None, None, None)]
+    for row in odd:  # each alone among plain rows, and all together
+        rows = [*plain[:3], row, *plain[3:]]
+        for table in (rows, rows[:1], rows[2:]):
+            assert b"".join(plan_files._record_parts(table)).decode() == _one_dump(table)
+    rows = [*plain, *odd]
+    assert b"".join(plan_files._record_parts(rows)).decode() == _one_dump(rows)
+    assert b"".join(plan_files._record_parts([])) == b'{"columns": [], "rows": []}'
 
 
 def test_plan_json_pieces_write_and_hash_as_the_text(monkeypatch: pytest.MonkeyPatch,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import operator
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -49,10 +50,50 @@ def _record_parts(items: Iterable[Any]) -> list[Buffer]:
 
 def _rows_lines(rows: list[tuple[Any, ...]]) -> Buffer:
     """``rows`` as JSON arrays, one a line, separated by commas (no brackets around)."""
+    fast = _formatted_rows(rows)
+    if fast is not None:
+        return fast.encode()
     text = json.dumps(rows, separators=(",", ":"))
     if text.count("],[") != len(rows) - 1:  # some string holds '],[': encode row by row
         return ",\n".join(json.dumps(r, separators=(",", ":")) for r in rows).encode()
     return memoryview(text.encode().replace(b"],[", b"],\n["))[1:-1]
+
+
+def _formatted_rows(rows: list[tuple[Any, ...]]) -> str | None:
+    """What :func:`_rows_lines` writes, by one ``%`` format per row; None where it cannot.
+
+    Where every column holds only strings JSON writes as they are (printable ASCII, no quote
+    or backslash) or only numbers (ints, finite floats: ``%r`` is the repr JSON writes; None
+    is written ``null`` beforehand), one format per row is faster than ``json``, which
+    escapes and wraps each string in a new object: the cables table at 131,072 GPUs (20
+    columns, 476,546 rows) 2.1 -> 1.4 s. Any other column (bools, nested values, other
+    strings) leaves the rows to ``json``.
+    """
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True))
+    if not columns:
+        return None
+    specs = []
+    for i, column in enumerate(columns):
+        kinds = set(map(type, column))
+        if kinds == {str}:
+            text = "".join(column)
+            if not (text.isascii() and text.isprintable()) or '"' in text or "\\" in text:
+                return None
+            specs.append('"%s"')
+            continue
+        numbers = kinds - {type(None)}
+        if not numbers <= {int, float} or (
+                float in numbers
+                and not math.isfinite(sum(v for v in column if v is not None))):  # NaN, inf
+            return None
+        if numbers == kinds:
+            specs.append("%r")
+        else:
+            columns[i] = tuple("null" if v is None else repr(v) for v in column)
+            specs.append("%s")
+    if any(spec == "%s" for spec in specs):
+        rows = list(zip(*columns, strict=True))
+    return ",\n".join(map(("[" + ",".join(specs) + "]").__mod__, rows))
 
 
 def _fields(record: object) -> dict[str, Any]:
