@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import sys
@@ -21,6 +22,32 @@ from provision.render.site_files import render_all, write_all
 
 PLAN_GC_THRESHOLD = 50_000
 """Allocations between young-generation collections while planning (Python's default: 700)."""
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+"""glibc's ``mallopt`` parameters (malloc.h)."""
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep the memory a plan frees, to hand it out again.
+
+    By default every block over 128 kB-32 MB is an mmap of its own, unmapped when freed, and
+    the top of the heap is given back past 128 kB: the next big string (plan.json's tables,
+    the CSVs, the pictures: tens of MB each at 131,072 GPUs, built and dropped one after the
+    other) is faulted in page by page again, in the render worker too. With no mmaps and no
+    trimming, freed memory is reused where it is: at 131,072 GPUs 868k -> 770k page faults
+    for the whole command, peak memory as it was (1.09 GB). A no-op where the C library is
+    not glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+    except (OSError, TypeError):  # no C library to load (Windows)
+        return
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
+        return  # not glibc (musl's mallopt does nothing; macOS has none)
+    mallopt = libc.mallopt
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mallopt(M_MMAP_MAX, 0)
+    mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
 
 
 @click.command("plan")
@@ -58,6 +85,7 @@ def plan(site: Path, output: Path | None, fmt: str, check: bool, jobs: int | Non
     # cycles: the collector's default thresholds walk them again and again (15% of the time
     # at 16,384 GPUs); collecting 70x less often leaves peak memory as it was.
     gc.set_threshold(PLAN_GC_THRESHOLD, 20, 100)
+    keep_freed_memory()
     loaded, p = load_and_plan(site)
     out = output if output is not None else loaded.path.parent / "generated"
     guids = load_discovered_guids(loaded.path.parent)

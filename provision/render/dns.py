@@ -9,6 +9,7 @@ the provisioning/services address. Reverse zones are classful /24s
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator
 
@@ -21,7 +22,10 @@ from provision.render.topo import services_address
 TTL = 3600
 
 
+@functools.lru_cache(maxsize=4096)
 def _label(text: str) -> str:
+    """``text`` as a DNS label (cached: a site has few interface, pool and subnet names and
+    hundreds of thousands of addresses)."""
     if "_" in text or "." in text or not text.islower():
         return text.replace("_", "-").replace(".", "-").lower()
     return text
@@ -71,13 +75,19 @@ def dns_tree(plan: Plan) -> dict[str, str]:
     forward = [f"ns1 IN A {ns_addr}"] if "ns1" not in names else []
     forward += [f"{name} IN A {addr}" for name, addr in pairs]
     reverse: dict[str, list[str]] = {}
+    per_24: dict[str, list[str]] = {}
+    """The records of ``reverse`` by the first three octets (a zone name built once per /24,
+    not per address)."""
     seen: set[str] = set()
     for name, addr in pairs:
         if addr in seen:
             continue
         seen.add(addr)
-        reverse.setdefault(reverse_zone_name(addr), []).append(
-            f"{addr.rsplit('.', 1)[1]} IN PTR {name}.{domain}.")
+        head, _, last = addr.rpartition(".")
+        records = per_24.get(head)
+        if records is None:
+            records = per_24[head] = reverse[reverse_zone_name(addr)] = []
+        records.append(f"{last} IN PTR {name}.{domain}.")
     files = {f"dns/{domain}.zone": _zone(plan, domain, forward)}
     order = sorted(reverse, key=lambda z: int(netaddr.IPAddress(
         ".".join(reversed(z.removesuffix(".in-addr.arpa").split("."))) + ".0")))

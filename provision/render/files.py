@@ -7,11 +7,18 @@ import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
+
+Buffer: TypeAlias = bytes | memoryview
+"""An encoded piece of a file."""
+Body: TypeAlias = str | list[Buffer]
+"""What a file holds: its text, or its encoded pieces in order (a big file written as it
+was rendered, without joining it into one more copy)."""
 
 GENERATED_MARK = ".gpuctl-generated"
 
 
-def write_tree(out: Path, files: Mapping[str, str]) -> None:
+def write_tree(out: Path, files: Mapping[str, Body]) -> None:
     """Write ``files`` under ``out``; remove files a previous plan wrote that are gone now.
 
     A file whose bytes are already on disk is left alone (its mtime too), so re-planning an
@@ -21,7 +28,7 @@ def write_tree(out: Path, files: Mapping[str, str]) -> None:
     finish_tree(out, files)
 
 
-def write_files(out: Path, files: Mapping[str, str]) -> None:
+def write_files(out: Path, files: Mapping[str, Body]) -> None:
     """Write ``files`` under ``out`` (created), leaving a file whose bytes are already there
     alone; each directory is created once (a 16,384-node site has as many host_vars files).
     Two processes may write disjoint parts of one tree at once."""
@@ -36,7 +43,7 @@ class Staged:
     out: Path
     created: list[str] = field(default_factory=list)
     """Paths (absolute) of the files and directories staging created, in creation order."""
-    pending: dict[str, bytes] = field(default_factory=dict)
+    pending: dict[str, bytes | list[Buffer]] = field(default_factory=dict)
     """Absolute path -> bytes of the files that exist with other bytes."""
 
     def commit(self) -> None:
@@ -59,7 +66,7 @@ class Staged:
         self.pending.clear()
 
 
-def stage_files(out: Path, files: Mapping[str, str]) -> Staged:
+def stage_files(out: Path, files: Mapping[str, Body]) -> Staged:
     """Write the files of ``files`` that do not exist under ``out`` yet and compare the rest
     with the disk, changing no existing file (so a caller that fails later can abandon it)."""
     staged = Staged(out)
@@ -71,7 +78,7 @@ def stage_files(out: Path, files: Mapping[str, str]) -> Staged:
     return staged
 
 
-def _stage(staged: Staged, files: Mapping[str, str]) -> None:
+def _stage(staged: Staged, files: Mapping[str, Body]) -> None:
     base = os.fspath(staged.out)
     made: set[str] = set()
     for rel, text in sorted(files.items()):
@@ -80,7 +87,7 @@ def _stage(staged: Staged, files: Mapping[str, str]) -> None:
             _makedirs(os.path.join(base, parent) if parent else base, staged.created)
             made.add(parent)
         path = os.path.join(base, rel)
-        data = text.encode("utf-8")
+        data = text.encode("utf-8") if isinstance(text, str) else text
         try:  # a new file (all of them in a fresh tree) costs one open, no stat
             _write(path, data, os.O_EXCL)
         except FileExistsError:
@@ -88,11 +95,18 @@ def _stage(staged: Staged, files: Mapping[str, str]) -> None:
         else:
             staged.created.append(path)
             continue
-        if os.stat(path).st_size == len(data):
-            with open(path, "rb") as fh:
-                if fh.read() == data:
-                    continue
+        if _same(path, data):
+            continue
         staged.pending[path] = data
+
+
+def _same(path: str, data: bytes | list[Buffer]) -> bool:
+    """Whether the file at ``path`` holds ``data`` (read only when the sizes match)."""
+    size = len(data) if isinstance(data, bytes) else sum(map(len, data))
+    if os.stat(path).st_size != size:
+        return False
+    with open(path, "rb") as fh:
+        return fh.read() == (data if isinstance(data, bytes) else b"".join(data))
 
 
 def _makedirs(path: str, created: list[str]) -> None:
@@ -111,14 +125,15 @@ def _makedirs(path: str, created: list[str]) -> None:
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
-def _write(path: str, data: bytes, mode: int) -> None:
+def _write(path: str, data: bytes | list[Buffer], mode: int) -> None:
     fd = os.open(path, _OPEN_FLAGS | mode, 0o666)
     try:
-        written = os.write(fd, data)
-        if written < len(data):  # a short write (large files, signals): write the rest
-            view = memoryview(data)[written:]
-            while view:
-                view = view[os.write(fd, view):]
+        for piece in [data] if isinstance(data, bytes) else data:
+            written = os.write(fd, piece)
+            if written < len(piece):  # a short write (large files, signals): write the rest
+                view = memoryview(piece)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
     finally:
         os.close(fd)
 

@@ -29,8 +29,8 @@ from typing import Any
 from provision.errors import GpuctlError
 from provision.plan.build import Plan
 from provision.render.artifacts import ARTIFACTS, render_artifacts
-from provision.render.files import Staged, finish_tree, stage_files, write_tree
-from provision.render.plan_files import PLAN_FILES, render_plan_files
+from provision.render.files import Body, Staged, finish_tree, stage_files, write_tree
+from provision.render.plan_files import PLAN_FILES, plan_json_parts, render_plan_files
 
 PARALLEL_MIN_LINKS = 20_000
 """Below this many links a fork costs more than it saves."""
@@ -52,16 +52,28 @@ def _render(plan: Plan, guids: Mapping[str, str] | None, plan_files: Collection[
             **render_artifacts(plan, guids=guids, only=artifacts)}
 
 
+def _render_to_write(plan: Plan, guids: Mapping[str, str] | None,
+                     plan_files: Collection[str], artifacts: Collection[str]) -> dict[str, Body]:
+    """What :func:`_render` renders, for writing: plan.json as its encoded pieces (166 MB at
+    131,072 GPUs; as one text, joined then encoded to be written, it was copied twice more
+    and cost as many page faults)."""
+    files: dict[str, Body] = {**_render(plan, guids, [f for f in plan_files if f != "plan.json"],
+                                        artifacts)}
+    if "plan.json" in plan_files:
+        files["plan.json"] = plan_json_parts(plan)
+    return files
+
+
 def _worker(conn: Connection, plan: Plan, guids: Mapping[str, str] | None,
             out: Path | None) -> None:
     """Render the worker's half and send it back; with ``out``, stage it there (the new
     files are written at once, see files.stage_files) and send only that it did, then
     write the rest or remove what it staged, as the parent says."""
     try:
-        files = _render(plan, guids, WORKER_PLAN_FILES, WORKER_ARTIFACTS)
         if out is None:
-            conn.send(("ok", files))
+            conn.send(("ok", _render(plan, guids, WORKER_PLAN_FILES, WORKER_ARTIFACTS)))
             return
+        files = _render_to_write(plan, guids, WORKER_PLAN_FILES, WORKER_ARTIFACTS)
         staged = stage_files(out, files)
         conn.send(("ok", None))
         if conn.recv() == "write":
@@ -107,9 +119,10 @@ def write_all(plan: Plan, out: Path, guids: Mapping[str, str] | None = None,
     """Render every file and write the tree under ``out`` (as ``write_tree(out,
     render_all(...))`` does); returns the relative paths, sorted."""
     if not _two_jobs(plan, jobs):
-        files = render_all(plan, guids, jobs=1)
+        with _quiet_gc():
+            files = _render_to_write(plan, guids, PLAN_FILES, ARTIFACTS)
         write_tree(out, files)
-        return list(files)
+        return sorted(files)
     mine, names = _render_two(plan, guids, out)
     assert names is not None
     names = sorted([*mine, *names])
@@ -123,7 +136,7 @@ def _two_jobs(plan: Plan, jobs: int | None) -> bool:
 
 
 def _render_two(plan: Plan, guids: Mapping[str, str] | None,
-                out: Path | None) -> tuple[dict[str, str], Any]:
+                out: Path | None) -> tuple[dict[str, Any], Any]:
     """This process's half and the worker's (its texts; with ``out``: both halves written,
     the worker's paths)."""
     with _quiet_gc():
@@ -148,7 +161,7 @@ def _quiet_gc() -> Iterator[None]:
 
 
 def _fork_render(plan: Plan, guids: Mapping[str, str] | None,
-                 out: Path | None) -> tuple[dict[str, str], Any]:
+                 out: Path | None) -> tuple[dict[str, Any], Any]:
     ctx = multiprocessing.get_context("fork")
     conn, child = ctx.Pipe(duplex=True)
     proc = ctx.Process(target=_worker, args=(child, plan, guids, out), name="gpuctl-render",
@@ -158,8 +171,10 @@ def _fork_render(plan: Plan, guids: Mapping[str, str] | None,
     own: Staged | None = None
     """This half's staged files while they may still have to be removed."""
     try:
-        mine = _render(plan, guids, [f for f in PLAN_FILES if f not in WORKER_PLAN_FILES],
-                       [a for a in ARTIFACTS if a not in WORKER_ARTIFACTS])
+        render = _render if out is None else _render_to_write
+        mine: dict[str, Any] = render(plan, guids,
+                                      [f for f in PLAN_FILES if f not in WORKER_PLAN_FILES],
+                                      [a for a in ARTIFACTS if a not in WORKER_ARTIFACTS])
         if out is not None:
             # This half's new files (plan.json, plan.html, the CSVs: most of the bytes) are
             # written while the worker still renders or writes its own; they are removed
