@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import netaddr
 
+from provision.plan.addressing import ip_str
 from provision.plan.build import Plan
 from provision.render.dns import host_records
 from provision.render.topo import services_address
@@ -32,6 +34,23 @@ LEASE_FILE = "/var/lib/kea/kea-leases4.csv"
 
 def client_id(hostname: str) -> str:
     return (b"\x00" + hostname.encode()).hex(":")
+
+
+_V4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})")
+
+
+def _span(cidr: str) -> tuple[int, int, Callable[[int], str]]:
+    """Network and last address of ``cidr`` as integers, and how to write an address of it
+    (what netaddr gives; an IPv4 CIDR by integer arithmetic, 20x faster, as the
+    thousands of rack subnets of a large site each need it)."""
+    m = _V4.fullmatch(cidr)
+    if m is None or int(m.group(5)) > 32 or max(int(g) for g in m.groups()[:4]) > 255:
+        net = netaddr.IPNetwork(cidr)
+        return int(net.network), int(net.last), lambda v: str(netaddr.IPAddress(v))
+    a, b, c, d, p = map(int, m.groups())
+    host = (1 << (32 - p)) - 1
+    network = ((a << 24) | (b << 16) | (c << 8) | d) & ~host
+    return network, network | host, ip_str
 
 
 def kea_config(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -55,16 +74,15 @@ def kea_config(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, A
     for s in plan.subnets:
         if s.pool not in DHCP_POOLS:
             continue
-        net = netaddr.IPNetwork(s.cidr)
+        network, last, dotted = _span(s.cidr)
         first_free = int(netaddr.IPAddress(s.first_host)) + s.capacity
-        last = int(net.last) - 1
+        last -= 1
         entry: dict[str, Any] = {
-            "id": int(net.network), "subnet": s.cidr,
+            "id": network, "subnet": s.cidr,
             "user-context": {"pool": s.pool, "name": s.name},
         }
         if first_free <= last:
-            entry["pools"] = [{"pool": f"{netaddr.IPAddress(first_free)} - "
-                                       f"{netaddr.IPAddress(last)}"}]
+            entry["pools"] = [{"pool": f"{dotted(first_free)} - {dotted(last)}"}]
         entry["option-data"] = [
             {"name": "routers", "data": s.gateway},
             {"name": "domain-name-servers", "data": svc},
@@ -99,6 +117,19 @@ def kea_config(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, A
     }}
 
 
+def _reservation_json(res: dict[str, Any]) -> str:
+    """``json.dumps(res)``: for string keys and values (every reservation kea_config makes)
+    joined from C-encoded strings, without json.dumps' Python frames per reservation
+    (66k at 131k GPUs)."""
+    try:
+        return "{" + ", ".join([f"{_STR(k)}: {_STR(v)}" for k, v in res.items()]) + "}"
+    except TypeError:  # a value that is not a string
+        return json.dumps(res)
+
+
+_STR = encode_basestring_ascii
+
+
 def dhcp_tree(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, str]:
     """Indented JSON with one reservation per line (compact and diff-friendly)."""
     cfg = kea_config(plan, macs)
@@ -111,8 +142,8 @@ def dhcp_tree(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, st
 
     def block(m: re.Match[str]) -> str:
         res = marks[m.group(1)]
-        body = ",\n".join(f"          {json.dumps(r)}" for r in res)
-        return f"[\n{body}\n        ]" if res else "[]"
+        body = ",\n          ".join(map(_reservation_json, res))
+        return f"[\n          {body}\n        ]" if res else "[]"
 
     text = re.sub(r'"(@@reservations\d+@@)"', block, text)
     return {"dhcp/kea-dhcp4.conf": text + "\n"}

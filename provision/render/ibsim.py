@@ -37,8 +37,10 @@ says so), because ibsim would bring an unknown speed up as SDR.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from provision.errors import PlanError
 from provision.plan.build import Plan
@@ -51,7 +53,7 @@ IBSIM_SPEEDS = ("SDR", "DDR", "QDR", "FDR", "EDR", "HDR")
 _TIER_RANK = {"core": 3, "spine": 2, "leaf": 1}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class IbNode:
     """One node of the InfiniBand fabric as ibsim and ibnetdiscover see it."""
 
@@ -70,6 +72,9 @@ class IbFabric:
     nodes: list[IbNode]
     speed: str
     planned_speed: str
+    parts: dict[int | None, IbFabric] | None = field(default=None, repr=False, compare=False)
+    """:func:`split_planes`' result once computed (a graph's nodes are not changed once
+    built): the renderers of one fabric split it several times, 0.3 s each at 131k GPUs."""
 
     def links(self) -> set[tuple[str, int, str, int]]:
         """Each cable once, as ``(node, port, peer, peer port)`` with ``node < peer``."""
@@ -111,25 +116,59 @@ def _build_fabric(plan: Plan, name: str) -> IbFabric:
     for sw in fab.switches:
         ports = plan.catalog.switches[sw.model].ports
         switches[sw.name] = IbNode(sw.name, "Switch", ports, plane=sw.plane, tier=sw.tier)
-    cas: dict[str, IbNode] = {}
-    ufm_ports = sum(1 for lk in fab.links if lk.kind == "ufm-leaf")
-    for lk in fab.links:
-        a_name, a_port = lower_end(lk)
-        if lk.kind == "node-leaf":
-            a = cas.setdefault(a_name, IbNode(a_name, "Hca", 1, plane=lk.plane))
-        elif lk.kind == "ufm-leaf":
-            a = cas.setdefault(UFM, IbNode(UFM, "Hca", ufm_ports))
-        else:
-            a = switches[lk.a]
-        b_port = port_number(lk.b_port, lk.b)
-        a.links[a_port] = (lk.b, b_port)
-        switches[lk.b].links[b_port] = (a_name, a_port)
+    cas = _link_ends(fab, switches)
     whole = _ordered(list(switches.values()), list(cas.values()), speed, cf.speed)
     parts = split_planes(whole)
     if None in parts:
         return whole
-    # Multi-plane: plane after plane, each starting with its own SM node.
-    return IbFabric([n for part in parts.values() for n in part.nodes], speed, cf.speed)
+    # Multi-plane: plane after plane, each starting with its own SM node. Splitting this
+    # order again gives the same parts (each part's SM is already its first node).
+    return IbFabric([n for part in parts.values() for n in part.nodes], speed, cf.speed,
+                    parts)
+
+
+def _link_ends(fab: FabricPlan, switches: Mapping[str, IbNode]) -> dict[str, IbNode]:
+    """Enter every link at both of its ends (``switches`` get theirs); returns the CAs.
+
+    One pass over half a million links at 131k GPUs: port names are looked up, not parsed
+    (the usual ones are in a table; any other is parsed once), and a host HCA's end (its port 1) is built inline
+    rather than through :func:`lower_end`, which gives the same ends.
+    """
+    cas: dict[str, IbNode] = {}
+    ufm_ports = sum(1 for lk in fab.links if lk.kind == "ufm-leaf")
+    numbers = {str(i): i for i in range(1024)}
+    ends = {name: sw.links for name, sw in switches.items()}
+    for lk in fab.links:
+        kind, a_dev, a_text, b_dev, b_text = _ENDS(lk)
+        if kind == "node-leaf":
+            a_name, a_port = f"{a_dev} {a_text}", 1
+            a = cas.get(a_name)
+            if a is None:
+                a = cas[a_name] = IbNode(a_name, "Hca", 1, plane=lk.plane)
+            a_links = a.links
+        elif kind == "ufm-leaf":
+            a_name, a_port = lower_end(lk)
+            a = cas.get(UFM)
+            if a is None:
+                a = cas[UFM] = IbNode(UFM, "Hca", ufm_ports)
+            a_links = a.links
+        else:
+            a_name = a_dev
+            a_port = numbers[a_text] if a_text in numbers else _number(numbers, a_text, a_dev)
+            a_links = ends[a_dev]
+        b_port = numbers[b_text] if b_text in numbers else _number(numbers, b_text, b_dev)
+        a_links[a_port] = (b_dev, b_port)
+        ends[b_dev][b_port] = (a_name, a_port)
+    return cas
+
+
+_ENDS = attrgetter("kind", "a", "a_port", "b", "b_port")
+
+
+def _number(numbers: dict[str, int], text: str, what: str) -> int:
+    """:func:`port_number` of ``text``, remembered in ``numbers``."""
+    numbers[text] = value = port_number(text, what)
+    return value
 
 
 def _ordered(sw_list: list[IbNode], ca_list: list[IbNode], speed: str,
@@ -144,6 +183,12 @@ def _ordered(sw_list: list[IbNode], ca_list: list[IbNode], speed: str,
 
 def split_planes(fabric: IbFabric) -> dict[int | None, IbFabric]:
     """One fabric per plane of a multi-plane fabric (``{None: fabric}`` otherwise)."""
+    if fabric.parts is None:
+        fabric.parts = _split(fabric)
+    return fabric.parts
+
+
+def _split(fabric: IbFabric) -> dict[int | None, IbFabric]:
     by_plane: dict[int, list[IbNode]] = {}
     for n in fabric.nodes:  # one pass, not one per plane (a GW-scale fabric: 150k nodes)
         if n.plane is not None:
@@ -183,6 +228,23 @@ def _guid_of(name: str, taken: set[int]) -> int:
         salt += 1
 
 
+def _guids_of(names: list[str]) -> dict[str, str]:
+    """:func:`_guid_of` of each name in turn, as ``"0x%016x"``: the first try inline (all
+    but a vanishingly rare few names), as it runs once per fabric node, 141k at 131k GPUs."""
+    taken: set[int] = set()
+    out: dict[str, str] = {}
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    for name in names:
+        guid = 0x0200_0000_0000_0000 | (
+            from_bytes(sha256(name.encode()).digest()[:8], "big") & 0x00FF_FFFF_FFFF_FFF0)
+        if guid in taken:
+            guid = _guid_of(name, taken)
+        else:
+            taken.add(guid)
+        out[name] = f"0x{guid:016x}"
+    return out
+
+
 def ib_fabrics(plan: Plan) -> dict[str, IbFabric]:
     """The graph of every InfiniBand fabric of the plan, by fabric name (compute first)."""
     return {f: ib_fabric(plan, fabric=f) for f in plan.ib_names()}
@@ -196,9 +258,7 @@ def synthetic_guids(plan: Plan, fabrics: Mapping[str, IbFabric] | None = None) -
     its name (collisions, vanishingly rare, are settled in sorted name order).
     """
     graphs = fabrics if fabrics is not None else ib_fabrics(plan)
-    names = sorted(n.name for f in graphs.values() for n in f.nodes)
-    taken: set[int] = set()
-    return {name: f"0x{_guid_of(name, taken):016x}" for name in names}
+    return _guids_of(sorted(n.name for f in graphs.values() for n in f.nodes))
 
 
 def port_guid(guids: Mapping[str, str], node: IbNode, port: int = 1) -> str:
@@ -208,6 +268,14 @@ def port_guid(guids: Mapping[str, str], node: IbNode, port: int = 1) -> str:
         return explicit
     base = int(guids[node.name], 16)
     return f"0x{base if node.kind == 'Switch' else base + port:016x}"
+
+
+def ca_port_guids(guids: Mapping[str, str], cas: Iterable[IbNode], port: int = 1) -> list[str]:
+    """:func:`port_guid` of ``port`` of every CA in ``cas``, in one pass: a map without
+    explicit port entries (no key holds ``[``; the synthetic one) skips looking each up."""
+    if "[" in "".join(guids):
+        return [port_guid(guids, n, port) for n in cas]
+    return [f"0x{int(guids[n.name], 16) + port:016x}" for n in cas]
 
 
 def _missing(guids: Mapping[str, str], names: Iterable[str]) -> None:
@@ -231,29 +299,47 @@ def ibsim_nets(plan: Plan, guids: Mapping[str, str] | None,
     whole = whole if whole is not None else ib_fabric(plan, fabric=fabric)
     g = dict(guids) if guids is not None else synthetic_guids(plan)
     _missing(g, (n.name for n in whole.nodes))
-    speed = f"4x{whole.speed}"
-    records: dict[str, str] = {}
-    for n in whole.nodes:
-        lines = ["", f"{'switchguid' if n.kind == 'Switch' else 'caguid'}={g[n.name]}",
-                 f'{n.kind} {n.ports} "{n.name}"']
-        lines += [f'[{port}] "{n.links[port][0]}"[{n.links[port][1]}] # lid 0 {speed}'
-                  for port in sorted(n.links)]
-        records[n.name] = "\n".join(lines)
+    records = _records(whole, g)
     out: dict[int | None, str] = {}
     parts = split_planes(whole)
     for plane in planes:
         part = whole if plane is None else _plane(plan, parts, plane, fabric)
+        kinds = Counter(map(_KIND, part.nodes))
+        links = sum(map(len, map(_LINKS, part.nodes))) // 2
         head = [f"# ibsim net file of site {plan.site.site.name}, {fabric} fabric"
                 + (f" plane {plane}" if plane is not None else "") + " (generated by gpuctl plan)",
-                f"# {sum(1 for n in part.nodes if n.kind == 'Switch')} switches, "
-                f"{sum(1 for n in part.nodes if n.kind == 'Hca')} CAs, "
-                f"{sum(len(n.links) for n in part.nodes) // 2} links; the SM runs on the "
-                f"first node: {part.nodes[0].name!r}"]
+                f"# {kinds['Switch']} switches, {kinds['Hca']} CAs, {links} links; the SM runs "
+                f"on the first node: {part.nodes[0].name!r}"]
         if part.planned_speed != part.speed:
             head.append(f"# planned speed {part.planned_speed}; written as {part.speed}, "
                         "the fastest speed ibsim 0.10 knows")
-        out[plane] = "\n".join(head + [records[n.name] for n in part.nodes]) + "\n"
+        out[plane] = "\n".join(head + list(map(records.__getitem__, map(_NAME, part.nodes)))) \
+            + "\n"
     return out
+
+
+_KIND, _LINKS, _NAME = attrgetter("kind"), attrgetter("links"), attrgetter("name")
+
+
+def _records(whole: IbFabric, g: Mapping[str, str]) -> dict[str, str]:
+    """Each node's record of the net file by name (shared by the whole file and its plane's):
+    its GUID line, header and port lines, each after a line break. A node with one cabled port (every
+    host HCA: 131k at 131k GPUs) is one f-string, no list, sort or join."""
+    tail = f" # lid 0 4x{whole.speed}"
+    records: dict[str, str] = {}
+    for n in whole.nodes:
+        name, links = n.name, n.links
+        head = (f"\nswitchguid={g[name]}\nSwitch" if n.kind == "Switch"
+                else f"\ncaguid={g[name]}\n{n.kind}")
+        if len(links) == 1:
+            [(port, (peer, pport))] = links.items()
+            records[name] = f'{head} {n.ports} "{name}"\n[{port}] "{peer}"[{pport}]{tail}'
+            continue
+        lines = [f'{head} {n.ports} "{name}"']
+        lines += [f'[{port}] "{peer}"[{pport}]{tail}'
+                  for port, (peer, pport) in sorted(links.items())]
+        records[name] = "\n".join(lines)
+    return records
 
 
 def ibsim_sizes(plan: Plan, fabric: str = "compute") -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from operator import attrgetter
 from typing import Any
 
 from provision.plan.build import Plan
@@ -106,27 +107,10 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
         ["name", "role", "manufacturer", "device_type", "site", "location", "rack",
          "position", "face", "status"], devices)
     ifaces: dict[tuple[str, str], str] = {}
-    cables: list[tuple[Any, ...]] = []
-    itypes: dict[tuple[str, str], str] = {}
-    # One NetBox cable per link (the CSV import takes one termination per side); its label
-    # is the physical cable's, so both links of a twin-port DAC carry the same label.
-    for c in plan.cables:
-        itype = itypes.get((c.fabric, c.sku))
-        if itype is None:
-            itype = itypes[(c.fabric, c.sku)] = _iface_type(plan, c.fabric, c.sku)
-        ifaces.setdefault((c.a, c.a_port), itype)
-        ifaces.setdefault((c.b, c.b_port), itype)
-        cables.append((c.a, "dcim.interface", c.a_port, c.b, "dcim.interface", c.b_port,
-                       CABLE_TYPES.get(c.medium, ""), "planned", c.cable, f"{c.length_m:g}", "m"))
-    ips: list[tuple[Any, ...]] = []
-    boot_ifaces = ("mgmt0",) + tuple(g.boot_interface for g in plan.site.node_groups)
+    cables = _cable_rows(plan, ifaces)
     for a in plan.addresses:
         ifaces.setdefault((a.device, a.interface), "1000base-t" if a.pool in (
             "oob", "switch_mgmt") else "other")
-        primary = a.pool in ("switch_mgmt", "inband") and a.interface in boot_ifaces
-        ips.append((f"{a.address}/{a.prefix}", "active", a.device, a.interface,
-                    "true" if primary else "false", f"{a.device}.{site.domain}"
-                    if primary else f"{a.device}-{a.interface}.{site.domain}"))
     files["netbox/interfaces.csv"] = _csv(
         ["device", "name", "type", "mgmt_only"],
         [(d, i, t, "true" if i in ("bmc", "mgmt0") else "false")
@@ -134,12 +118,65 @@ def netbox_tree(plan: Plan) -> dict[str, str]:
     files["netbox/cables.csv"] = _csv(
         ["side_a_device", "side_a_type", "side_a_name", "side_b_device", "side_b_type",
          "side_b_name", "type", "status", "label", "length", "length_unit"], cables)
+    del cables
+    ips = _ip_rows(plan)
     files["netbox/prefixes.csv"] = _csv(
         ["prefix", "status", "description"],
         [(s.cidr, "active", f"{site.name} {s.pool} {s.name}") for s in plan.subnets])
     files["netbox/ip-addresses.csv"] = _csv(
         ["address", "status", "device", "interface", "is_primary", "dns_name"], ips)
     return files
+
+
+def _cable_rows(plan: Plan, ifaces: dict[tuple[str, str], str]) -> list[tuple[str, ...]]:
+    """cables.csv rows, entering both ends of each cable in ``ifaces`` (the first type of an
+    interface stays). One NetBox cable per link (the CSV import takes one termination per
+    side); its label is the physical cable's, so both links of a twin-port DAC carry the
+    same label. Each record's fields are read in one call and the few interface types,
+    cable types and lengths are formatted once each: half a million rows at 131k GPUs."""
+    itypes: dict[str, dict[str, str]] = {}
+    lengths: dict[float, str] = {}
+    setdefault = ifaces.setdefault
+    rows: list[tuple[str, ...]] = []
+    for a, a_port, b, b_port, medium, cable, length, fabric, sku in map(_CABLE_FIELDS,
+                                                                         plan.cables):
+        by_sku = itypes.get(fabric)
+        if by_sku is None:
+            by_sku = itypes[fabric] = {}
+        itype = by_sku.get(sku)
+        if itype is None:
+            itype = by_sku[sku] = _iface_type(plan, fabric, sku)
+        setdefault((a, a_port), itype)
+        setdefault((b, b_port), itype)
+        text = lengths.get(length)
+        if text is None:
+            text = lengths[length] = f"{length:g}"
+        rows.append((a, "dcim.interface", a_port, b, "dcim.interface", b_port,
+                     CABLE_TYPES.get(medium, ""), "planned", cable, text, "m"))
+    return rows
+
+
+_CABLE_FIELDS = attrgetter("a", "a_port", "b", "b_port", "medium", "cable", "length_m",
+                           "fabric", "sku")
+
+
+def _ip_rows(plan: Plan) -> list[tuple[str, ...]]:
+    """ip-addresses.csv rows: the boot interface's in-band and switch management
+    addresses are primary, named after the device; the others after device and interface."""
+    domain = plan.site.site.domain
+    boot_ifaces = ("mgmt0",) + tuple(g.boot_interface for g in plan.site.node_groups)
+    rows: list[tuple[str, ...]] = []
+    for pool, device, interface, address, prefix in map(_IP_FIELDS, plan.addresses):
+        if pool in ("switch_mgmt", "inband") and interface in boot_ifaces:
+            rows.append((f"{address}/{prefix}", "active", device, interface, "true",
+                         f"{device}.{domain}"))
+        else:
+            rows.append((f"{address}/{prefix}", "active", device, interface, "false",
+                         f"{device}-{interface}.{domain}"))
+    return rows
+
+
+_IP_FIELDS = attrgetter("pool", "device", "interface", "address", "prefix")
 
 
 def _loc(racks: dict[str, Any], rack: str) -> str:

@@ -21,11 +21,14 @@ at ``opensm/``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
+from operator import attrgetter, itemgetter, methodcaller
 
 from provision.plan.build import Plan
 from provision.plan.ibnames import UFM
 from provision.render.ibsim import (
     IbFabric,
+    ca_port_guids,
     ib_fabric,
     port_guid,
     split_planes,
@@ -37,6 +40,7 @@ FILES = ("root_guids.conf", "cn_guids.conf", "io_guids.conf", "partitions.conf",
          "node-name-map")
 DEFAULT_DIR = "/etc/opensm"
 _TIERS = ("leaf", "spine", "core")
+_LINKS = attrgetter("links")
 
 
 def resolve_guids(plan: Plan, discovered: Mapping[str, str] | None = None,
@@ -61,6 +65,45 @@ def routing(fabric: IbFabric) -> tuple[str, str]:
     if len(cn_leaves) < 2:
         # OpenSM's ftree gives up ("Failed to find leaf switches") below two such leaves.
         problems.append("fewer than two leaf switches have compute nodes")
+    if not _pure_fat_tree(fabric, tier):
+        problems = _link_problems(fabric, tier, problems)
+    if not problems:
+        return "ftree", ("The fabric is a pure fat tree (CAs on leaves, links only between "
+                         "adjacent tiers): fat-tree routing balances every leaf's traffic "
+                         "over all uplinks and is deadlock-free; the root GUID file names the "
+                         "top tier so partial cabling cannot confuse root detection.")
+    return "updn", ("The fabric is not a pure fat tree (" + "; ".join(problems[:3]) + "): "
+                    "up/down routing is deadlock-free on any topology, ranked from the "
+                    "root GUID file.")
+
+
+_PEER = itemgetter(0)
+_VALUES = methodcaller("values")
+
+
+def _pure_fat_tree(fabric: IbFabric, tier: Mapping[str, str]) -> bool:
+    """Whether :func:`_link_problems` would find nothing: every CA's peers are leaves and
+    every switch's peers of a known tier are one tier away. The same verdict from C-level
+    passes (all CAs' peers at once, a set per switch), not a Python step per port (1.2 s at
+    131k GPUs, where the fabric is a pure fat tree and the explanation is never needed)."""
+    cas = [n for n in fabric.nodes if n.kind == "Hca"]
+    leaves = {name for name, t in tier.items() if t == "leaf"}
+    if not set(map(_PEER, chain.from_iterable(map(_VALUES, map(_LINKS, cas))))) <= leaves:
+        return False
+    rank = {name: _TIERS.index(t) for name, t in tier.items() if t in _TIERS}
+    for n in fabric.nodes:
+        if n.kind == "Switch" and n.tier in _TIERS:
+            r = _TIERS.index(n.tier)
+            if not set(map(rank.get, map(_PEER, n.links.values()))) <= {None, r - 1, r + 1}:
+                return False
+    return True
+
+
+def _link_problems(fabric: IbFabric, tier: Mapping[str, str],
+                   problems: list[str]) -> list[str]:
+    """``problems`` and the links that break the fat tree, in node and port order, up to
+    the node that brings them past two."""
+    problems = list(problems)
     for n in fabric.nodes:
         for peer, _ in n.links.values():
             if n.kind == "Hca" and tier.get(peer) != "leaf":
@@ -71,14 +114,7 @@ def routing(fabric: IbFabric) -> tuple[str, str]:
                 problems.append(f"{n.name} ({n.tier}) links to {peer} ({tier[peer]})")
         if len(problems) > 2:
             break
-    if not problems:
-        return "ftree", ("The fabric is a pure fat tree (CAs on leaves, links only between "
-                         "adjacent tiers): fat-tree routing balances every leaf's traffic "
-                         "over all uplinks and is deadlock-free; the root GUID file names the "
-                         "top tier so partial cabling cannot confuse root detection.")
-    return "updn", ("The fabric is not a pure fat tree (" + "; ".join(problems[:3]) + "): "
-                    "up/down routing is deadlock-free on any topology, ranked from the "
-                    "root GUID file.")
+    return problems
 
 
 def _top_tier(fabric: IbFabric) -> list[str]:
@@ -106,7 +142,7 @@ def _files(plan: Plan, fabric: IbFabric, g: Mapping[str, str],
     head = f"site {site}" + _subnet_note(name, plane)
     roots = [g[name] for name in _top_tier(fabric)]
     cas = [n for n in fabric.nodes if n.kind == "Hca"]
-    cns = [port_guid(g, n) for n in cas if n.name != UFM]
+    cns = ca_port_guids(g, [n for n in cas if n.name != UFM])
     ios = [port_guid(g, n, p) for n in cas if n.name == UFM for p in sorted(n.links)]
     cf = plan.site.fabrics.ib().get(name)
     pkey = cf.ipoib_pkey if cf is not None else "0x7fff"

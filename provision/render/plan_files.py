@@ -152,15 +152,31 @@ def cabling_csv(plan: Plan) -> str:
     ``b_optic`` name the module in that cage (one module per cage, shared by its links).
     ``status`` is ``future`` for the links of a fabric's design capacity that reach a switch
     not installed yet (listed after the built ones)."""
-    rows = [(c, "built") for c in sorted(plan.cables, key=lambda c: (c.fabric, c.a_rack, c.id))]
-    rows += [(c, "future") for c in sorted(plan.future_cables,
-                                           key=lambda c: (c.fabric, c.a_rack, c.id))]
+    # Each record's fields are read in one attrgetter call and each distinct length and
+    # run is formatted once: half a million rows at 131k GPUs, a few thousand values.
+    order = operator.attrgetter("fabric", "a_rack", "id")
+    fields = operator.attrgetter("id", "cable", "fabric", "kind", "a", "a_port", "a_cage",
+                                 "a_rack", "b", "b_port", "b_cage", "b_rack", "medium", "sku",
+                                 "length_m", "run_m", "a_optic", "b_optic")
+    lengths: dict[float, str] = {}
+    runs: dict[float, str] = {}
+    rows: list[tuple[str, ...]] = []
+    for cables, status in ((plan.cables, "built"), (plan.future_cables, "future")):
+        for (lid, label, fabric, kind, a, a_port, a_cage, a_rack, b, b_port, b_cage, b_rack,
+             medium, sku, length, run, a_optic, b_optic) in map(fields, sorted(cables,
+                                                                              key=order)):
+            length_text = lengths.get(length)
+            if length_text is None:
+                length_text = lengths[length] = f"{length:g}"
+            run_text = runs.get(run)
+            if run_text is None:
+                run_text = runs[run] = f"{run:.2f}"
+            rows.append((lid, label, fabric, kind, a, a_port, a_cage, a_rack, b, b_port,
+                         b_cage, b_rack, medium, sku, length_text, run_text, a_optic,
+                         b_optic, status))
     return _csv(["link_id", "cable_label", "fabric", "kind", "a_device", "a_port", "a_cage",
                  "a_rack", "b_device", "b_port", "b_cage", "b_rack", "medium", "sku",
-                 "length_m", "run_m", "a_optic", "b_optic", "status"],
-                ((c.id, c.cable, c.fabric, c.kind, c.a, c.a_port, c.a_cage, c.a_rack, c.b,
-                  c.b_port, c.b_cage, c.b_rack, c.medium, c.sku, f"{c.length_m:g}",
-                  f"{c.run_m:.2f}", c.a_optic, c.b_optic, status) for c, status in rows))
+                 "length_m", "run_m", "a_optic", "b_optic", "status"], rows)
 
 
 def addresses_csv(plan: Plan) -> str:
