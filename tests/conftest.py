@@ -34,6 +34,7 @@ LAB_FIRST = ("tests/integration/test_provision_vm_lab.py",)
 a loaded machine (TCG VMs), overlaps the other worker's unit tests."""
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """For ``pytest -n 2 --dist loadgroup`` (scripts/test.sh): every lab test in one group,
     so the lab (namespaces, libvirt, the shared image cache) is only ever used by one worker
@@ -44,6 +45,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.xdist_group(group))
     first = [i for i in items if i.nodeid.split("::")[0] in LAB_FIRST]
     items[:] = first + [i for i in items if i not in first]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker with ``--dist loadgroup``, the lab group must have reached the
+    node ids (xdist 3.8 writes them where pytest 9 no longer reads them: pytest<9 is
+    pinned); otherwise two workers would share the lab."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [i.nodeid for i in session.items
+            if i.get_closest_marker("lab") and not i.nodeid.endswith(f"@{LAB_GROUP}")]
+    if lost:
+        raise pytest.UsageError(f"pytest-xdist did not group the lab tests ({lost[0]}): "
+                                "use pytest<9 with pytest-xdist 3 (pyproject.toml pins it)")
 
 
 @pytest.fixture
