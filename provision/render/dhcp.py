@@ -36,6 +36,9 @@ def client_id(hostname: str) -> str:
     return (b"\x00" + hostname.encode()).hex(":")
 
 
+_STR = encode_basestring_ascii
+"""A string as JSON writes it (ASCII, quoted), without json.dumps' Python frames."""
+
 _V4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})")
 
 
@@ -125,9 +128,6 @@ def _reservation_json(res: dict[str, Any]) -> str:
         return "{" + ", ".join([f"{_STR(k)}: {_STR(v)}" for k, v in res.items()]) + "}"
     except TypeError:  # a value that is not a string
         return json.dumps(res)
-
-
-_STR = encode_basestring_ascii
 
 
 def dhcp_tree(plan: Plan, macs: Mapping[str, str] | None = None) -> dict[str, str]:
